@@ -1,0 +1,1 @@
+"""The `emodistill` command line: one subcommand module per pipeline stage."""

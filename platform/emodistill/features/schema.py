@@ -1,0 +1,96 @@
+"""The Arrow schema of feature tables (DESIGN.md) and its validation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, asdict, dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from emodistill import __version__
+from emodistill.errors import FeatureTableError
+
+METADATA_KEY = b"emodistill"
+DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+COLUMNS = ("utt_id", "speaker", "gender", "session", "label", "n_frames", "features")
+
+
+@dataclass
+class FeatureMeta:
+    """Schema metadata stored as JSON under the key `emodistill`."""
+
+    corpus: str
+    upstream: str
+    upstream_config: dict
+    layer: int | str | None
+    sample_rate: int
+    frame_rate: float
+    dim: int
+    labels: list[str]
+    dtype: str = "float32"
+    split: str | None = None
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    package_version: str = __version__
+
+    def to_json(self) -> bytes:
+        """Serialise for the schema metadata."""
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, source: str) -> "FeatureMeta":
+        """Parse the metadata, naming the missing or unexpected key on failure."""
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise FeatureTableError(f"{source}: metadata key 'emodistill' is not valid JSON ({exc})") from None
+        expected = set(cls.__dataclass_fields__)
+        missing = sorted(k for k, f in cls.__dataclass_fields__.items()
+                         if k not in data and f.default is MISSING and f.default_factory is MISSING)
+        if missing:
+            raise FeatureTableError(f"{source}: metadata 'emodistill' lacks key(s) {missing}")
+        unknown = sorted(set(data) - expected)
+        if unknown:
+            raise FeatureTableError(f"{source}: metadata 'emodistill' has unknown key(s) {unknown}")
+        meta = cls(**data)
+        if meta.dtype not in DTYPES:
+            raise FeatureTableError(f"{source}: metadata 'emodistill.dtype' is {meta.dtype!r}, expected one of {sorted(DTYPES)}")
+        return meta
+
+
+def feature_schema(meta: FeatureMeta) -> pa.Schema:
+    """The Arrow schema for a table of `meta.dim`-dimensional frames."""
+    frame = pa.list_(DTYPES[meta.dtype], meta.dim)
+    return pa.schema(
+        [
+            pa.field("utt_id", pa.string(), nullable=False),
+            pa.field("speaker", pa.string()),
+            pa.field("gender", pa.string()),
+            pa.field("session", pa.int32()),
+            pa.field("label", pa.string(), nullable=False),
+            pa.field("n_frames", pa.int32(), nullable=False),
+            pa.field("features", pa.list_(frame), nullable=False),
+        ],
+        metadata={METADATA_KEY: meta.to_json()},
+    )
+
+
+def validate_table(table: pa.Table, source: str) -> FeatureMeta:
+    """Check a table against DESIGN's schema; return its metadata or raise naming what differs."""
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise FeatureTableError(f"{source}: schema metadata lacks the key 'emodistill'")
+    meta = FeatureMeta.from_json(raw, source)
+    expected = feature_schema(meta)
+    names = table.schema.names
+    if tuple(names) != COLUMNS:
+        raise FeatureTableError(f"{source}: columns are {names}, expected {list(COLUMNS)}")
+    for want in expected:
+        got = table.schema.field(want.name)
+        if not got.type.equals(want.type):
+            raise FeatureTableError(f"{source}: column '{want.name}' has type {got.type}, expected {want.type}")
+    labels = table.column("label")
+    unknown = set(labels.unique().to_pylist()) - set(meta.labels)
+    if unknown:
+        raise FeatureTableError(f"{source}: column 'label' has {sorted(unknown)} not in the label set {meta.labels}")
+    return meta
