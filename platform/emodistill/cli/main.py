@@ -14,6 +14,7 @@ from emodistill.errors import EmodistillError
 COMMAND_MODULES = (
     "emodistill.cli.corpus",
     "emodistill.cli.features",
+    "emodistill.cli.tracking",
 )
 
 

@@ -26,7 +26,9 @@ class FeatureSet:
     def from_table(cls, table: pa.Table, source: str = "<table>") -> "FeatureSet":
         """View a validated feature table without copying the frame data."""
         meta = validate_table(table, source)
-        feats = table.column("features").combine_chunks()
+        column = table.column("features")
+        # combine_chunks() copies even a lone chunk; only a multi-chunk table needs it.
+        feats = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         # list<fixed_size_list<float, D>>: the inner values are one contiguous float buffer.
         inner = feats.flatten()
         values = inner.flatten().to_numpy(zero_copy_only=False)

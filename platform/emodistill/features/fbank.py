@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
@@ -24,6 +24,8 @@ class FbankUpstream:
 
     name = "fbank"
     version = "1"
+    layer = None
+    batch_size = 32
 
     def __init__(self, config: FbankConfig = FbankConfig()):
         self.config = config
@@ -32,7 +34,7 @@ class FbankUpstream:
         self.hop = int(round(config.sample_rate * config.hop_ms / 1000))
         self.frame_rate = 1000.0 / config.hop_ms
         self.dim = config.n_mels
-        self.window = window_function(self.win, "hann", frame_length=config.n_fft)
+        self.window = window_function(self.win, "hann")
         self.mel = mel_filter_bank(
             num_frequency_bins=config.n_fft // 2 + 1,
             num_mel_filters=config.n_mels,
@@ -50,7 +52,7 @@ class FbankUpstream:
         spec = spectrogram(
             wav.astype(np.float32),
             self.window,
-            frame_length=self.config.n_fft,
+            frame_length=self.win,  # Kaldi framing: 400-sample frames, zero-padded to n_fft for the FFT
             hop_length=self.hop,
             fft_length=self.config.n_fft,
             power=2.0,
@@ -61,8 +63,10 @@ class FbankUpstream:
         )
         return np.ascontiguousarray(spec.T, dtype=np.float32)
 
+    def batch(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames of each waveform (no padding: a filterbank has no batch dimension to share)."""
+        return [self(w) for w in wavs]
+
     def describe(self) -> dict:
         """Config recorded in the table metadata."""
-        from dataclasses import asdict
-
-        return asdict(self.config)
+        return {"version": self.version, **asdict(self.config)}

@@ -1,0 +1,90 @@
+"""`emodistill features extract|info`: corpus manifest -> Arrow feature tables, and their summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from emodistill.corpora.manifest import load_manifest, manifest_splits
+from emodistill.errors import ConfigError, CorpusError
+from emodistill.features.extract import extract_features
+from emodistill.features.store import INDEX_NAME, read_index
+from emodistill.features.upstream import make_upstream
+
+
+def register(subparsers) -> None:
+    """Add `features extract` and `features info`."""
+    parser = subparsers.add_parser("features", help="extract upstream features into Arrow tables")
+    sub = parser.add_subparsers(dest="features_command", required=True, metavar="SUBCOMMAND")
+
+    extract = sub.add_parser("extract", help="extract train/dev/test feature tables from a corpus manifest")
+    extract.add_argument("--corpus", required=True, type=Path, help="corpus.csv, or a directory holding one")
+    extract.add_argument("--out", required=True, type=Path, help="feature directory to write")
+    extract.add_argument("--upstream", choices=("fbank", "hf"), default="fbank")
+    extract.add_argument("--model", help="Hugging Face model directory or hub name (--upstream hf)")
+    extract.add_argument("--layer", default=None, help="hidden layer: an index or 'last' (--upstream hf; default last)")
+    extract.add_argument("--test-session", type=int, default=1, help="session held out as the test split")
+    extract.add_argument("--dev-fraction", type=float, default=0.2, help="share of the other sessions for dev")
+    extract.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
+    extract.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    extract.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (--upstream hf)")
+    extract.add_argument("--batch-size", type=int, default=None, help="utterances per forward pass (--upstream hf; default 8)")
+    extract.add_argument("--corpus-name", help="name recorded in the tables (default: the corpus directory name)")
+    extract.set_defaults(func=run_extract)
+
+    info = sub.add_parser("info", help="summarise a feature directory")
+    info.add_argument("dir", type=Path, help="feature directory")
+    info.set_defaults(func=run_info)
+
+
+def _manifest_path(corpus: Path) -> Path:
+    """`--corpus` as a CSV path: a directory means its corpus.csv."""
+    path = corpus / "corpus.csv" if corpus.is_dir() else corpus
+    if not path.is_file():
+        raise CorpusError(f"{path}: corpus manifest not found (give a corpus.csv or the directory holding one)")
+    return path
+
+
+def _upstream(args: argparse.Namespace):
+    """The upstream named by --upstream, rejecting options it does not use."""
+    if args.upstream == "fbank":
+        if args.model is not None or args.layer is not None or args.batch_size is not None:
+            raise ConfigError("--model, --layer and --batch-size apply to --upstream hf only")
+        return make_upstream("fbank")
+    if args.model is None:
+        raise ConfigError("--upstream hf needs --model (a Hugging Face model directory or hub name)")
+    options = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+    return make_upstream("hf", model=args.model, layer=args.layer or "last", device=args.device, **options)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    """Extract the three splits and print their summary."""
+    csv_path = _manifest_path(args.corpus)
+    # A `split` column in the manifest fixes the splits; otherwise leave one session out.
+    records = manifest_splits(csv_path, strict=True) or load_manifest(csv_path, strict=True)
+    upstream = _upstream(args)
+    name = args.corpus_name or csv_path.resolve().parent.name
+    extract_features(records, upstream, args.out, name, dtype=args.dtype, test_session=args.test_session,
+                     dev_fraction=args.dev_fraction, seed=args.seed)
+    print(format_summary(read_index(args.out), args.out))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print the summary recorded in a feature directory's index."""
+    print(format_summary(read_index(args.dir), args.dir))
+    return 0
+
+
+def format_summary(index: dict, directory: Path) -> str:
+    """Per split: utterances per label, hours of audio, frames, bytes, fingerprint."""
+    meta = index["meta"]
+    lines = [f"{directory}: corpus {meta['corpus']}, upstream {meta['upstream']} (layer {meta['layer']}), "
+             f"D={meta['dim']}, {meta['frame_rate']:g} frames/s, {meta['dtype']}"]
+    for split, s in index["splits"].items():
+        counts = " ".join(f"{label}={n}" for label, n in s["counts"].items())
+        hours = "?" if s["seconds"] is None else f"{s['seconds'] / 3600:.2f}"
+        lines.append(f"  {split:<5} {s['utterances']:>6} utts ({counts}), {hours} h, {s['frames']} frames, "
+                     f"{s['bytes'] / 2**20:.1f} MiB, fingerprint {s['fingerprint']}")
+    lines.append(f"  dataset fingerprint {index['fingerprint']}; index {Path(directory) / INDEX_NAME}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""`emodistill best|sample|ui`: query a sweep's MLflow store, sample its best generator, browse it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+# MLflow takes seconds to import, so the tracking modules are imported by the handlers that need them.
+
+
+def register(subparsers) -> None:
+    """Add `best`, `sample` and `ui`."""
+    best = subparsers.add_parser("best", help="show the best finished trial of a sweep")
+    _store_arguments(best)
+    best.add_argument("--json", action="store_true", help="print the run as JSON")
+    best.set_defaults(func=run_best)
+
+    sample = subparsers.add_parser("sample", help="sample a synthetic feature table from a sweep's best generator")
+    _store_arguments(sample)
+    sample.add_argument("--ppc", type=int, required=True, help="utterances per class (with --imbalanced: ppc x classes in all)")
+    sample.add_argument("--imbalanced", action="store_true", help="follow the real class prior instead of equal counts")
+    sample.add_argument("--champion", action="store_true", help="use the registry's champion, not the best run")
+    sample.add_argument("--model-name", help="registered model name for --champion (default: the experiment)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
+    sample.set_defaults(func=run_sample)
+
+    ui = subparsers.add_parser("ui", help="serve the MLflow UI on the tracking store until Ctrl-C")
+    ui.add_argument("--tracking-uri", help="sqlite store (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=run_ui)
+
+
+def _store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--experiment, --metric, --tracking-uri."""
+    parser.add_argument("--experiment", required=True, help="experiment (sweep) name")
+    parser.add_argument("--metric", default="uar_ppc100", help="metric to maximise (default: uar_ppc100)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
+
+
+def run_best(args: argparse.Namespace) -> int:
+    """Print the best run's id, name, params and metrics."""
+    from emodistill.tracking.best import best_run
+
+    run = best_run(args.experiment, args.metric, args.tracking_uri)
+    summary = {
+        "experiment": args.experiment,
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "metric": args.metric,
+        "value": run.data.metrics[args.metric],
+        "metrics": dict(sorted(run.data.metrics.items())),
+        "params": dict(sorted(run.data.params.items())),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"best run of {args.experiment!r} by {args.metric}: {summary['run_id']} ({summary['run_name']}), "
+          f"{args.metric} = {summary['value']:.4f}")
+    for section in ("metrics", "params"):
+        print(f"{section}:")
+        for key, value in summary[section].items():
+            print(f"  {key} = {value}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """Write a synthetic table drawn from the best (or champion) generator and print its counts per label."""
+    from emodistill.features.store import write_table
+    from emodistill.tracking.best import best_generator
+
+    generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
+                               model_name=args.model_name)
+    n_classes = len(generator.label_names)
+    if args.imbalanced:
+        table = generator.sample(0, balanced=False, seed=args.seed, total=args.ppc * n_classes)
+    else:
+        table = generator.sample(args.ppc, seed=args.seed)
+    write_table(table, args.out)
+    counts = Counter(table.column("label").to_pylist())
+    per_label = ", ".join(f"{label} {counts[label]}" for label in generator.label_names)
+    print(f"wrote {table.num_rows} synthetic utterances to {args.out}: {per_label}")
+    return 0
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
+    from emodistill.tracking.server import start_server
+
+    with start_server(args.tracking_uri, host=args.host, port=args.port) as server:
+        print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
+        try:
+            while server.process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return 0
+        print(f"mlflow server exited with code {server.process.returncode}:\n{server.log_tail()}")
+        return 1

@@ -1,0 +1,202 @@
+"""The distillation config: typed sections, loaded from YAML/JSON presets or files plus dotted overrides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, \
+    create_model, field_validator
+
+from emodistill.downstream import DownstreamConfig
+from emodistill.errors import ConfigError
+from emodistill.models import ModelConfig
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+STRICT = ConfigDict(extra="forbid")
+
+# The feature table fixes D and the class count; the config sets the rest of ModelConfig.
+FROM_TABLE = ("dim", "n_classes")
+ModelSection = create_model(
+    "ModelSection",
+    __config__=STRICT,
+    __doc__="ModelConfig without dim and n_classes, which come from the feature table at train time.",
+    **{name: (field.annotation, field) for name, field in ModelConfig.model_fields.items() if name not in FROM_TABLE},
+)
+
+
+class LossConfig(BaseModel):
+    """Loss weights of paper Eqs. (1), (4), (5), (8); lambda_div = lambda_sml = 0 is the paper's Baseline."""
+
+    model_config = STRICT
+
+    lambda_gp: NonNegativeFloat = 10.0  # λ1, the WGAN-GP penalty
+    lambda_cls_real: NonNegativeFloat = 1.0  # λ2, critic CE on real samples
+    lambda_cls_fake: NonNegativeFloat = 1.0  # λ3, CE on generated samples (critic and generator)
+    lambda_fm: NonNegativeFloat = 1.0  # λ4, feature matching
+    lambda_div: NonNegativeFloat = 0.0  # λ5, diversity penalty
+    lambda_sml: NonNegativeFloat = 0.0  # λ6, softmax matching against the downstream pool
+    tau: PositiveFloat = 1.0  # bound of the diversity ratio in Eq. (7)
+
+
+class OptimConfig(BaseModel):
+    """Adam for both networks, WGAN-GP's critic schedule."""
+
+    model_config = STRICT
+
+    lr_g: PositiveFloat = 1e-4
+    lr_d: PositiveFloat = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    n_critic: PositiveInt = 5  # critic steps per generator step
+    batch_size: PositiveInt = 32
+    gp_every: PositiveInt = 1  # compute the penalty on every k-th critic step only (scaled by k)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {value}")
+        return value
+
+
+class TrainConfig(BaseModel):
+    """Length, seeding, bookkeeping and hardware of a run."""
+
+    model_config = STRICT
+
+    steps: PositiveInt = 1000  # generator steps
+    seed: int = 0
+    checkpoint_every: int = Field(default=0, ge=0)  # 0: no intermediate checkpoints
+    eval_every: int = Field(default=0, ge=0)  # 0: never call the on_eval hook
+    log_every: PositiveInt = 10
+    device: str = "auto"  # "auto": cuda when available, else cpu
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value != "auto":
+            try:
+                torch.device(value)
+            except RuntimeError:
+                raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
+        return value
+
+
+PoolPoint = Literal["early", "middle", "converged"] | float
+
+
+class PoolConfig(BaseModel):
+    """The downstream checkpoints f_θ that L_SML draws from: k seeds x snapshot points."""
+
+    model_config = STRICT
+
+    k: PositiveInt = 3
+    # "early"/"middle" or a fraction are snapshots at that share of downstream.max_steps;
+    # "converged" is the checkpoint selected by dev UAR.
+    points: list[PoolPoint] = Field(default_factory=lambda: ["early", "middle", "converged"], min_length=1)
+    downstream: DownstreamConfig = Field(default_factory=lambda: DownstreamConfig(max_steps=2000, eval_every=200))
+
+    @field_validator("points")
+    @classmethod
+    def _fractions_in_range(cls, value: list[PoolPoint]) -> list[PoolPoint]:
+        bad = [p for p in value if isinstance(p, float) and not 0.0 < p <= 1.0]
+        if bad:
+            raise ValueError(f"fractional pool points must lie in (0, 1], got {bad}")
+        return value
+
+
+class DistillConfig(BaseModel):
+    """Everything a distillation run needs besides the feature tables."""
+
+    model_config = STRICT
+
+    model: ModelSection = Field(default_factory=lambda: ModelSection(frames=32))
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+
+    def model_for(self, dim: int, n_classes: int) -> ModelConfig:
+        """The full ModelConfig for a feature table of `dim` features and `n_classes` labels."""
+        try:
+            return ModelConfig(**self.model.model_dump(), dim=dim, n_classes=n_classes)
+        except ValidationError as exc:
+            raise ConfigError(f"model section does not fit the features (dim {dim}, {n_classes} classes): {exc}") from None
+
+    def flatten(self) -> dict[str, Any]:
+        """Every field under a dotted key ('loss.lambda_sml', 'model.arch', 'pool.downstream.lr')."""
+        return _flatten(self.model_dump(mode="json"))
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets (usable wherever a config path is expected)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_mapping(source: str | Path) -> dict[str, Any]:
+    path = Path(source)
+    if not path.is_file() and str(source) in preset_names():
+        path = PRESETS_DIR / f"{source}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"config {source}: no such file, and not a preset (presets: {preset_names()})")
+    try:
+        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top, got {type(data).__name__}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r}: expected key=value, e.g. loss.lambda_sml=1.0")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: '{part}' is not a section")
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {override!r}: value is not valid YAML ({exc})") from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            problems.append(f"'{where}': {error['msg']} (got {error.get('input')!r})")
+    return f"config {source}: " + "; ".join(problems)
+
+
+def load_config(source: str | Path | None = None, overrides: list[str] = ()) -> DistillConfig:
+    """A DistillConfig from a YAML/JSON file or preset name (None: all defaults) with `a.b=value` overrides."""
+    data = _read_mapping(source) if source is not None else {}
+    for override in overrides:
+        _apply_override(data, override)
+    try:
+        return DistillConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(source or "<defaults>"))) from None

@@ -1,0 +1,103 @@
+"""The pool Θ of downstream checkpoints f_θ for the softmax-matching loss (paper Eq. 6), cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from emodistill.distill.config import PoolConfig
+from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
+from emodistill.errors import ConfigError
+from emodistill.features.dataset import FeatureSet
+from emodistill.features.store import atomic_path
+
+log = logging.getLogger(__name__)
+
+POINT_FRACTIONS = {"early": 0.1, "middle": 0.5}
+INDEX_FILE = "pool.json"
+
+
+def feature_fingerprint(*splits: FeatureSet) -> str:
+    """16 hex chars of sha256 over the frames, offsets and labels of the given splits."""
+    digest = hashlib.sha256()
+    for fs in splits:
+        digest.update(json.dumps(list(fs.label_names)).encode())
+        for array in (fs.offsets, fs.labels, fs.frames):
+            digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def pool_key(config: PoolConfig, fingerprint: str) -> str:
+    """Cache key: the feature fingerprint plus a hash of the pool config."""
+    config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+    return f"{fingerprint}-{config_hash}"
+
+
+def snapshot_steps(config: PoolConfig) -> dict[str, int]:
+    """Training step of every snapshot point (all points but "converged", which is the dev-selected model)."""
+    max_steps = config.downstream.max_steps
+    steps = {}
+    for point in config.points:
+        if point != "converged":
+            fraction = POINT_FRACTIONS.get(point, point)
+            steps[str(point)] = max(1, round(fraction * max_steps))
+    return steps
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """The model in eval mode with gradients off: the pool is a fixed target, never trained by the GAN."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig) -> dict[str, Downstream]:
+    """k downstreams with different seeds; every requested point of each, named `seed{i}_{point}`."""
+    steps = snapshot_steps(config)
+    wanted = sorted(set(steps.values()))
+    members = {}
+    for i in range(config.k):
+        downstream_config = config.downstream.model_copy(update={"seed": config.downstream.seed + i})
+        log.info("pool: training downstream %d/%d (seed %d)", i + 1, config.k, downstream_config.seed)
+        result = train_downstream(train, dev, downstream_config, snapshot_steps=wanted)
+        taken = dict(zip(wanted, result.snapshots))  # an early stop drops the last snapshots
+        for point in config.points:
+            name = f"seed{i}_{point}"
+            if point == "converged":
+                members[name] = result.model
+            elif steps[str(point)] in taken:
+                model = Downstream(train.dim, len(train.label_names), downstream_config.hidden)
+                model.load_state_dict(taken[steps[str(point)]])
+                members[name] = model
+            else:
+                log.warning("pool: %s skipped (downstream stopped early at step %d)", name, result.steps)
+    if not members:
+        raise ConfigError("pool: no checkpoint was taken; lower pool.points or raise pool.downstream.patience")
+    return members
+
+
+def train_pool(train: FeatureSet, dev: FeatureSet, config: PoolConfig, cache_dir: str | Path | None = None,
+               fingerprint: str | None = None) -> list[Downstream]:
+    """Frozen downstream checkpoints trained on real data; reused from `cache_dir` when trained before."""
+    if cache_dir is None:
+        return [frozen(m) for m in _train_members(train, dev, config).values()]
+    directory = Path(cache_dir) / pool_key(config, fingerprint or feature_fingerprint(train, dev))
+    index = directory / INDEX_FILE
+    if index.is_file():
+        log.info("reusing pool from %s", directory)
+        names = json.loads(index.read_text())["members"]
+        return [frozen(load_downstream(directory / name)) for name in names]
+    members = _train_members(train, dev, config)
+    for name, model in members.items():
+        save_downstream(model, directory / name, extra={"pool": config.model_dump(mode="json")})
+    # The index is written last: a pool interrupted mid-way is trained again, never half reused.
+    with atomic_path(index) as tmp:
+        tmp.write_text(json.dumps({"members": list(members)}, indent=2))
+    log.info("pool of %d checkpoints saved to %s", len(members), directory)
+    return [frozen(m) for m in members.values()]

@@ -1,0 +1,201 @@
+"""Feature tables on disk: Arrow IPC files, written atomically, read memory-mapped, fingerprinted.
+
+A feature directory holds `train.arrow`, `dev.arrow`, `test.arrow` and `features.json`, an index
+with the shared metadata and, per split, counts, frames, bytes and the table fingerprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+
+from emodistill.corpora.records import Utterance
+from emodistill.errors import FeatureTableError
+from emodistill.features.dataset import FeatureSet
+from emodistill.features.schema import DTYPES, METADATA_KEY, FeatureMeta, feature_schema, validate_table
+
+SPLITS = ("train", "dev", "test")
+INDEX_NAME = "features.json"
+RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
+
+
+def _record_fields(record: Utterance | dict) -> dict:
+    """The per-utterance columns of a record (an Utterance, or a dict such as a synthetic sample's)."""
+    if isinstance(record, Utterance):
+        record = asdict(record)
+    if "utt_id" not in record or "label" not in record:
+        raise FeatureTableError(f"record {record!r} lacks 'utt_id' or 'label'")
+    return {c: record.get(c) for c in RECORD_COLUMNS}
+
+
+def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: FeatureMeta) -> pa.Table:
+    """A feature table from (record, frames (T, D)) pairs, frames cast to `meta.dtype`."""
+    if meta.dtype not in DTYPES:
+        raise FeatureTableError(f"dtype {meta.dtype!r} is not one of {sorted(DTYPES)}")
+    columns = {c: [] for c in RECORD_COLUMNS}
+    blocks, lengths = [], []
+    for record, frames in items:
+        fields = _record_fields(record)
+        frames = np.asarray(frames)
+        if frames.ndim != 2 or frames.shape[1] != meta.dim:
+            raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
+        if fields["label"] not in meta.labels:
+            raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} is not in the label set {meta.labels}")
+        for name, value in fields.items():
+            columns[name].append(value)
+        blocks.append(frames.astype(meta.dtype, copy=False))
+        lengths.append(len(frames))
+    schema = feature_schema(meta)
+    values = np.concatenate(blocks) if blocks else np.zeros((0, meta.dim), meta.dtype)
+    frame_type = schema.field("features").type.value_type
+    frames_array = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), type=frame_type)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+    features = pa.ListArray.from_arrays(offsets, frames_array, type=schema.field("features").type)
+    arrays = [pa.array(columns[c], schema.field(c).type) for c in RECORD_COLUMNS]
+    arrays += [pa.array(lengths, pa.int32()), features]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; it replaces `path` only if the block completes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(table: pa.Table, path: str | Path) -> Path:
+    """Validate `table` and write it as an Arrow IPC file, atomically."""
+    path = Path(path)
+    validate_table(table, str(path))
+    with atomic_path(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    return path
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Memory-map a feature table (no copy of the frames) and validate its schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureTableError(f"{path}: feature table not found")
+    try:
+        table = ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise FeatureTableError(f"{path}: not a readable Arrow IPC file ({exc})") from None
+    validate_table(table, str(path))
+    return table
+
+
+def fingerprint(table: pa.Table) -> str:
+    """16 hex chars of sha256 over the content and metadata (ignoring `created`), chunking-independent."""
+    meta = json.loads(table.schema.metadata[METADATA_KEY])
+    meta.pop("created", None)
+    digest = hashlib.sha256()
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    digest.update(table.schema.remove_metadata().to_string().encode())
+    for name in RECORD_COLUMNS + ("n_frames",):
+        digest.update(json.dumps(table.column(name).to_pylist()).encode())
+    for chunk in table.column("features").chunks:
+        # flatten() honours slicing, so only the frames this table refers to are hashed.
+        values = chunk.flatten().flatten().to_numpy(zero_copy_only=False)
+        digest.update(memoryview(np.ascontiguousarray(values)).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def split_summary(table: pa.Table, path: str | Path, seconds: float | None = None) -> dict:
+    """Index entry of one split: utterances per label, frames, audio seconds, bytes, fingerprint."""
+    meta = validate_table(table, str(path))
+    counts = Counter(table.column("label").to_pylist())
+    return {
+        "file": Path(path).name,
+        "utterances": table.num_rows,
+        "counts": {label: counts.get(label, 0) for label in meta.labels},
+        "frames": int(pc.sum(table.column("n_frames")).as_py() or 0),
+        "seconds": seconds,
+        "bytes": Path(path).stat().st_size,
+        "created": meta.created,
+        "fingerprint": fingerprint(table),
+    }
+
+
+def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict]) -> dict:
+    """Write `features.json` atomically; its fingerprint combines the split fingerprints."""
+    shared = asdict(meta)
+    shared.pop("split")
+    combined = hashlib.sha256(json.dumps({s: splits[s]["fingerprint"] for s in sorted(splits)}).encode())
+    index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
+    path = Path(directory) / INDEX_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(index, indent=2) + "\n")
+    return index
+
+
+def read_index(directory: str | Path) -> dict:
+    """The parsed `features.json` of a feature directory."""
+    directory = Path(directory)
+    path = directory / INDEX_NAME
+    if not directory.is_dir():
+        raise FeatureTableError(f"{directory}: feature directory not found")
+    if not path.is_file():
+        raise FeatureTableError(f"{path}: index not found (run `emodistill features extract` to completion)")
+    try:
+        index = json.loads(path.read_text())
+    except ValueError as exc:
+        raise FeatureTableError(f"{path}: not valid JSON ({exc})") from None
+    missing = [k for k in ("meta", "splits", "fingerprint") if k not in index]
+    if missing:
+        raise FeatureTableError(f"{path}: lacks key(s) {missing}")
+    return index
+
+
+def dataset_fingerprint(directory: str | Path) -> str:
+    """The fingerprint of a whole feature directory, as recorded in its index."""
+    return read_index(directory)["fingerprint"]
+
+
+def open_splits(directory: str | Path) -> dict[str, pa.Table]:
+    """Memory-map the train/dev/test tables, checking each against the index written with it."""
+    directory = Path(directory)
+    index = read_index(directory)
+    tables = {}
+    for split in SPLITS:
+        path = directory / f"{split}.arrow"
+        entry = index["splits"].get(split)
+        if entry is None:
+            raise FeatureTableError(f"{directory / INDEX_NAME}: split '{split}' missing from the index")
+        if not path.is_file():
+            raise FeatureTableError(f"{path}: split '{split}' missing from feature directory {directory}")
+        table = read_table(path)
+        # A re-extraction interrupted after some splits leaves tables the index does not describe.
+        meta = validate_table(table, str(path))
+        if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
+            raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
+        tables[split] = table
+    return tables
+
+
+def load_splits(directory: str | Path) -> dict[str, FeatureSet]:
+    """The train/dev/test splits as zero-copy FeatureSets."""
+    directory = Path(directory)
+    return {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"))
+            for split, table in open_splits(directory).items()}

@@ -1,0 +1,129 @@
+"""The generator artifact: a directory with `config.json` and `model.safetensors` (DESIGN "Generator artifacts")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from emodistill import __version__
+from emodistill.errors import ConfigError
+from emodistill.generator.sampling import TrainedGenerator
+from emodistill.models import ModelConfig, build_generator
+
+log = logging.getLogger(__name__)
+
+FORMAT = "emodistill-generator"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def artifact_config(module: nn.Module, *, model_config: dict, label_names, class_prior, feature_meta: dict,
+                    normalization: tuple[np.ndarray, np.ndarray] | None, training_config: dict,
+                    metrics: dict) -> dict[str, Any]:
+    """The content of config.json; `normalization` is the (mean, std) per dimension the module's output is scaled by."""
+    prior = np.asarray(class_prior, dtype=np.float64)
+    if len(prior) != len(label_names) or prior.sum() <= 0 or (prior < 0).any():
+        raise ConfigError(f"generator artifact: class_prior {prior.tolist()} does not match labels {list(label_names)}")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": dict(model_config),
+        "label_names": list(label_names),
+        "class_prior": (prior / prior.sum()).tolist(),
+        "feature_meta": dict(feature_meta),
+        "normalization": None if normalization is None else {
+            "mean": np.asarray(normalization[0], np.float32).tolist(),
+            "std": np.asarray(normalization[1], np.float32).tolist(),
+        },
+        "num_parameters": sum(p.numel() for p in module.parameters()),
+        "training": training_config,
+        "metrics": metrics,
+    }
+
+
+def save_generator(module: nn.Module, out_dir: str | Path, *, model_config: dict, label_names, class_prior,
+                   feature_meta: dict, normalization: tuple[np.ndarray, np.ndarray] | None,
+                   training_config: dict, metrics: dict) -> Path:
+    """Write the artifact atomically (replacing any previous one at `out_dir`); return its path."""
+    out_dir = Path(out_dir)
+    config = artifact_config(module, model_config=model_config, label_names=label_names, class_prior=class_prior,
+                             feature_meta=feature_meta, normalization=normalization,
+                             training_config=training_config, metrics=metrics)
+    weights = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        save_file(weights, staging / WEIGHTS_FILE)
+        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("wrote generator %s (%d parameters)", out_dir, config["num_parameters"])
+    return out_dir
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Move a complete staging dir to `out_dir`; an old artifact is set aside first, then removed."""
+    if not out_dir.exists():
+        os.replace(staging, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    os.replace(out_dir, old / out_dir.name)
+    os.replace(staging, out_dir)
+    shutil.rmtree(old)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """The artifact's config.json, checked for format and required keys."""
+    file = Path(path) / CONFIG_FILE
+    if not file.is_file():
+        raise ConfigError(f"{path}: not a generator artifact (missing {CONFIG_FILE})")
+    try:
+        config = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{file}: not valid JSON ({exc})") from None
+    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"{file}: expected format {FORMAT!r} version {FORMAT_VERSION}, "
+                          f"got {config.get('format')!r} version {config.get('format_version')!r}")
+    required = ("model", "label_names", "class_prior", "feature_meta", "normalization", "created")
+    missing = [key for key in required if key not in config]
+    if missing:
+        raise ConfigError(f"{file}: lacks key(s) {missing}")
+    return config
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerator:
+    """Load a generator artifact (safetensors weights, JSON config; nothing is unpickled)."""
+    path = Path(path)
+    config = read_config(path)
+    weights_file = path / WEIGHTS_FILE
+    if not weights_file.is_file():
+        raise ConfigError(f"{path}: not a generator artifact (missing {WEIGHTS_FILE})")
+    try:
+        model_config = ModelConfig(**config["model"])
+    except ValidationError as exc:
+        raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {exc}") from None
+    module = build_generator(model_config)
+    try:
+        module.load_state_dict(load_file(weights_file))
+    except (SafetensorError, RuntimeError) as exc:
+        raise ConfigError(f"{weights_file}: weights do not match the model in {CONFIG_FILE} ({exc})") from None
+    device = torch.device(device)
+    return TrainedGenerator(module=module.to(device).eval(), config=config, device=device)

@@ -1,0 +1,126 @@
+"""Sampling synthetic feature tables from a trained generator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+
+from emodistill.errors import ConfigError
+from emodistill.features.dataset import FeatureSet
+from emodistill.features.schema import FeatureMeta
+from emodistill.features.store import build_table
+from emodistill.models import make_latent
+
+
+def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split `total` into integer counts proportional to `weights` that sum exactly to `total`."""
+    share = total * np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    counts = np.floor(share).astype(np.int64)
+    # Ties go to the earlier class (stable sort), so the split is deterministic.
+    order = np.argsort(-(share - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def class_counts(ppc: int | Mapping[str, int], label_names: tuple[str, ...], class_prior: np.ndarray,
+                 balanced: bool = True, total: int | None = None) -> np.ndarray:
+    """Utterances to draw per class: `ppc` each (balanced), the real prior at ppc * C (imbalanced), or a mapping."""
+    if isinstance(ppc, Mapping):
+        if not balanced or total is not None:
+            raise ConfigError("sample: a ppc mapping gives the counts itself; drop balanced=False / total")
+        unknown = sorted(set(ppc) - set(label_names))
+        if unknown:
+            raise ConfigError(f"sample: ppc mapping has label(s) {unknown} not in the label set {list(label_names)}")
+        counts = np.array([ppc.get(name, 0) for name in label_names], dtype=np.int64)
+    else:
+        if isinstance(ppc, bool) or not isinstance(ppc, (int, np.integer)):
+            raise ConfigError(f"sample: ppc must be an int or a mapping label -> count, got {ppc!r}")
+        if ppc < 0:
+            raise ConfigError(f"sample: ppc must be >= 0, got {ppc}")
+        n = len(label_names) * int(ppc) if total is None else total
+        if n < 0:
+            raise ConfigError(f"sample: total must be >= 0, got {n}")
+        weights = np.ones(len(label_names)) if balanced else np.asarray(class_prior, dtype=np.float64)
+        counts = largest_remainder(n, weights)
+    if (counts < 0).any():
+        bad = {name: int(c) for name, c in zip(label_names, counts) if c < 0}
+        raise ConfigError(f"sample: counts must be >= 0, got {bad}")
+    return counts
+
+
+@dataclass
+class TrainedGenerator:
+    """A loaded generator artifact: the module plus what is needed to sample feature tables from it."""
+
+    module: nn.Module  # maps latents to (B, frames, dim) in normalised feature space, in eval mode
+    config: dict[str, Any]  # the artifact's config.json
+    device: torch.device
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class labels, in the order of the one-hot latent."""
+        return tuple(self.config["label_names"])
+
+    @property
+    def class_prior(self) -> np.ndarray:
+        """Class frequencies of the real training split (sums to 1)."""
+        return np.asarray(self.config["class_prior"], dtype=np.float64)
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameters of the generator."""
+        return sum(p.numel() for p in self.module.parameters())
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the generator's weights and buffers."""
+        tensors = list(self.module.parameters()) + list(self.module.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def feature_meta(self) -> FeatureMeta:
+        """Schema metadata of the tables this generator samples (the source table's, split 'synthetic')."""
+        meta = FeatureMeta(**self.config["feature_meta"])
+        return replace(meta, split="synthetic", created=self.config["created"])
+
+    @torch.no_grad()
+    def generate(self, labels: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """Features (N, frames, dim) float32 in the real feature space for the given label indexes."""
+        noise_dim = self.config["model"]["noise_dim"]
+        rng = torch.Generator().manual_seed(seed)  # CPU noise: the same draw on every device
+        norm = self.config["normalization"]
+        std, mean = (torch.tensor(norm["std"]), torch.tensor(norm["mean"])) if norm else (1.0, 0.0)
+        out = []
+        for start in range(0, len(labels), batch_size):
+            y = torch.as_tensor(labels[start:start + batch_size], dtype=torch.long)
+            noise = torch.randn(len(y), noise_dim, generator=rng)
+            x = self.module(make_latent(y, noise, len(self.label_names)).to(self.device)).float().cpu()
+            out.append((x * std + mean).numpy())
+        frames, dim = self.config["model"]["frames"], self.config["model"]["dim"]
+        return np.concatenate(out) if out else np.zeros((0, frames, dim), np.float32)
+
+    def sample(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
+               total: int | None = None, batch_size: int = 256) -> pa.Table:
+        """A synthetic feature table: `ppc` utterances per class (or the real prior when balanced=False)."""
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        labels = np.repeat(np.arange(len(counts)), counts)
+        features = self.generate(labels, seed=seed, batch_size=batch_size)
+        index_in_class = np.concatenate([np.arange(c) for c in counts]) if len(labels) else labels
+        items = (
+            ({"utt_id": f"syn_{self.label_names[y]}_{i:06d}", "speaker": "synthetic", "gender": None,
+              "session": None, "label": self.label_names[y]}, x)
+            for y, i, x in zip(labels, index_in_class, features)
+        )
+        return build_table(items, self.feature_meta)
+
+    def sample_features(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
+                        total: int | None = None, batch_size: int = 256) -> FeatureSet:
+        """`sample(...)` viewed as a FeatureSet, ready for the downstream trainer."""
+        table = self.sample(ppc, balanced=balanced, seed=seed, total=total, batch_size=batch_size)
+        return FeatureSet.from_table(table, "<synthetic>")

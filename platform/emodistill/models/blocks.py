@@ -1,0 +1,63 @@
+"""Layers shared by both generators: the latent seed map, upsampling stages and the final crop."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+LEAK = 0.2
+N_STAGES = 4  # each stage doubles time and frequency, so the seed map is 1/16 of (T, D)
+
+
+def stage_widths(channels: int) -> list[int]:
+    """Channels per upsampling stage: full width on the coarse maps, narrower on the two finest (cheaper at T x D)."""
+    return [channels, channels, channels // 2, channels // 4]
+
+
+def conv_block(c_in: int, c_out: int, dilation: int = 1) -> nn.Sequential:
+    """Size-preserving 3x3 Conv2d + BatchNorm + LeakyReLU."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=dilation, dilation=dilation),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(LEAK),
+    )
+
+
+def upsample_block(c_in: int, c_out: int) -> nn.Sequential:
+    """ConvTranspose2d that doubles both axes + BatchNorm + LeakyReLU."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(LEAK),
+    )
+
+
+def upsampling_stages(widths: list[int], dilations: list[int]) -> list[nn.Module]:
+    """[upsample, conv] per stage, flattened: 2 * len(widths) layers, coarse to fine."""
+    layers: list[nn.Module] = []
+    c_in = widths[0]
+    for width, dilation in zip(widths, dilations, strict=True):
+        layers += [upsample_block(c_in, width), conv_block(width, width, dilation)]
+        c_in = width
+    return layers
+
+
+class LatentSeed(nn.Module):
+    """Projects z to a (channels, ceil(T/16), ceil(D/16)) map that the stages upsample past (T, D)."""
+
+    def __init__(self, latent_dim: int, channels: int, frames: int, dim: int):
+        super().__init__()
+        scale = 2**N_STAGES
+        self.shape = (channels, math.ceil(frames / scale), math.ceil(dim / scale))
+        self.project = nn.Linear(latent_dim, math.prod(self.shape))
+        self.norm = nn.Sequential(nn.BatchNorm2d(channels), nn.LeakyReLU(LEAK))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.project(z).view(-1, *self.shape))
+
+
+def to_features(maps: torch.Tensor, frames: int, dim: int) -> torch.Tensor:
+    """(B, 1, T', D') with T' >= T, D' >= D -> (B, T, D), cropping the upsampling overshoot."""
+    return maps[:, 0, :frames, :dim]

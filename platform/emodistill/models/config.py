@@ -1,0 +1,44 @@
+"""Architecture settings shared by the generators and the critic."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Paper Sec. 5.1: GAN-CNN uses 256 channels, GAN-ATT reduces them to 128.
+PAPER_G_CHANNELS = {"gan_cnn": 256, "gan_att": 128}
+
+
+class ModelConfig(BaseModel):
+    """Generator/discriminator architecture; `g_channels=None` resolves to the paper's width for `arch`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Literal["gan_cnn", "gan_att"] = "gan_att"
+    frames: int = Field(ge=8, description="T, frames per generated sample")
+    dim: int = Field(ge=8, description="D, feature dimension per frame")
+    n_classes: int = Field(ge=2)
+    noise_dim: int = Field(default=100, ge=1)
+    g_channels: int | None = Field(default=None, ge=8)
+    d_channels: int = Field(default=64, ge=1)
+    attention_heads: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _resolve_channels(self) -> ModelConfig:
+        if self.g_channels is None:
+            self.g_channels = PAPER_G_CHANNELS[self.arch]
+        if self.g_channels % 4:
+            # The generator narrows to g_channels/2 and g_channels/4 in its two finest stages.
+            raise ValueError(f"g_channels must be a multiple of 4, got {self.g_channels}")
+        if self.arch == "gan_att" and self.g_channels % self.attention_heads:
+            raise ValueError(
+                f"g_channels ({self.g_channels}) must be divisible by attention_heads ({self.attention_heads}) "
+                "for gan_att: the self-attention embeds each time step with g_channels features"
+            )
+        return self
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of z = [one-hot label ⊕ noise]."""
+        return self.n_classes + self.noise_dim

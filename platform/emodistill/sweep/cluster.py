@@ -1,0 +1,49 @@
+"""Joining a Ray cluster, and what a sweep needs from one with several nodes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import ray
+
+from emodistill.errors import ConfigError
+from emodistill.tracking.store import is_local_uri
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None) -> bool:
+    """Join the cluster at `address` or $RAY_ADDRESS (set inside `ray job submit`), else start a local one.
+
+    Returns True when this call started Ray (so the caller shuts it down). "local" is passed
+    explicitly because a bare `ray.init()` would join any other cluster running on the machine.
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    log.info("Ray: %s, %d node(s), %s", address, len(alive_nodes()), ray.cluster_resources())
+    return True
+
+
+def alive_nodes() -> list[dict]:
+    """The cluster's live nodes as `ray.nodes()` describes them."""
+    return [node for node in ray.nodes() if node["Alive"]]
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Refuse a store on one machine's disk when trials may run on another machine."""
+    nodes = alive_nodes()
+    if len(nodes) > 1 and is_local_uri(uri):
+        raise ConfigError(
+            f"tracking URI {uri!r} is a local store, but the Ray cluster has {len(nodes)} nodes: trials on other "
+            "nodes could not write to it. Start an MLflow server that proxies artifacts (`mlflow server "
+            "--backend-store-uri sqlite:///mlruns.db --serve-artifacts --host 0.0.0.0`) and pass its "
+            "http://HOST:PORT as --tracking-uri")
+
+
+def node_identity() -> dict[str, str]:
+    """Where the calling worker runs: hostname and Ray node id (tags of a trial's run)."""
+    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "ray.hostname": socket.gethostname()}

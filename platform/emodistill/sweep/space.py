@@ -1,0 +1,190 @@
+"""Search-space files (`search_spaces/*.yaml`): a typed, validated description of one sweep.
+
+A space names the objective, how many trials run and how many at once, what each trial may use,
+the distillation config every trial starts from, the evaluation budgets, and how trials differ:
+a grid (optionally over named variants) or a sampled space (random or Optuna TPE, with optional
+conditions and ASHA early stopping). Trial configs are flat dicts of dotted DistillConfig overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from emodistill.errors import ConfigError
+
+VARIANT_KEY = "variant"
+BUDGET_METRIC = re.compile(r"^uar_ppc(\d+)$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Objective(_Strict):
+    """The metric the sweep optimises (reported by every trial at every evaluation)."""
+
+    metric: str = "uar_ppc100"
+    mode: Literal["max", "min"] = "max"
+
+
+class Resources(_Strict):
+    """What one trial reserves on a node; fractional GPUs let several trials share one device."""
+
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+    def as_tune(self) -> dict[str, float]:
+        """The resource dict `tune.with_resources` takes."""
+        return {"cpu": self.cpu, "gpu": self.gpu}
+
+
+class BaseConfig(_Strict):
+    """The distillation config every trial starts from: a preset (or config file) plus dotted overrides."""
+
+    preset: str = "default"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evaluation(_Strict):
+    """Budgets (samples per class) evaluated every `train.eval_every` steps, and the downstream recipe."""
+
+    budgets: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    arch_budgets: dict[str, list[Annotated[int, Field(gt=0)]]] = Field(
+        default_factory=dict, description="extra budgets for one architecture (the paper's 800/1800 for gan_att)")
+    downstream: dict[str, Any] = Field(default_factory=dict, description="EvalConfig overrides")
+    reference_seed: int = 0
+
+    def budgets_for(self, arch: str) -> list[int]:
+        """Budgets evaluated for a trial of architecture `arch`, ascending."""
+        return sorted(set(self.budgets) | set(self.arch_budgets.get(arch, [])))
+
+
+class FloatParam(_Strict):
+    """A float drawn uniformly, or log-uniformly when `log` is set."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    when: dict[str, Any] = Field(default_factory=dict, description="sample only if these params have these values")
+
+
+class IntParam(_Strict):
+    """An integer in [low, high]."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    when: dict[str, Any] = Field(default_factory=dict)
+
+
+class CategoricalParam(_Strict):
+    """One of a list of values."""
+
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+    when: dict[str, Any] = Field(default_factory=dict)
+
+
+Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+
+
+class Asha(_Strict):
+    """ASHA early stopping, counted in evaluation rounds (one per `train.eval_every` steps)."""
+
+    type: Literal["asha"] = "asha"
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=2.0, gt=1)
+
+
+class GridSearch(_Strict):
+    """Every combination of `grid` values (and of `variants`, each a named set of overrides)."""
+
+    type: Literal["grid"]
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> GridSearch:
+        if not self.grid and not self.variants:
+            raise ValueError("a grid search needs 'grid' or 'variants'")
+        return self
+
+
+class SampledSearch(_Strict):
+    """Trials sampled from `params`: random search, or Optuna TPE (define-by-run, so `when` works)."""
+
+    type: Literal["random", "optuna"]
+    seed: int = 0
+    params: dict[str, Param] = Field(min_length=1)
+    scheduler: Asha | None = None
+
+    @model_validator(mode="after")
+    def _conditions_refer_back(self) -> SampledSearch:
+        seen: set[str] = set()
+        for name, param in self.params.items():
+            unknown = sorted(set(param.when) - seen)
+            if unknown:
+                raise ValueError(f"params.{name}.when refers to {unknown}, which must be params listed before it")
+            seen.add(name)
+        return self
+
+
+class SearchSpace(_Strict):
+    """One sweep: objective, trial count, concurrency, resources, base config, budgets, search."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    objective: Objective = Field(default_factory=Objective)
+    trials: int = Field(default=1, ge=1, description="samples for a sampled search; grid repeats otherwise")
+    max_concurrent_trials: int = Field(default=1, ge=1)
+    max_failures: int = Field(default=1, ge=0, description="restarts of a crashed trial from its checkpoint")
+    resources: Resources = Field(default_factory=Resources)
+    base: BaseConfig = Field(default_factory=BaseConfig)
+    evaluation: Evaluation
+    search: Annotated[Union[GridSearch, SampledSearch], Field(discriminator="type")]
+
+    @model_validator(mode="after")
+    def _objective_is_evaluated(self) -> SearchSpace:
+        match = BUDGET_METRIC.match(self.objective.metric)
+        if match and int(match.group(1)) not in self.evaluation.budgets:
+            raise ValueError(f"objective.metric {self.objective.metric!r} needs budget {match.group(1)} "
+                             f"in evaluation.budgets {self.evaluation.budgets}")
+        if not match:
+            raise ValueError(f"objective.metric must be uar_ppc<N>, got {self.objective.metric!r}")
+        if any(k.startswith("pool.") for k in self.varied_keys()):
+            raise ValueError("the search may not vary 'pool.*': the checkpoint pool is trained once per sweep")
+        return self
+
+    def varied_keys(self) -> set[str]:
+        """Dotted config keys that differ between trials."""
+        if isinstance(self.search, GridSearch):
+            keys = set(self.search.grid)
+            for overrides in self.search.variants.values():
+                keys |= set(overrides)
+            return keys
+        return set(self.search.params)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a search-space YAML file; errors name the file and the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: search-space file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None

@@ -1,0 +1,180 @@
+"""The Tune trainable: one distillation run, evaluated every `train.eval_every` steps, checkpointed through Tune.
+
+Every evaluation round is one `tune.report` carrying `uar_ppc{N}` per budget, the latest losses and
+a Tune checkpoint (the trainer's checkpoint directory plus the trial's MLflow run id). A trial that
+Tune restarts after a crash copies that checkpoint back into its working directory, resumes the
+distillation from the same step and keeps logging into the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+from ray import tune
+
+from emodistill.distill.config import DistillConfig, load_config
+from emodistill.distill.trainer import Hooks, distill
+from emodistill.errors import ConfigError, TrainingDiverged
+from emodistill.evaluate import mcnemar
+from emodistill.evaluate.protocol import EvalConfig, evaluate_generator
+from emodistill.features.dataset import FeatureSet
+from emodistill.generator import TrainedGenerator
+from emodistill.sweep.cluster import node_identity
+from emodistill.sweep.figures import uar_curves
+from emodistill.sweep.shared import ReferencePredictions, SharedInputs, open_shared_pool, open_shared_splits
+from emodistill.sweep.space import VARIANT_KEY, SearchSpace
+from emodistill.sweep.tuning import trial_overrides
+from emodistill.tracking.runs import (find_or_resume_trial_run, finish_run, log_generator_artifact, log_metrics)
+from emodistill.tracking.store import tracking_client
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "trial.json"  # beside the trainer's checkpoint in a Tune checkpoint: run id and step
+CHECKPOINTS = "checkpoints"  # the trainer's checkpoint folder inside its out_dir
+PREDICTIONS_FILE = "predictions.json"
+RESULTS_FILE = "results.json"
+PID_DIR_ENV = "EMODISTILL_TRIAL_PID_DIR"  # tests: where each trial writes its worker pid (to kill it)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial needs besides its config and the shared inputs (small, passed by value)."""
+
+    space: SearchSpace
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) -> None:
+    """Tune function trainable: distil with this trial's overrides, report UAR per budget, checkpoint via Tune."""
+    trial = tune.get_context()
+    _announce_pid(trial.get_trial_name())
+    space = context.space
+    overrides = trial_overrides(space, config)
+    distill_config = trial_config(space, overrides)
+    splits = open_shared_splits(shared)
+    out_dir = Path(trial.get_trial_dir()) / "distill"
+    restored = _restore(out_dir)
+
+    client = tracking_client(context.tracking_uri)
+    tags = {**node_identity(), "ray.trial_id": trial.get_trial_id(), "ray.trial_name": trial.get_trial_name()}
+    if VARIANT_KEY in config:
+        tags[VARIANT_KEY] = config[VARIANT_KEY]
+    run_id = find_or_resume_trial_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
+                                      trial.get_trial_name(), distill_config.flatten(), tags,
+                                      run_id=restored.get("run_id"))
+    # A restart may land on another node: record where each attempt ran.
+    client.set_tag(run_id, "ray.node_id", tags["ray.node_id"])
+    client.set_tag(run_id, "ray.hostname", tags["ray.hostname"])
+
+    reference = ray.get(shared.reference) if shared.reference is not None else None
+    budgets = space.evaluation.budgets_for(distill_config.model.arch)
+    reporter = TrialReporter(client, run_id, splits, budgets, EvalConfig(**space.evaluation.downstream),
+                             reference, out_dir)
+    try:
+        generator_dir = distill(splits["train"], splits["dev"], distill_config, out_dir,
+                                pool=open_shared_pool(shared), resume=bool(restored),
+                                hooks=Hooks(on_log=reporter.on_log, on_eval=reporter.on_eval,
+                                            on_checkpoint=reporter.on_checkpoint), progress=False)
+    except TrainingDiverged as exc:
+        finish_run(client, run_id, status="FAILED", reason=f"training diverged: {exc}")
+        raise
+    reporter.log_results(generator_dir)
+    finish_run(client, run_id, status="FINISHED")
+
+
+def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
+    """The trial's DistillConfig, checkpointing at every evaluation (each Tune report carries a checkpoint)."""
+    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    train = config.train
+    if not 0 < train.eval_every <= train.steps:
+        raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "
+                          f"so every trial reports its metrics, got {train.eval_every}")
+    return config.model_copy(update={"train": train.model_copy(update={"checkpoint_every": train.eval_every})})
+
+
+def _announce_pid(trial_name: str) -> None:
+    """Write this worker's pid where a fault-injection test can find it (only when asked to)."""
+    directory = os.environ.get(PID_DIR_ENV)
+    if directory:
+        Path(directory, f"{trial_name}.pid").write_text(str(os.getpid()))
+
+
+def _restore(out_dir: Path) -> dict:
+    """Copy the trial's last Tune checkpoint into out_dir/checkpoints; return its state ({} on a fresh start)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return {}
+    with checkpoint.as_directory() as directory:
+        state = json.loads((Path(directory) / STATE_FILE).read_text())
+        shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
+        shutil.copytree(Path(directory) / CHECKPOINTS, out_dir / CHECKPOINTS)
+    log.info("trial resumes from its checkpoint at step %d (run %s)", state["step"], state["run_id"])
+    return state
+
+
+class TrialReporter:
+    """The trainer's hooks: losses to MLflow, evaluations to MLflow and Tune, checkpoints to Tune."""
+
+    def __init__(self, client, run_id: str, splits: dict[str, FeatureSet], budgets: list[int],
+                 eval_config: EvalConfig, reference: ReferencePredictions | None, out_dir: Path):
+        self.client, self.run_id = client, run_id
+        self.splits, self.budgets, self.eval_config = splits, budgets, eval_config
+        self.reference, self.out_dir = reference, out_dir
+        self.losses: dict[str, float] = {}
+        self.history: dict[int, dict[str, float]] = {}
+        self.predictions: dict[str, list[int]] = {}
+        self.evaluated: dict[str, float] = {}  # the latest evaluation, reported with each checkpoint
+
+    def on_log(self, step: int, metrics: dict[str, float]) -> None:
+        """Per-step losses go to MLflow; the latest also ride along with the next Tune report."""
+        self.losses = {k: float(v) for k, v in metrics.items()}
+        log_metrics(self.client, self.run_id, self.losses, step)
+
+    def on_eval(self, step: int, generator: TrainedGenerator) -> dict[str, float]:
+        """UAR (and McNemar against the real-data reference) for every budget, at this step."""
+        result = evaluate_generator(generator, self.splits, self.eval_config.model_copy(
+            update={"budgets": self.budgets}))
+        metrics = {k: float(v) for k, v in result.metrics.items()}
+        self.predictions = {f"ppc{n}": np.asarray(result.predictions[n]).tolist() for n in self.budgets}
+        if self.reference is not None:
+            for n in self.budgets:
+                test = mcnemar(self.reference.y_true, self.reference.predictions, result.predictions[n])
+                metrics[f"mcnemar_p_ppc{n}"] = test.pvalue
+        log_metrics(self.client, self.run_id, metrics, step)
+        self.history[step] = metrics
+        self.evaluated = metrics
+        return metrics  # recorded in the generator's config.json
+
+    def on_checkpoint(self, step: int, path: str | Path) -> None:
+        """Report the latest evaluation to Tune with the trainer's checkpoint file and the MLflow run id.
+
+        The trainer evaluates before it checkpoints at the same step, and checkpoints at every evaluation.
+        """
+        metrics = {**self.losses, **self.evaluated, "step": step}
+        with tempfile.TemporaryDirectory(prefix="emodistill-ckpt-") as staging:
+            (Path(staging) / CHECKPOINTS).mkdir()
+            shutil.copy2(path, Path(staging) / CHECKPOINTS / Path(path).name)
+            state = {"run_id": self.run_id, "step": step}
+            (Path(staging) / STATE_FILE).write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(staging))
+
+    def log_results(self, generator_dir: Path) -> None:
+        """Artifacts of a finished trial: generator/, results.json, predictions.json and the UAR figure."""
+        log_generator_artifact(self.client, self.run_id, generator_dir)
+        final = self.history[max(self.history)] if self.history else {}
+        self.client.log_dict(self.run_id, {"metrics": final, "budgets": self.budgets,
+                                           "history": {str(k): v for k, v in self.history.items()}}, RESULTS_FILE)
+        self.client.log_dict(self.run_id, {"y_true": self.splits["test"].labels.tolist(), **self.predictions},
+                             PREDICTIONS_FILE)
+        if self.history:
+            self.client.log_figure(self.run_id, uar_curves(self.history, self.budgets), "figures/uar_per_step.png")

@@ -1,0 +1,78 @@
+"""Turn a SearchSpace into Ray Tune pieces: param space, search algorithm, scheduler, TuneConfig."""
+
+from __future__ import annotations
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from emodistill.sweep.space import VARIANT_KEY, CategoricalParam, FloatParam, GridSearch, Param, SearchSpace
+
+
+class DefineByRun:
+    """Optuna define-by-run space: a param is sampled only when its `when` conditions hold.
+
+    A class rather than a closure so Tune can pickle the searcher into its experiment state
+    (needed by `Tuner.restore`).
+    """
+
+    def __init__(self, params: dict[str, Param]):
+        self.params = params
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        chosen = {}
+        for name, param in self.params.items():
+            if any(chosen.get(key) != value for key, value in param.when.items()):
+                continue
+            if isinstance(param, CategoricalParam):
+                chosen[name] = trial.suggest_categorical(name, param.choices)
+            elif isinstance(param, FloatParam):
+                chosen[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
+            else:
+                chosen[name] = trial.suggest_int(name, param.low, param.high, log=param.log)
+
+
+def param_space(space: SearchSpace) -> dict:
+    """The Tune param space: grid axes for a grid search; empty (the searcher proposes) otherwise."""
+    if not isinstance(space.search, GridSearch):
+        return {}
+    grid = {key: tune.grid_search(values) for key, values in space.search.grid.items()}
+    if space.search.variants:
+        grid[VARIANT_KEY] = tune.grid_search(list(space.search.variants))
+    return grid
+
+
+def evaluation_rounds(steps: int, eval_every: int) -> int:
+    """How many times a trial reports (once per evaluation), the unit ASHA counts in."""
+    return max(1, steps // eval_every)
+
+
+def tune_config(space: SearchSpace, rounds: int) -> tune.TuneConfig:
+    """Objective, trial count, concurrency, and the searcher/scheduler the space asks for."""
+    search = space.search
+    common = dict(metric=space.objective.metric, mode=space.objective.mode,
+                  max_concurrent_trials=space.max_concurrent_trials)
+    if isinstance(search, GridSearch):
+        return tune.TuneConfig(num_samples=space.trials, **common)
+    sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.type == "optuna"
+               else optuna.samplers.RandomSampler(seed=search.seed))
+    searcher = OptunaSearch(space=DefineByRun(search.params), sampler=sampler,
+                            metric=space.objective.metric, mode=space.objective.mode)
+    scheduler = None
+    if search.scheduler is not None:
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=rounds,
+                                  grace_period=min(search.scheduler.grace_period, rounds),
+                                  reduction_factor=search.scheduler.reduction_factor)
+    return tune.TuneConfig(num_samples=space.trials, search_alg=searcher, scheduler=scheduler, **common)
+
+
+def trial_overrides(space: SearchSpace, trial_config: dict) -> dict:
+    """The dotted DistillConfig overrides of one trial: base overrides, its variant, its sampled values."""
+    overrides = dict(space.base.overrides)
+    trial_config = dict(trial_config)
+    variant = trial_config.pop(VARIANT_KEY, None)
+    if variant is not None:
+        overrides.update(space.search.variants[variant])
+    overrides.update(trial_config)
+    return overrides

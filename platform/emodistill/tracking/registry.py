@@ -1,0 +1,59 @@
+"""The model registry: a sweep's best generator registered under a name with the alias `champion`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from emodistill.errors import EmodistillError
+from emodistill.generator import TrainedGenerator, load
+from emodistill.tracking.runs import download_generator
+from emodistill.tracking.store import global_tracking_uri, tracking_client
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+def register_champion(run_id: str, model_name: str, tracking_uri: str | None = None,
+                      model_uri: str | None = None) -> str:
+    """Register the run's pyfunc model (`model_uri`, else the run's only logged model) and alias it `champion`."""
+    client = tracking_client(tracking_uri)
+    model_uri = model_uri or _logged_model_uri(client, run_id)
+    with global_tracking_uri(client.tracking_uri):  # register_model has no client argument
+        version = mlflow.register_model(model_uri, model_name)
+    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    log.info("registered %s as %s version %s (alias %s)", model_uri, model_name, version.version, CHAMPION)
+    return version.version
+
+
+def _logged_model_uri(client: mlflow.MlflowClient, run_id: str) -> str:
+    """`models:/<id>` of the single model logged by `run_id`."""
+    outputs = client.get_run(run_id).outputs
+    models = outputs.model_outputs if outputs else []
+    if len(models) != 1:
+        raise EmodistillError(f"run {run_id} logged {len(models)} models; pass the model URI to register explicitly")
+    return f"models:/{models[0].model_id}"
+
+
+def champion_run_id(model_name: str, tracking_uri: str | None = None) -> str:
+    """The run that produced the version aliased `champion` of `model_name`."""
+    client = tracking_client(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        raise EmodistillError(f"registered model {model_name!r} has no version aliased {CHAMPION!r} "
+                              f"in {client.tracking_uri} ({exc.message})") from None
+    if not version.run_id:
+        raise EmodistillError(f"{model_name} version {version.version} ({CHAMPION}) was not logged from a run")
+    return version.run_id
+
+
+def load_champion(model_name: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None
+                  ) -> TrainedGenerator:
+    """Load the `champion` generator of `model_name` from its run's `generator/` artifact (no pickle)."""
+    run_id = champion_run_id(model_name, tracking_uri)
+    return load(download_generator(run_id, tracking_uri, cache_dir))

@@ -1,0 +1,227 @@
+"""Runs of a sweep (DESIGN "MLflow conventions"): one parent per sweep, one child per trial, explicit clients."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.validation import (
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from emodistill import __version__
+from emodistill.errors import ConfigError, EmodistillError
+from emodistill.tracking.store import get_or_create_experiment, global_tracking_uri, tracking_client
+
+log = logging.getLogger(__name__)
+
+KIND_TAG = "emodistill.kind"
+FEATURES_TAG = "emodistill.features"
+FAILURE_TAG = "emodistill.failure"
+GENERATOR_ARTIFACT = "generator"
+FAILURE_ARTIFACT = "failure.txt"
+GENERATOR_FILES = ("config.json", "model.safetensors")
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_generator.py")
+# What the pyfunc model's predict() accepts: per-label counts, optionally a seed and balanced=False.
+PYFUNC_SIGNATURE = ModelSignature(inputs=Schema([
+    ColSpec("string", "label"),
+    ColSpec("long", "count"),
+    ColSpec("long", "seed", required=False),
+    ColSpec("boolean", "balanced", required=False),
+]))
+
+
+def start_parent_run(experiment: str, sweep_name: str, params: Mapping[str, object],
+                     tags: Mapping[str, str] | None = None, tracking_uri: str | None = None, *,
+                     features: str | None = None) -> str:
+    """Create the sweep's parent run in `experiment` (created if missing); `features` is the table fingerprint."""
+    client = tracking_client(tracking_uri)
+    experiment_id = get_or_create_experiment(experiment, client.tracking_uri)
+    run_tags = {**(tags or {}), KIND_TAG: "sweep"}
+    if features:
+        run_tags[FEATURES_TAG] = features
+    run = client.create_run(experiment_id, tags=run_tags, run_name=sweep_name)
+    log_params_flat(client, run.info.run_id, params)
+    log.info("sweep %s: parent run %s in experiment %r (%s)", sweep_name, run.info.run_id, experiment,
+             client.tracking_uri)
+    return run.info.run_id
+
+
+def start_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
+                    params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> str:
+    """Create a trial's child run from ids and a URI alone (works in any process that reaches the store)."""
+    client = tracking_client(tracking_uri)
+    parent_tags = client.get_run(parent_run_id).data.tags
+    run_tags = {**(tags or {}), KIND_TAG: "trial", MLFLOW_PARENT_RUN_ID: parent_run_id}
+    if FEATURES_TAG in parent_tags:
+        run_tags.setdefault(FEATURES_TAG, parent_tags[FEATURES_TAG])
+    run = client.create_run(experiment_id, tags=run_tags, run_name=name)
+    log_params_flat(client, run.info.run_id, params)
+    return run.info.run_id
+
+
+def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
+                             params: Mapping[str, object], tags: Mapping[str, str] | None = None,
+                             run_id: str | None = None) -> str:
+    """The trial's run, reopened (RUNNING) when `run_id` or a child of the parent named `name` exists; else a new one.
+
+    A Ray trial restored from its checkpoint passes the run id saved there; a trial restarted before its
+    first checkpoint is found by name, so neither leaves a duplicate run behind.
+    """
+    client = tracking_client(tracking_uri)
+    existing = _trial_by_id(client, parent_run_id, run_id) if run_id else _trial_by_name(
+        client, experiment_id, parent_run_id, name)
+    if existing is None:
+        return start_trial_run(tracking_uri, experiment_id, parent_run_id, name, params, tags)
+    client.update_run(existing, status=RunStatus.to_string(RunStatus.RUNNING))
+    # Params are immutable in MLflow; logging the same values again is a no-op that fills any gap
+    # left by an attempt that died before logging them.
+    log_params_flat(client, existing, params)
+    log.info("trial %s: resuming MLflow run %s", name, existing)
+    return existing
+
+
+def _trial_by_id(client: MlflowClient, parent_run_id: str, run_id: str) -> str | None:
+    """`run_id` if it exists under `parent_run_id`; None (with a warning) if the store has no such run."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        log.warning("run %s from the checkpoint is not in %s; starting a new run", run_id, client.tracking_uri)
+        return None
+    if run.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent_run_id:
+        raise EmodistillError(f"run {run_id} from the checkpoint belongs to parent run "
+                              f"{run.data.tags.get(MLFLOW_PARENT_RUN_ID)}, not to this sweep's {parent_run_id}")
+    return run_id
+
+
+def _trial_by_name(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str) -> str | None:
+    """The id of the parent's child run named `name`, if any."""
+    quoted = name.replace("'", "\\'")
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.run_name = '{quoted}'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def log_params_flat(client: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:
+    """Log dotted params in batches; values are stringified and cut to MLflow's length limit (with a warning)."""
+    entries = [Param(key, _fit(key, str(value), MAX_PARAM_VAL_LENGTH)) for key, value in params.items()]
+    for start in range(0, len(entries), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=entries[start:start + MAX_PARAMS_TAGS_PER_BATCH])
+
+
+def _fit(key: str, value: str, limit: int) -> str:
+    """`value`, truncated to `limit` characters if longer."""
+    if len(value) <= limit:
+        return value
+    log.warning("param %s is %d characters; MLflow keeps %d, so it is truncated", key, len(value), limit)
+    return value[:limit - 3] + "..."
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+    """Log `metrics` at `step` in batches."""
+    now = int(time.time() * 1000)
+    try:
+        entries = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"run {run_id}: metrics must be numbers, got {dict(metrics)} ({exc})") from None
+    for start in range(0, len(entries), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=entries[start:start + MAX_METRICS_PER_BATCH])
+
+
+def log_generator_artifact(client: MlflowClient, run_id: str, generator_dir: str | Path) -> None:
+    """Store a generator directory (config.json + model.safetensors) as the run's artifact `generator/`."""
+    client.log_artifacts(run_id, str(_checked_generator_dir(generator_dir)), GENERATOR_ARTIFACT)
+
+
+def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: str | None = None,
+                        name: str = "generator_model") -> str:
+    """Log the generator as an MLflow pyfunc model "from code" (nothing pickled) linked to `run_id`; return its URI."""
+    generator_dir = _checked_generator_dir(generator_dir)
+    client = tracking_client(tracking_uri)
+    run = client.get_run(run_id)
+    # Created here rather than by log_model, which would file it under the process's active experiment.
+    model = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id)
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    with global_tracking_uri(client.tracking_uri):  # log_model has no client argument
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(PYFUNC_FILE),
+            artifacts={GENERATOR_ARTIFACT: str(generator_dir)},
+            signature=PYFUNC_SIGNATURE,
+            pip_requirements=[f"emodistill=={__version__}"],
+            model_id=model.model_id,
+        )
+    return info.model_uri
+
+
+def _checked_generator_dir(generator_dir: str | Path) -> Path:
+    """`generator_dir` if it holds a generator artifact's files."""
+    path = Path(generator_dir)
+    missing = [name for name in GENERATOR_FILES if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(f"{path}: not a generator directory (missing {', '.join(missing)})")
+    return path
+
+
+def finish_run(client: MlflowClient, run_id: str, status: str = "FINISHED", reason: str | None = None) -> None:
+    """End a run; a failure `reason` is kept as the tag `emodistill.failure` and the artifact failure.txt."""
+    if status not in ("FINISHED", "FAILED", "KILLED"):
+        raise ConfigError(f"finish_run: status must be FINISHED, FAILED or KILLED, got {status!r}")
+    if reason:
+        client.set_tag(run_id, FAILURE_TAG, _fit(FAILURE_TAG, reason, MAX_TAG_VAL_LENGTH))
+        client.log_text(run_id, reason, FAILURE_ARTIFACT)
+    client.set_terminated(run_id, status=status)
+
+
+def _is_complete(path: Path) -> bool:
+    """True if `path` holds every file of a generator artifact."""
+    return all((path / name).is_file() for name in GENERATOR_FILES)
+
+
+def default_cache_dir() -> Path:
+    """$EMODISTILL_CACHE, else ~/.cache/emodistill."""
+    return Path(os.environ.get("EMODISTILL_CACHE", "~/.cache/emodistill")).expanduser()
+
+
+def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The run's `generator/` artifact as a local directory, downloaded once into the cache."""
+    client = tracking_client(tracking_uri)
+    target = Path(cache_dir or default_cache_dir()) / "generators" / run_id
+    if _is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.tmp-", dir=target.parent))
+    try:
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=GENERATOR_ARTIFACT,
+                                                        dst_path=str(staging), tracking_uri=client.tracking_uri)
+        except MlflowException as exc:
+            raise EmodistillError(f"run {run_id} has no readable '{GENERATOR_ARTIFACT}/' artifact "
+                                  f"in {client.tracking_uri} ({exc.message})") from None
+        _checked_generator_dir(local)
+        try:
+            os.replace(local, target)
+        except OSError:
+            if not _is_complete(target):  # else another process cached the same run meanwhile
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

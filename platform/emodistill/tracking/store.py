@@ -1,0 +1,93 @@
+"""Where runs live: the tracking URI, its artifact folder, experiments, and a client bound to them."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import LifecycleStage
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+from emodistill.errors import ConfigError, EmodistillError
+
+SQLITE_PREFIX = "sqlite:///"
+DEFAULT_DB = "mlruns.db"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The explicit URI, else $MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlruns.db`; sqlite paths made absolute."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or SQLITE_PREFIX + DEFAULT_DB
+    if uri.startswith("sqlite:"):
+        # Absolute, so that Ray trials (which run in their own working directory) reach the same file.
+        return SQLITE_PREFIX + str(sqlite_path(uri).resolve())
+    return uri
+
+
+def sqlite_path(uri: str) -> Path:
+    """The database file of a `sqlite:///...` URI (relative to the working directory unless absolute)."""
+    if not uri.startswith(SQLITE_PREFIX) or len(uri) == len(SQLITE_PREFIX):
+        raise ConfigError(f"tracking URI {uri!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    return Path(uri[len(SQLITE_PREFIX):])
+
+
+def is_local_uri(uri: str) -> bool:
+    """True for stores on this machine's disk (sqlite, file, plain paths); False for servers."""
+    return urlparse(uri).scheme in ("sqlite", "file", "")
+
+
+def artifact_root_for(uri: str) -> Path | None:
+    """`mlartifacts/` beside a sqlite store's file; None for other stores (they keep their own default)."""
+    uri = resolve_tracking_uri(uri)
+    return sqlite_path(uri).parent / ARTIFACTS_DIR if uri.startswith("sqlite:") else None
+
+
+def tracking_client(uri: str | None = None) -> MlflowClient:
+    """A client bound to the resolved URI (creating the sqlite file's folder); no global MLflow state."""
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith("sqlite:"):
+        sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide URI at `uri` for the block, for the few APIs that accept no client."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
+    """The id of experiment `name`, created if missing (artifacts beside a local store, server default otherwise)."""
+    client = tracking_client(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        root = artifact_root_for(client.tracking_uri)
+        location = (root / _folder_name(name)).as_uri() if root else None
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as exc:
+            # Another trial created it between our lookup and create.
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == LifecycleStage.DELETED:
+        raise EmodistillError(f"experiment {name!r} is deleted in {client.tracking_uri}: "
+                              "restore it (mlflow experiments restore) or choose another name")
+    return experiment.experiment_id
+
+
+def _folder_name(name: str) -> str:
+    """A file-system-safe folder name for an experiment's artifacts."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"

@@ -1,0 +1,151 @@
+"""Extraction end to end on tiny wav files, its error paths, and the `emodistill features` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emodistill.cli.main import main
+from emodistill.corpora.manifest import load_manifest
+from emodistill.corpora.records import Utterance
+from emodistill.errors import CorpusError
+from emodistill.features.extract import extract_features
+from emodistill.features.store import dataset_fingerprint, load_splits, open_splits
+from emodistill.features.upstream import make_upstream
+
+# (file, label, speaker, session, gender, seconds, sample rate): sessions 1-3, so fold 1 tests on session 1.
+CORPUS = [
+    ("s1a.wav", "neu", "Ses01F", 1, "F", 0.30, 16000),
+    ("s1b.wav", "ang", "Ses01M", 1, "M", 0.25, 16000),
+    ("s2a.wav", "hap", "Ses02F", 2, "F", 0.50, 22050),
+    ("s2b.wav", "sad", "Ses02M", 2, "M", 0.20, 8000),
+    ("s3a.wav", "neu", "Ses03F", 3, "F", 0.40, 16000),
+    ("s3b.wav", "hap", "Ses03M", 3, "M", 0.35, 16000),
+]
+
+
+def fbank_frames(seconds: float) -> int:
+    """Kaldi framing at 16 kHz: 400-sample windows every 160 samples."""
+    return 1 + (round(seconds * 16000) - 400) // 160
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A corpus directory with tiny wav files and its corpus.csv manifest."""
+    directory = tmp_path / "toy"
+    directory.mkdir()
+    rows = ["path,label,speaker,session,gender"]
+    for i, (name, label, speaker, session, gender, seconds, rate) in enumerate(CORPUS):
+        t = np.arange(int(seconds * rate)) / rate
+        sf.write(directory / name, (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t)).astype(np.float32), rate)
+        rows.append(f"{name},{label},{speaker},{session},{gender}")
+    (directory / "corpus.csv").write_text("\n".join(rows) + "\n")
+    return directory
+
+
+def records(corpus: Path) -> list[Utterance]:
+    return load_manifest(corpus / "corpus.csv", strict=True)
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_extract_end_to_end(corpus, tmp_path):
+    out = tmp_path / "features"
+    index = extract_features(records(corpus), make_upstream("fbank"), out, "toy", test_session=1, dev_fraction=0.25,
+                             progress=False)
+    sets = load_splits(out)
+    assert sorted(sets["test"].utt_ids) == ["s1a", "s1b"]
+    assert len(sets["train"]) == 3 and len(sets["dev"]) == 1
+    seconds = {c[0].removesuffix(".wav"): c[5] for c in CORPUS}
+    for fs in sets.values():
+        assert [fbank_frames(seconds[u]) for u in fs.utt_ids] == list(fs.lengths)
+        assert fs.meta.corpus == "toy" and fs.meta.dim == 80 and fs.meta.frame_rate == 100.0
+    assert index["splits"]["test"]["counts"] == {"neu": 1, "hap": 0, "ang": 1, "sad": 0}
+    assert index["splits"]["test"]["seconds"] == pytest.approx(0.55)
+    assert index["splits"]["test"]["frames"] == fbank_frames(0.3) + fbank_frames(0.25)
+    assert json.loads((out / "features.json").read_text()) == index
+    again = extract_features(records(corpus), make_upstream("fbank"), tmp_path / "again", "toy", dev_fraction=0.25,
+                             progress=False)
+    assert again["fingerprint"] == index["fingerprint"] == dataset_fingerprint(out)
+
+
+def test_extract_predefined_splits_and_row_order(corpus, tmp_path):
+    recs = records(corpus)
+    splits = {"train": recs[::-1][:4], "dev": recs[4:5], "test": recs[5:]}
+    extract_features(splits, make_upstream("fbank"), tmp_path / "f", "toy", dtype="float16", progress=False)
+    sets = load_splits(tmp_path / "f")
+    assert sets["train"].utt_ids == tuple(r.utt_id for r in splits["train"])
+    assert sets["train"].frames.dtype == np.float16
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.unlink(), "audio file not found"),
+    (lambda p: sf.write(p, np.zeros(0, np.float32), 16000), "audio file is empty"),
+    (lambda p: p.write_bytes(b"RIFF\x00\x00garbage"), "not a readable audio file"),
+])
+def test_bad_audio_aborts_without_touching_written_tables(corpus, tmp_path, damage, message):
+    out = tmp_path / "features"
+    extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    before = dataset_fingerprint(out)
+    recs = records(corpus)
+    damage(recs[0].path)
+    splits = {"train": recs[:1], "dev": recs[1:2], "test": recs[2:]}
+    with pytest.raises(CorpusError, match=f"{recs[0].path}: {message}"):
+        extract_features(splits, make_upstream("fbank"), out, "toy", progress=False)
+    assert {s: t.num_rows for s, t in open_splits(out).items()} == {"train": 3, "dev": 1, "test": 2}
+    assert dataset_fingerprint(out) == before
+
+
+def test_unknown_label_fails_before_extraction(corpus, tmp_path):
+    recs = records(corpus)
+    odd = Utterance("odd", recs[0].path, speaker="x", gender=None, session=2, label="fru")
+    with pytest.raises(CorpusError, match="label 'fru' of odd is not in the label set"):
+        extract_features(recs + [odd], make_upstream("fbank"), tmp_path / "f", "toy", progress=False)
+    assert not (tmp_path / "f").exists()
+
+
+def test_cli_extract_and_info(corpus, tmp_path, capsys):
+    out = tmp_path / "features"
+    code, stdout, _ = run(["features", "extract", "--corpus", str(corpus), "--out", str(out),
+                           "--dtype", "float16", "--dev-fraction", "0.25", "--seed", "3"], capsys)
+    assert code == 0
+    fingerprint = dataset_fingerprint(out)
+    assert f"dataset fingerprint {fingerprint}" in stdout and "corpus toy, upstream fbank" in stdout
+    assert "2 utts (neu=1 hap=0 ang=1 sad=0)" in stdout and "float16" in stdout
+    code, info, _ = run(["features", "info", str(out)], capsys)
+    assert code == 0 and info == stdout
+    code, _, _ = run(["features", "extract", "--corpus", str(corpus / "corpus.csv"), "--out", str(out),
+                      "--test-session", "2", "--corpus-name", "named"], capsys)
+    assert code == 0 and load_splits(out)["test"].meta.corpus == "named"
+    assert sorted(load_splits(out)["test"].utt_ids) == ["s2a", "s2b"]
+
+
+def test_cli_errors(corpus, tmp_path, capsys):
+    (corpus / "s3b.wav").unlink()
+    bad_label = tmp_path / "labels.csv"
+    bad_label.write_text(f"path,label,speaker,session\n{corpus / 's1a.wav'},fru,Ses01F,1\n")
+    extract = ["features", "extract", "--out", str(tmp_path / "out"), "--corpus"]
+    cases = [
+        (extract + [str(tmp_path / "nope")], "nope: corpus manifest not found"),
+        (extract + [str(corpus)], "have no audio file (s3b)"),
+        (extract + [str(bad_label)], "unknown label 'fru'"),
+        (extract + [str(bad_label.parent), "--upstream", "fbank"], "corpus.csv: corpus manifest not found"),
+        (extract + [str(corpus), "--model", "x"], "--model, --layer and --batch-size apply to --upstream hf only"),
+        (["features", "info", str(tmp_path / "none")], "none: feature directory not found"),
+        (["features", "info", str(corpus)], "features.json: index not found"),
+    ]
+    for args, message in cases:
+        code, _, err = run(args, capsys)
+        assert code == 2, args
+        assert message in err and err.count("\n") == 1 and err.startswith("emodistill features: error:"), err
+    sf.write(corpus / "s3b.wav", np.zeros(800, np.float32), 16000)
+    code, _, err = run(extract + [str(corpus), "--test-session", "9"], capsys)
+    assert code == 2 and "no records in test session 9" in err

@@ -1,0 +1,133 @@
+"""The generator artifact: save/load round trip, sampling counts and schema, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+import torch
+
+from emodistill import generator
+from emodistill.errors import ConfigError
+from emodistill.features.schema import FeatureMeta, validate_table
+from emodistill.models import ModelConfig, build_generator
+
+LABELS = ("neu", "hap", "ang", "sad")
+PRIOR = [0.4, 0.3, 0.2, 0.1]
+
+
+def micro_model_config() -> dict:
+    return ModelConfig(arch="gan_cnn", frames=16, dim=12, n_classes=4, noise_dim=8, g_channels=8,
+                       d_channels=4).model_dump()
+
+
+def feature_meta() -> dict:
+    return asdict(FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
+                              frame_rate=100.0, dim=12, labels=list(LABELS), split="train"))
+
+
+def save_micro(out_dir, normalization=None, metrics=None):
+    torch.manual_seed(0)
+    config = micro_model_config()
+    module = build_generator(ModelConfig(**config))
+    path = generator.save_generator(module, out_dir, model_config=config, label_names=LABELS, class_prior=PRIOR,
+                                    feature_meta=feature_meta(), normalization=normalization,
+                                    training_config={"steps": 1}, metrics=metrics or {"uar": 0.5})
+    return module, path
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    module, path = save_micro(tmp_path / "gen")
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = generator.load(path)
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(loaded.module.state_dict()[name], tensor), name
+    assert loaded.label_names == LABELS
+    np.testing.assert_allclose(loaded.class_prior, PRIOR)
+    assert loaded.config["metrics"] == {"uar": 0.5}
+    assert loaded.num_parameters == sum(p.numel() for p in module.parameters())
+    assert loaded.size_bytes >= 4 * loaded.num_parameters
+    assert not loaded.module.training
+
+
+def test_sample_table_validates_and_is_deterministic(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    table = gen.sample(3, seed=7)
+    meta = validate_table(table, "sample")
+    assert meta.split == "synthetic" and meta.upstream == "fbank" and meta.dim == 12
+    assert table.column("label").to_pylist() == [name for name in LABELS for _ in range(3)]
+    assert table.column("utt_id").to_pylist()[:2] == ["syn_neu_000000", "syn_neu_000001"]
+    assert set(table.column("speaker").to_pylist()) == {"synthetic"}
+    assert table.column("gender").null_count == table.column("session").null_count == 12
+    assert set(table.column("n_frames").to_pylist()) == {16}
+    assert table.equals(gen.sample(3, seed=7))
+    assert not table.column("features").equals(gen.sample(3, seed=8).column("features"))
+    # Batching must not change the draw (only float rounding of the batched kernels).
+    rebatched = gen.sample_features(3, seed=7, batch_size=5).frames
+    np.testing.assert_allclose(rebatched, gen.sample_features(3, seed=7).frames, rtol=1e-4, atol=1e-5)
+
+
+def test_normalization_is_undone_at_sample_time(tmp_path):
+    mean, std = np.full(12, 100.0, np.float32), np.full(12, 0.5, np.float32)
+    _, plain = save_micro(tmp_path / "plain")
+    _, scaled = save_micro(tmp_path / "scaled", normalization=(mean, std))
+    a = generator.load(plain).sample_features(2).frames
+    b = generator.load(scaled).sample_features(2).frames
+    np.testing.assert_allclose(b, a * 0.5 + 100.0, rtol=1e-6)
+
+
+def test_imbalanced_counts_follow_the_prior_and_sum_exactly(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    fs = generator.load(path).sample_features(5, balanced=False)
+    assert fs.class_counts().tolist() == [8, 6, 4, 2]
+    counts = generator.class_counts(0, LABELS, np.array(PRIOR), balanced=False, total=7)
+    assert counts.sum() == 7 and counts.tolist() == [3, 2, 1, 1]
+    assert generator.class_counts(1, LABELS, np.array(PRIOR), total=6).tolist() == [2, 2, 1, 1]
+
+
+def test_ppc_mapping(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    fs = generator.load(path).sample_features({"hap": 2, "sad": 1})
+    assert fs.class_counts().tolist() == [0, 2, 0, 1]
+    assert fs.utt_ids == ("syn_hap_000000", "syn_hap_000001", "syn_sad_000000")
+
+
+@pytest.mark.parametrize("ppc, kwargs, match", [
+    ({"joy": 1}, {}, "joy"),
+    ({"hap": -1}, {}, "hap"),
+    (-2, {}, ">= 0"),
+    (2.5, {}, "int"),
+    ({"hap": 1}, {"balanced": False}, "mapping"),
+])
+def test_bad_sample_requests(tmp_path, ppc, kwargs, match):
+    _, path = save_micro(tmp_path / "gen")
+    with pytest.raises(ConfigError, match=match):
+        generator.load(path).sample(ppc, **kwargs)
+
+
+def test_missing_files_are_named(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    (path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="model.safetensors"):
+        generator.load(path)
+    with pytest.raises(ConfigError, match="config.json"):
+        generator.load(tmp_path / "nowhere")
+
+
+def test_mismatched_weights_are_refused(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["g_channels"] = 16
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="do not match"):
+        generator.load(path)
+
+
+def test_overwrite_replaces_the_artifact_whole(tmp_path):
+    save_micro(tmp_path / "gen", metrics={"round": 1})
+    _, path = save_micro(tmp_path / "gen", metrics={"round": 2})
+    assert generator.load(path).config["metrics"] == {"round": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["gen"]  # no staging or old copies left behind

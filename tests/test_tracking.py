@@ -1,0 +1,216 @@
+"""MLflow tracking on a real sqlite store: run conventions, generator artifacts, registry, best run, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emodistill.cli.main import main
+from emodistill.errors import ConfigError, EmodistillError
+from emodistill.features.schema import FeatureMeta
+from emodistill.features.store import read_table
+from emodistill.generator import save_generator
+from emodistill.models import ModelConfig, build_generator
+from emodistill.tracking import best, registry, runs, store
+
+LABELS = ("neu", "hap", "ang", "sad")
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory):
+    """One sqlite store for the module (creating its tables takes seconds); tests use their own experiments."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+
+
+@pytest.fixture(scope="module")
+def generator_dir(tmp_path_factory):
+    """An untrained micro GAN saved as a generator artifact."""
+    torch.manual_seed(0)
+    config = ModelConfig(arch="gan_cnn", frames=8, dim=8, n_classes=4, noise_dim=4, g_channels=8, d_channels=4)
+    meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
+                       frame_rate=100.0, dim=8, labels=list(LABELS), split="train")
+    return save_generator(build_generator(config), tmp_path_factory.mktemp("gen") / "generator",
+                          model_config=config.model_dump(), label_names=LABELS, class_prior=[0.4, 0.3, 0.2, 0.1],
+                          feature_meta=asdict(meta), normalization=None, training_config={}, metrics={})
+
+
+def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, generator_dir=None):
+    """A child run with `metrics`, optionally the generator artifact, ended with `status`."""
+    client = store.tracking_client(uri)
+    experiment_id = store.get_or_create_experiment(experiment, uri)
+    run_id = runs.start_trial_run(uri, experiment_id, parent, name, {"loss.tau": 0.1})
+    runs.log_metrics(client, run_id, metrics or {}, step=0)
+    if generator_dir:
+        runs.log_generator_artifact(client, run_id, generator_dir)
+    runs.finish_run(client, run_id, status)
+    return run_id
+
+
+def test_tracking_uri_resolution(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert store.resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///sub/env.db")
+    assert store.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/env.db"
+    assert store.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert store.artifact_root_for("sqlite:////data/x/runs.db") == store.Path("/data/x/mlartifacts")
+    assert store.artifact_root_for("http://host:5000") is None
+    assert store.is_local_uri("sqlite:////data/runs.db") and store.is_local_uri("/data/mlruns")
+    assert not store.is_local_uri("https://mlflow.example.org")
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        store.resolve_tracking_uri("sqlite://")
+
+
+def test_parent_and_trial_runs_follow_conventions(uri):
+    long_value = "x" * 7000
+    params = {f"grid.p{i:03d}": i for i in range(150)} | {"loss.lambda_sml": 1.0, "notes": long_value}
+    parent = runs.start_parent_run("conventions", "sweep-a", params, {"owner": "test"}, uri, features="f00d")
+    client = store.tracking_client(uri)
+    parent_run = client.get_run(parent)
+    assert parent_run.info.run_name == "sweep-a"
+    assert parent_run.data.tags[runs.KIND_TAG] == "sweep" and parent_run.data.tags["owner"] == "test"
+    assert parent_run.data.tags[runs.FEATURES_TAG] == "f00d"
+    assert len(parent_run.data.params) == 152 and parent_run.data.params["grid.p149"] == "149"
+    assert len(parent_run.data.params["notes"]) == 6000 and parent_run.data.params["notes"].endswith("...")
+
+    experiment = client.get_experiment(parent_run.info.experiment_id)
+    assert experiment.name == "conventions"
+    assert experiment.artifact_location == (store.artifact_root_for(uri) / "conventions").as_uri()
+
+    trial = runs.start_trial_run(uri, experiment.experiment_id, parent, "trial_0", {"model.arch": "gan_cnn"},
+                                 {"ray.trial_id": "abc"})
+    runs.log_metrics(client, trial, {"loss.g": 1.5, "loss.d": -0.5}, step=3)
+    trial_run = client.get_run(trial)
+    assert trial_run.data.tags["mlflow.parentRunId"] == parent
+    assert trial_run.data.tags[runs.KIND_TAG] == "trial" and trial_run.data.tags[runs.FEATURES_TAG] == "f00d"
+    assert trial_run.data.params == {"model.arch": "gan_cnn"}
+    assert [(m.step, m.value) for m in client.get_metric_history(trial, "loss.g")] == [(3, 1.5)]
+    with pytest.raises(ConfigError, match="metrics must be numbers"):
+        runs.log_metrics(client, trial, {"loss.g": "high"}, step=4)
+
+
+def test_trial_run_is_resumed_not_duplicated(uri):
+    parent = runs.start_parent_run("resume", "sweep-r", {}, None, uri)
+    client = store.tracking_client(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    first = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001})
+    runs.finish_run(client, first, "FAILED", reason="node died")
+    assert client.get_run(first).info.status == "FAILED"
+
+    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001},
+                                         run_id=first) == first
+    assert client.get_run(first).info.status == "RUNNING"
+    # Restarted before its first checkpoint: found by name under the same parent.
+    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001}) == first
+    other = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_2", {})
+    assert other != first
+    other_parent = runs.start_parent_run("resume", "sweep-s", {}, None, uri)
+    with pytest.raises(EmodistillError, match="belongs to parent run"):
+        runs.find_or_resume_trial_run(uri, experiment_id, other_parent, "trial_1", {}, run_id=first)
+
+
+def test_failure_reason_is_tagged_and_stored(uri, tmp_path):
+    parent = runs.start_parent_run("failures", "sweep-f", {}, None, uri)
+    client = store.tracking_client(uri)
+    run_id = make_trial(uri, "failures", parent, "t", status="RUNNING")
+    runs.finish_run(client, run_id, "FAILED", reason="TrainingDiverged: loss is nan at step 7")
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[runs.FAILURE_TAG] == "TrainingDiverged: loss is nan at step 7"
+    text = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=runs.FAILURE_ARTIFACT,
+                                               dst_path=str(tmp_path), tracking_uri=uri)
+    assert "loss is nan" in open(text).read()
+    with pytest.raises(ConfigError, match="status must be"):
+        runs.finish_run(client, run_id, "DONE")
+    with pytest.raises(ConfigError, match="missing config.json"):
+        runs.log_generator_artifact(client, run_id, tmp_path)
+
+
+def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, tmp_path):
+    parent = runs.start_parent_run("champ", "sweep-c", {}, None, uri)
+    run_id = make_trial(uri, "champ", parent, "trial_0", status="RUNNING", metrics={"uar_ppc100": 0.6},
+                        generator_dir=generator_dir)
+    model_uri = runs.log_generator_model(run_id, generator_dir, uri)
+    runs.finish_run(store.tracking_client(uri), run_id)
+    first = registry.register_champion(run_id, "champ", uri)  # finds the run's logged model itself
+    second = registry.register_champion(run_id, "champ", uri, model_uri)
+    assert (first, second) == (1, 2)
+    assert registry.champion_run_id("champ", uri) == run_id
+
+    generator = registry.load_champion("champ", uri, cache_dir=tmp_path)
+    assert Counter(generator.sample(2).column("label").to_pylist()) == {label: 2 for label in LABELS}
+    assert (tmp_path / "generators" / run_id / "model.safetensors").is_file()
+    same = best.best_generator("champ", tracking_uri=uri, champion=True, cache_dir=tmp_path)
+    labels = np.array([0, 3])
+    np.testing.assert_array_equal(same.generate(labels, seed=3), generator.generate(labels, seed=3))
+
+    with store.global_tracking_uri(uri):
+        model = mlflow.pyfunc.load_model("models:/champ@champion")
+    frame = model.predict(pd.DataFrame({"label": ["neu", "sad"], "count": [3, 1], "seed": [5, 5]}))
+    assert frame["label"].tolist() == ["neu"] * 3 + ["sad"]
+    assert len(frame["features"][0]) == 8 and len(frame["features"][0][0]) == 8
+
+    with pytest.raises(EmodistillError, match="no version aliased 'champion'"):
+        registry.load_champion("no-such-model", uri)
+
+
+@pytest.fixture(scope="module")
+def sweep(uri, generator_dir):
+    """Experiment 'sweep-best': finished trials at 0.5 and 0.7, a better failed and running one, one without metric."""
+    parent = runs.start_parent_run("sweep-best", "sweep-b", {}, None, uri)
+    ids = {
+        "low": make_trial(uri, "sweep-best", parent, "low", metrics={"uar_ppc100": 0.5}, generator_dir=generator_dir),
+        "high": make_trial(uri, "sweep-best", parent, "high", metrics={"uar_ppc100": 0.7, "uar_ppc10": 0.4},
+                           generator_dir=generator_dir),
+        "failed": make_trial(uri, "sweep-best", parent, "failed", "FAILED", metrics={"uar_ppc100": 0.9}),
+        "running": make_trial(uri, "sweep-best", parent, "running", "RUNNING", metrics={"uar_ppc100": 0.95}),
+        "unscored": make_trial(uri, "sweep-best", parent, "unscored", metrics={"loss.g": 1.0}),
+    }
+    # A baseline run may score higher, but it is not a trial.
+    baseline = store.tracking_client(uri).create_run(store.get_or_create_experiment("sweep-best", uri),
+                                                     tags={runs.KIND_TAG: "baseline"})
+    runs.log_metrics(store.tracking_client(uri), baseline.info.run_id, {"uar_ppc100": 0.99}, step=0)
+    return ids
+
+
+def test_best_run_is_the_highest_finished_trial(uri, sweep, tmp_path):
+    assert best.best_run("sweep-best", tracking_uri=uri).info.run_id == sweep["high"]
+    assert best.best_run("sweep-best", "uar_ppc10", uri).info.run_id == sweep["high"]
+    generator = best.best_generator("sweep-best", tracking_uri=uri, cache_dir=tmp_path)
+    assert generator.label_names == LABELS
+    assert sorted(p.name for p in (tmp_path / "generators" / sweep["high"]).iterdir()) == [
+        "config.json", "model.safetensors"]
+
+
+def test_best_run_errors_name_what_exists(uri, sweep):
+    with pytest.raises(EmodistillError, match=r"no experiment 'nope'.*existing: \[.*'sweep-best'"):
+        best.best_run("nope", tracking_uri=uri)
+    with pytest.raises(EmodistillError, match=r"no finished trial has metric 'uar_ppc1'.*'FAILED': 1.*"
+                                              r"\['loss.g', 'uar_ppc10', 'uar_ppc100'\]"):
+        best.best_run("sweep-best", "uar_ppc1", uri)
+
+
+def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EMODISTILL_CACHE", str(tmp_path / "cache"))
+    assert main(["best", "--experiment", "sweep-best", "--json", "--tracking-uri", uri]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["run_id"] == sweep["high"] and shown["run_name"] == "high" and shown["value"] == 0.7
+    assert shown["params"] == {"loss.tau": "0.1"} and shown["metrics"]["uar_ppc10"] == 0.4
+
+    out = tmp_path / "synthetic.arrow"
+    assert main(["sample", "--experiment", "sweep-best", "--ppc", "3", "--imbalanced", "--seed", "1",
+                 "--out", str(out), "--tracking-uri", uri]) == 0
+    assert "wrote 12 synthetic utterances" in capsys.readouterr().out
+    table = read_table(out)
+    assert Counter(table.column("label").to_pylist()) == {"neu": 5, "hap": 4, "ang": 2, "sad": 1}
+    assert set(table.column("speaker").to_pylist()) == {"synthetic"}
+
+    assert main(["best", "--experiment", "nope", "--tracking-uri", uri]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
