@@ -129,23 +129,21 @@ def test_cli_extract_and_info(corpus, tmp_path, capsys):
 
 
 def test_cli_errors(corpus, tmp_path, capsys):
-    (corpus / "s3b.wav").unlink()
-    bad_label = tmp_path / "labels.csv"
-    bad_label.write_text(f"path,label,speaker,session\n{corpus / 's1a.wav'},fru,Ses01F,1\n")
-    extract = ["features", "extract", "--out", str(tmp_path / "out"), "--corpus"]
-    cases = [
-        (extract + [str(tmp_path / "nope")], "nope: corpus manifest not found"),
-        (extract + [str(corpus)], "have no audio file (s3b)"),
-        (extract + [str(bad_label)], "unknown label 'fru'"),
-        (extract + [str(bad_label.parent), "--upstream", "fbank"], "corpus.csv: corpus manifest not found"),
-        (extract + [str(corpus), "--model", "x"], "--model, --layer and --batch-size apply to --upstream hf only"),
-        (["features", "info", str(tmp_path / "none")], "none: feature directory not found"),
-        (["features", "info", str(corpus)], "features.json: index not found"),
-    ]
-    for args, message in cases:
+    def fails(args: list[str], message: str) -> None:
         code, _, err = run(args, capsys)
         assert code == 2, args
         assert message in err and err.count("\n") == 1 and err.startswith("emodistill features: error:"), err
-    sf.write(corpus / "s3b.wav", np.zeros(800, np.float32), 16000)
-    code, _, err = run(extract + [str(corpus), "--test-session", "9"], capsys)
-    assert code == 2 and "no records in test session 9" in err
+
+    bad_label = tmp_path / "labels.csv"
+    bad_label.write_text(f"path,label,speaker,session\n{corpus / 's1a.wav'},fru,Ses01F,1\n")
+    extract = ["features", "extract", "--out", str(tmp_path / "out"), "--corpus"]
+    fails(extract + [str(tmp_path / "nope")], "nope: corpus manifest not found")
+    fails(extract + [str(tmp_path)], "corpus.csv: corpus manifest not found")
+    fails(extract + [str(bad_label)], "unknown label 'fru'")
+    fails(extract + [str(corpus), "--layer", "3"], "--model, --layer and --batch-size apply to --upstream hf only")
+    fails(extract + [str(corpus), "--test-session", "9"], "no records in test session 9")
+    fails(["features", "info", str(tmp_path / "none")], "none: feature directory not found")
+    fails(["features", "info", str(corpus)], "features.json: index not found")
+    (corpus / "s3b.wav").unlink()
+    fails(extract + [str(corpus)], "have no audio file (s3b)")
+    assert not (tmp_path / "out").exists()

@@ -206,6 +206,11 @@ def test_feature_directory_errors(tmp_path):
     write_table(build_table(make_items(7, seed=5), make_meta(split="test")), tmp_path / "test.arrow")
     with pytest.raises(FeatureTableError, match="test.arrow: does not match features.json"):
         open_splits(tmp_path)
+    index = json.loads((tmp_path / "features.json").read_text())
+    del index["splits"]["dev"]["bytes"]
+    (tmp_path / "features.json").write_text(json.dumps(index))
+    with pytest.raises(FeatureTableError, match=r"features.json: lacks key\(s\) \['splits.dev.bytes'\]"):
+        open_splits(tmp_path)
     (tmp_path / "features.json").write_text("{")
     with pytest.raises(FeatureTableError, match="features.json: not valid JSON"):
         dataset_fingerprint(tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -42,14 +43,15 @@ def generator_dir(tmp_path_factory):
 
 
 def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, generator_dir=None):
-    """A child run with `metrics`, optionally the generator artifact, ended with `status`."""
+    """A child run with `metrics`, optionally the generator artifact, ended with `status` (or left RUNNING)."""
     client = store.tracking_client(uri)
     experiment_id = store.get_or_create_experiment(experiment, uri)
     run_id = runs.start_trial_run(uri, experiment_id, parent, name, {"loss.tau": 0.1})
     runs.log_metrics(client, run_id, metrics or {}, step=0)
     if generator_dir:
         runs.log_generator_artifact(client, run_id, generator_dir)
-    runs.finish_run(client, run_id, status)
+    if status != "RUNNING":
+        runs.finish_run(client, run_id, status)
     return run_id
 
 
@@ -151,8 +153,12 @@ def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, t
     labels = np.array([0, 3])
     np.testing.assert_array_equal(same.generate(labels, seed=3), generator.generate(labels, seed=3))
 
-    with store.global_tracking_uri(uri):
-        model = mlflow.pyfunc.load_model("models:/champ@champion")
+    with store.global_tracking_uri(uri):  # models:/ URIs resolve through the process-wide registry URI
+        model_dir = mlflow.artifacts.download_artifacts("models:/champ@champion", dst_path=str(tmp_path / "model"))
+    files = {p.name for p in Path(model_dir).rglob("*")}
+    assert {"MLmodel", "pyfunc_generator.py", "model.safetensors"} <= files
+    assert not [name for name in files if name.endswith((".pkl", ".pickle", ".cloudpickle"))]
+    model = mlflow.pyfunc.load_model(model_dir)
     frame = model.predict(pd.DataFrame({"label": ["neu", "sad"], "count": [3, 1], "seed": [5, 5]}))
     assert frame["label"].tolist() == ["neu"] * 3 + ["sad"]
     assert len(frame["features"][0]) == 8 and len(frame["features"][0][0]) == 8

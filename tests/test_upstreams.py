@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import os
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: tests never reach the network
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
-from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor  # noqa: E402
-
-from emodistill.cli.main import main  # noqa: E402
-from emodistill.corpora.records import Utterance  # noqa: E402
-from emodistill.errors import ConfigError  # noqa: E402
-from emodistill.features.extract import extract_features  # noqa: E402
-from emodistill.features.store import load_splits  # noqa: E402
-from emodistill.features.upstream import make_upstream  # noqa: E402
+from emodistill.cli.main import main
+from emodistill.corpora.records import Utterance
+from emodistill.errors import ConfigError
+from emodistill.features.extract import extract_features
+from emodistill.features.store import load_splits
+from emodistill.features.upstream import make_upstream
 
 HIDDEN, LAYERS = 32, 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    """Any attempt to reach the Hub fails (the constant is read at call time; the variable only at import)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +102,8 @@ def test_hf_batch_matches_one_by_one(hf):
 def test_hf_bad_model_dir(tmp_path):
     with pytest.raises(ConfigError, match=f"--model {tmp_path}: not a loadable Hugging Face speech model"):
         make_upstream("hf", model=str(tmp_path))
+    with pytest.raises(ConfigError, match="--model facebook/hubert-base-ls960: not a loadable"):
+        make_upstream("hf", model="facebook/hubert-base-ls960")  # a hub name, offline and not cached
 
 
 def test_hf_extraction_end_to_end(hf, tmp_path):

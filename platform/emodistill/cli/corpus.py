@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     iemocap = sources.add_parser("iemocap", help="IEMOCAP, SUPERB 4-class (neu, hap+exc, ang, sad)")
     iemocap.add_argument("--root", type=Path, required=True, help="folder holding Session1..Session5")
-    iemocap.add_argument("--sessions", type=int, nargs="+", default=list(SESSIONS), help="sessions to read")
+    iemocap.add_argument("--sessions", type=int, nargs="+", default=list(SESSIONS), metavar="N",
+                         help="sessions to read (default: all five)")
     _add_out(iemocap)
     _add_strict(iemocap)
     iemocap.set_defaults(func=run_iemocap)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import timedelta
 from pathlib import Path
 
 from emodistill.corpora.manifest import load_manifest, manifest_splits
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     extract.add_argument("--seed", type=int, default=0, help="seed of the train/dev split")
     extract.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (--upstream hf)")
-    extract.add_argument("--batch-size", type=int, default=None, help="utterances per forward pass (--upstream hf; default 8)")
+    extract.add_argument("--batch-size", type=int, help="utterances per forward pass (--upstream hf; default 8)")
     extract.add_argument("--corpus-name", help="name recorded in the tables (default: the corpus directory name)")
     extract.set_defaults(func=run_extract)
 
@@ -79,12 +80,13 @@ def run_info(args: argparse.Namespace) -> int:
 def format_summary(index: dict, directory: Path) -> str:
     """Per split: utterances per label, hours of audio, frames, bytes, fingerprint."""
     meta = index["meta"]
-    lines = [f"{directory}: corpus {meta['corpus']}, upstream {meta['upstream']} (layer {meta['layer']}), "
+    layer = "" if meta["layer"] is None else f" layer {meta['layer']}"
+    lines = [f"{directory}: corpus {meta['corpus']}, upstream {meta['upstream']}{layer}, "
              f"D={meta['dim']}, {meta['frame_rate']:g} frames/s, {meta['dtype']}"]
     for split, s in index["splits"].items():
         counts = " ".join(f"{label}={n}" for label, n in s["counts"].items())
-        hours = "?" if s["seconds"] is None else f"{s['seconds'] / 3600:.2f}"
-        lines.append(f"  {split:<5} {s['utterances']:>6} utts ({counts}), {hours} h, {s['frames']} frames, "
-                     f"{s['bytes'] / 2**20:.1f} MiB, fingerprint {s['fingerprint']}")
+        audio = "?" if s["seconds"] is None else str(timedelta(seconds=round(s["seconds"])))
+        lines.append(f"  {split:<5} {s['utterances']:>6} utts ({counts}), {audio} h:m:s of audio, "
+                     f"{s['frames']} frames, {s['bytes'] / 2**20:.1f} MiB, fingerprint {s['fingerprint']}")
     lines.append(f"  dataset fingerprint {index['fingerprint']}; index {Path(directory) / INDEX_NAME}")
     return "\n".join(lines)

@@ -14,7 +14,10 @@ from emodistill.errors import EmodistillError
 COMMAND_MODULES = (
     "emodistill.cli.corpus",
     "emodistill.cli.features",
+    "emodistill.cli.distill",
     "emodistill.cli.tracking",
+    "emodistill.cli.evaluate",
+    "emodistill.cli.sweep",
 )
 
 

@@ -8,18 +8,20 @@ distributions around each actor's baseline, under additive noise at a random SNR
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing as mp
 import os
 import queue
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import firwin, lfilter, resample_poly
 from tqdm import tqdm
 
 from emodistill.corpora.espeak import Espeak
@@ -95,26 +97,33 @@ def plan_corpus(preset: str = "default", seed: int = 0) -> list[PlannedUtterance
     rng = np.random.default_rng(seed)
     pool = sentence_pool(spec.n_sentences, rng)
     # Each class walks its own shuffled copy of the pool, so the text is independent of the label.
-    readings = {label: iter(np.tile(rng.permutation(len(pool)), spec.total // len(pool) + 1)) for label in SUPERB_LABELS}
+    readings = {label: itertools.cycle(rng.permutation(len(pool))) for label in SUPERB_LABELS}
     plans = []
     for session, size in enumerate(spec.session_sizes, start=1):
         labels = [label for label, k in class_counts(size).items() for _ in range(k)]
         actors = [s for s in SPEAKERS if s.session == session]
         taken = {actor.speaker: 0 for actor in actors}
-        for i, label in enumerate(rng.permutation(labels)):
+        for i, label in enumerate(str(x) for x in rng.permutation(labels)):
             actor = actors[i % len(actors)]
             taken[actor.speaker] += 1
             text = pool[next(readings[label])]
             plans.append(PlannedUtterance(
                 utt_id=f"{actor.speaker}_{taken[actor.speaker]:04d}_{actor.gender}",
                 speaker=actor,
-                label=str(label),
+                label=label,
                 text=text,
-                prosody=draw_prosody(actor, str(label), len(text.split()), rng),
+                prosody=draw_prosody(actor, label, len(text.split()), rng),
                 snr_db=float(rng.uniform(*SNR_DB)),
                 seed=int(rng.integers(2**31)),
             ))
     return plans
+
+
+@lru_cache(maxsize=None)
+def _resampling_filter(up: int, down: int) -> np.ndarray:
+    # resample_poly's own default design, computed once instead of on every call.
+    rate = max(up, down)
+    return firwin(20 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
 
 
 def render(plan: PlannedUtterance, engine: Espeak) -> np.ndarray:
@@ -125,7 +134,8 @@ def render(plan: PlannedUtterance, engine: Espeak) -> np.ndarray:
         rate=p.rate, pitch=p.pitch, pitch_range=p.pitch_range, volume=p.volume, seed=plan.seed,
     )
     g = gcd(engine.sample_rate, SAMPLE_RATE)
-    speech = resample_poly(pcm.astype(np.float32) / 32768, SAMPLE_RATE // g, engine.sample_rate // g)
+    up, down = SAMPLE_RATE // g, engine.sample_rate // g
+    speech = resample_poly(pcm.astype(np.float32) / 32768, up, down, window=_resampling_filter(up, down))
     rng = np.random.default_rng(plan.seed)
     # Noise coloured by a random one-pole low-pass: from white hiss to a low rumble.
     noise = lfilter([1.0], [1.0, -rng.uniform(0.0, 0.95)], rng.standard_normal(len(speech)))
@@ -177,9 +187,9 @@ def synthesize_corpus(
                 len(plans), preset, seed, out_dir, workers)
     start = time.perf_counter()
     # One session per child, forked from a server that never ran espeak-ng: every session starts from a
-    # clean engine, whatever ran before it. Preloading makes the forks cheap.
+    # clean engine, whatever ran before it. Preloading (the caller's script too) makes the forks cheap.
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(["__main__", __name__])
     progress_queue = ctx.Queue()
     with ctx.Pool(workers, initializer=_init_worker, initargs=(progress_queue,), maxtasksperchild=1) as pool, \
             tqdm(total=len(plans), desc=f"synth {preset}", unit="utt", disable=not progress) as bar:

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from emodistill.atomic import write_text_atomic
 from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def frozen(model: nn.Module) -> nn.Module:
     return model
 
 
-def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig) -> dict[str, Downstream]:
+def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig, progress: bool) -> dict[str, Downstream]:
     """k downstreams with different seeds; every requested point of each, named `seed{i}_{point}`."""
     steps = snapshot_steps(config)
     wanted = sorted(set(steps.values()))
@@ -65,7 +65,7 @@ def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig) -> di
     for i in range(config.k):
         downstream_config = config.downstream.model_copy(update={"seed": config.downstream.seed + i})
         log.info("pool: training downstream %d/%d (seed %d)", i + 1, config.k, downstream_config.seed)
-        result = train_downstream(train, dev, downstream_config, snapshot_steps=wanted)
+        result = train_downstream(train, dev, downstream_config, snapshot_steps=wanted, progress=progress)
         taken = dict(zip(wanted, result.snapshots))  # an early stop drops the last snapshots
         for point in config.points:
             name = f"seed{i}_{point}"
@@ -83,21 +83,20 @@ def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig) -> di
 
 
 def train_pool(train: FeatureSet, dev: FeatureSet, config: PoolConfig, cache_dir: str | Path | None = None,
-               fingerprint: str | None = None) -> list[Downstream]:
+               fingerprint: str | None = None, progress: bool = True) -> list[Downstream]:
     """Frozen downstream checkpoints trained on real data; reused from `cache_dir` when trained before."""
     if cache_dir is None:
-        return [frozen(m) for m in _train_members(train, dev, config).values()]
+        return [frozen(m) for m in _train_members(train, dev, config, progress).values()]
     directory = Path(cache_dir) / pool_key(config, fingerprint or feature_fingerprint(train, dev))
     index = directory / INDEX_FILE
     if index.is_file():
         log.info("reusing pool from %s", directory)
         names = json.loads(index.read_text())["members"]
         return [frozen(load_downstream(directory / name)) for name in names]
-    members = _train_members(train, dev, config)
+    members = _train_members(train, dev, config, progress)
     for name, model in members.items():
         save_downstream(model, directory / name, extra={"pool": config.model_dump(mode="json")})
     # The index is written last: a pool interrupted mid-way is trained again, never half reused.
-    with atomic_path(index) as tmp:
-        tmp.write_text(json.dumps({"members": list(members)}, indent=2))
+    write_text_atomic(index, json.dumps({"members": list(members)}, indent=2))
     log.info("pool of %d checkpoints saved to %s", len(members), directory)
     return [frozen(m) for m in members.values()]

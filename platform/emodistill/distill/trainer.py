@@ -85,6 +85,7 @@ class Distiller:
                                    self.rng, self.device)
         self.pool = [frozen(m).to(self.device) for m in pool]
         self.step = 0
+        self.latest: dict[str, torch.Tensor] = {}  # last value of every loss term (gp may skip critic steps)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when the config asks for it; a no-op otherwise."""
@@ -117,7 +118,7 @@ class Distiller:
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        return terms
+        return {name: value.detach() for name, value in terms.items()}
 
     def generator_step(self) -> dict[str, torch.Tensor]:
         """One update of the generator on L_G + λ5·L_DIV + λ6·L_SML (terms with λ = 0 are not computed)."""
@@ -153,17 +154,16 @@ class Distiller:
         loss.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
-        return terms
+        return {name: value.detach() for name, value in terms.items()}
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """n_critic critic updates, then one generator update; returns the latest value of every term."""
         self.step += 1
         n_critic = self.config.optim.n_critic
-        terms = {}
         for i in range(n_critic):
-            terms.update(self.critic_step((self.step - 1) * n_critic + i))
-        terms.update(self.generator_step())
-        return terms
+            self.latest.update(self.critic_step((self.step - 1) * n_critic + i))
+        self.latest.update(self.generator_step())
+        return self.latest
 
     def state(self, seconds: float) -> dict:
         """Everything needed to continue bit-identically (weights_only-loadable)."""
@@ -222,7 +222,7 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
-        pool = train_pool(train, dev, config.pool, pool_cache_dir)
+        pool = train_pool(train, dev, config.pool, pool_cache_dir, progress=progress)
     if config.loss.lambda_sml > 0 and not pool:
         raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
     run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [])
@@ -243,7 +243,7 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
         bar.update()
         step = run.step
         if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            losses = {name: float(value) for name, value in terms.items()}
+            losses = {name: value.item() for name, value in terms.items()}
             metrics.update(losses)
             bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("loss_d", "loss_g", "wasserstein") if k in losses})
             if hooks.on_log:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,15 +71,15 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         raise ConfigError(f"splits are {sorted(splits)}, expected {list(SPLITS)}")
     check_labels(splits, labels)
     out_dir = Path(out_dir)
+    meta = FeatureMeta(corpus=corpus_name, upstream=upstream.name, upstream_config=upstream.describe(),
+                       layer=upstream.layer, sample_rate=upstream.sample_rate, frame_rate=upstream.frame_rate,
+                       dim=upstream.dim, labels=list(labels), dtype=dtype)
     summaries = {}
     for split in SPLITS:
         records = splits[split]
         log.info("extracting %s: %d utterances with %s", split, len(records), upstream.name)
         frames, seconds = extract_split(records, upstream, split, progress)
-        meta = FeatureMeta(corpus=corpus_name, upstream=upstream.name, upstream_config=upstream.describe(),
-                           layer=upstream.layer, sample_rate=upstream.sample_rate, frame_rate=upstream.frame_rate,
-                           dim=upstream.dim, labels=list(labels), dtype=dtype, split=split)
-        table = build_table(zip(records, frames), meta)
+        table = build_table(zip(records, frames), replace(meta, split=split))
         path = write_table(table, out_dir / f"{split}.arrow")
         summaries[split] = split_summary(table, path, seconds)
         log.info("wrote %s (%d utterances, %d frames, fingerprint %s)", path, table.num_rows,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 import transformers
-from transformers import AutoFeatureExtractor, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
 from emodistill.errors import ConfigError
 
@@ -40,15 +40,16 @@ class HFUpstream:
 
     def __init__(self, model: str, layer: int | str = "last", device: str = "auto", batch_size: int = 8):
         try:
+            config = AutoConfig.from_pretrained(model)
+            # Checked before the weights load, so that a typo fails in a second rather than a minute.
+            self.layer = self._resolve_layer(layer, config.num_hidden_layers)
             self.extractor = AutoFeatureExtractor.from_pretrained(model)
-            self.model = AutoModel.from_pretrained(model)
+            self.model = AutoModel.from_pretrained(model, config=config)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--model {model}: not a loadable Hugging Face speech model ({exc})") from None
-        config = self.model.config
         if not hasattr(self.model, "_get_feat_extract_output_lengths"):
             raise ConfigError(f"--model {model}: {config.model_type} is not a wav2vec2-style speech encoder")
         self.model_name = str(model)
-        self.layer = self._resolve_layer(layer, config.num_hidden_layers)
         self.device = resolve_device(device)
         self.model.to(self.device).eval()
         self.batch_size = batch_size

@@ -6,13 +6,10 @@ with the shared metadata and, per split, counts, frames, bytes and the table fin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,14 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from emodistill.atomic import atomic_path, write_text_atomic
 from emodistill.corpora.records import Utterance
 from emodistill.errors import FeatureTableError
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import DTYPES, METADATA_KEY, FeatureMeta, feature_schema, validate_table
+from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
 
 SPLITS = ("train", "dev", "test")
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
+SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
 
 
 def _record_fields(record: Utterance | dict) -> dict:
@@ -52,7 +51,8 @@ def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: Feat
         if frames.ndim != 2 or frames.shape[1] != meta.dim:
             raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
         if fields["label"] not in meta.labels:
-            raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} is not in the label set {meta.labels}")
+            raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} "
+                                    f"is not in the label set {meta.labels}")
         for name, value in fields.items():
             columns[name].append(value)
         blocks.append(frames.astype(meta.dtype, copy=False))
@@ -68,21 +68,6 @@ def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: Feat
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block completes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Validate `table` and write it as an Arrow IPC file, atomically."""
     path = Path(path)
@@ -93,23 +78,26 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
     return path
 
 
-def read_table(path: str | Path) -> pa.Table:
-    """Memory-map a feature table (no copy of the frames) and validate its schema."""
-    path = Path(path)
+def _open_table(path: Path) -> tuple[pa.Table, FeatureMeta]:
+    """Memory-map and validate a feature table; also return its metadata."""
     if not path.is_file():
         raise FeatureTableError(f"{path}: feature table not found")
     try:
         table = ipc.open_file(pa.memory_map(str(path), "r")).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise FeatureTableError(f"{path}: not a readable Arrow IPC file ({exc})") from None
-    validate_table(table, str(path))
-    return table
+    return table, validate_table(table, str(path))
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Memory-map a feature table (no copy of the frames) and validate its schema."""
+    return _open_table(Path(path))[0]
 
 
 def fingerprint(table: pa.Table) -> str:
     """16 hex chars of sha256 over the content and metadata (ignoring `created`), chunking-independent."""
-    meta = json.loads(table.schema.metadata[METADATA_KEY])
-    meta.pop("created", None)
+    meta = asdict(validate_table(table, "<table>"))
+    meta.pop("created")
     digest = hashlib.sha256()
     digest.update(json.dumps(meta, sort_keys=True).encode())
     digest.update(table.schema.remove_metadata().to_string().encode())
@@ -144,9 +132,7 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     shared.pop("split")
     combined = hashlib.sha256(json.dumps({s: splits[s]["fingerprint"] for s in sorted(splits)}).encode())
     index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
-    path = Path(directory) / INDEX_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(index, indent=2) + "\n")
+    write_text_atomic(Path(directory) / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     return index
 
 
@@ -163,6 +149,8 @@ def read_index(directory: str | Path) -> dict:
     except ValueError as exc:
         raise FeatureTableError(f"{path}: not valid JSON ({exc})") from None
     missing = [k for k in ("meta", "splits", "fingerprint") if k not in index]
+    missing += [f"splits.{s}.{k}" for s, entry in index.get("splits", {}).items() for k in SUMMARY_KEYS
+                if k not in entry]
     if missing:
         raise FeatureTableError(f"{path}: lacks key(s) {missing}")
     return index
@@ -185,9 +173,8 @@ def open_splits(directory: str | Path) -> dict[str, pa.Table]:
             raise FeatureTableError(f"{directory / INDEX_NAME}: split '{split}' missing from the index")
         if not path.is_file():
             raise FeatureTableError(f"{path}: split '{split}' missing from feature directory {directory}")
-        table = read_table(path)
+        table, meta = _open_table(path)
         # A re-extraction interrupted after some splits leaves tables the index does not describe.
-        meta = validate_table(table, str(path))
         if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
             raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
         tables[split] = table

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
+from emodistill.atomic import atomic_path
 from emodistill.errors import ConfigError
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator
@@ -66,28 +64,12 @@ def save_generator(module: nn.Module, out_dir: str | Path, *, model_config: dict
                              feature_meta=feature_meta, normalization=normalization,
                              training_config=training_config, metrics=metrics)
     weights = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_path(out_dir) as staging:
+        staging.mkdir()
         save_file(weights, staging / WEIGHTS_FILE)
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        _swap_in(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     log.info("wrote generator %s (%d parameters)", out_dir, config["num_parameters"])
     return out_dir
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Move a complete staging dir to `out_dir`; an old artifact is set aside first, then removed."""
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    os.replace(out_dir, old / out_dir.name)
-    os.replace(staging, out_dir)
-    shutil.rmtree(old)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A sweep is one MLflow experiment (named after the sweep) with one parent run, one child run per
 trial and one `baseline` run for the real-data reference. Its Tune experiment directory holds
-`sweep.json`, which `run_sweep(resume=DIR)` reads to continue the same sweep into the same runs.
+`sweep.json`, which `resume_sweep(DIR)` reads to continue the same sweep into the same runs.
 """
 
 from __future__ import annotations
@@ -15,37 +15,42 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import mlflow
+import ray
+from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray import tune
 
+from emodistill.distill.config import DistillConfig
 from emodistill.distill.pool import train_pool
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.downstream import DownstreamConfig
+from emodistill.errors import ConfigError
 from emodistill.evaluate import mcnemar
-from emodistill.evaluate.protocol import EvalConfig, train_reference
-from emodistill.features.store import load_splits
+from emodistill.evaluate.protocol import ReferenceResult, train_reference
+from emodistill.features.dataset import FeatureSet
+from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.sweep.cluster import check_tracking_uri, connect
 from emodistill.sweep.figures import objective_chart
-from emodistill.sweep.shared import ReferencePredictions, SharedInputs, share_inputs
+from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
 from emodistill.sweep.trainable import PREDICTIONS_FILE, TrialContext, distill_trial, trial_config
-from emodistill.sweep.tuning import evaluation_rounds, param_space, trial_overrides, tune_config
-from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model,
-                                      log_metrics, start_parent_run)
-from emodistill.tracking.registry import register_champion
-from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
+from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.best import trial_runs
+from emodistill.tracking.registry import register_champion
+from emodistill.tracking.runs import (KIND_TAG, download_generator, finish_run, log_generator_model, log_metrics,
+                                      start_parent_run)
+from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sweep.json"
-REFERENCE_TAG = "mcnemar.reference"
+REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
 BASELINE_VARIANT = "baseline"
+REFERENCE_FILE = "reference.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SweepState:
     """What a resumed sweep must reuse: where it logs, which parent run, which inputs and space."""
 
@@ -66,9 +71,9 @@ class SweepResult:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    experiment_path: str  # the Tune experiment directory; pass it to --resume
+    experiment_path: str  # the Tune experiment directory; pass it to `emodistill sweep --resume`
     objective: str
-    trials: dict[str, dict] = field(default_factory=dict)  # run name -> run_id, status, objective value
+    trials: dict[str, dict] = field(default_factory=dict)  # run name -> run_id, status, value, reason
     best_run_id: str | None = None
     best_value: float | None = None
     champion_version: str | None = None
@@ -80,32 +85,34 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     """Run a new sweep of `space` on the feature directory `features`, logging to MLflow."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
+    base = trial_config(space, dict(space.base.overrides))  # a bad base config fails here, not in every trial
     started_ray = connect(address)
     try:
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)
         features = Path(features).resolve()
         storage = Path(storage_path or "sweeps").resolve()
-        pool_cache = Path(pool_cache_dir or storage / "pool-cache").resolve()
-        experiment_id = get_or_create_experiment(name, uri)
-        shared, fingerprint = _prepare_inputs(space, features, pool_cache)
-        parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name},
-                                  uri, features=fingerprint)
-        state = SweepState(name=name, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
-                           features=str(features), space=space.model_dump(mode="json"),
-                           pool_cache_dir=str(pool_cache))
-        reference = _log_reference(state, shared)
-        shared = SharedInputs(**{**shared.__dict__, "reference": reference})
-        tuner = tune.Tuner(_trainable(state, shared), param_space=param_space(space),
-                           tune_config=tune_config(space, _rounds(space)),
-                           run_config=_run_config(space, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", storage))
-        experiment_path = Path(tuner._local_tuner.get_experiment_checkpoint_dir())
-        _write_state(experiment_path, state)
+        splits = load_splits(features)
+        fingerprint = dataset_fingerprint(features)
+        parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name}, uri,
+                                  features=fingerprint)
+        state = SweepState(name=name, tracking_uri=uri, experiment_id=get_or_create_experiment(name, uri),
+                           parent_run_id=parent, features=str(features), space=space.model_dump(mode="json"),
+                           pool_cache_dir=str(Path(pool_cache_dir or storage / "pool-cache").resolve()))
+        run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        experiment_path = storage / run_name
+        experiment_path.mkdir(parents=True, exist_ok=True)
+        (experiment_path / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+        trainable = _trainable(state, space, splits, base)
+        tuner = tune.Tuner(trainable, param_space=param_space(space), tune_config=tune_config(space, _rounds(base)),
+                           run_config=tune.RunConfig(
+                               name=run_name, storage_path=str(storage),
+                               failure_config=tune.FailureConfig(max_failures=space.max_failures),
+                               checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
+        log.info("sweep %s: %s (resume with `emodistill sweep --resume %s`)", name, experiment_path, experiment_path)
         return _finish(state, space, tuner.fit(), experiment_path)
     finally:
         if started_ray:
-            import ray
-
             ray.shutdown()
 
 
@@ -120,14 +127,154 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None) -> 
     started_ray = connect(address)
     try:
         check_tracking_uri(state.tracking_uri)
-        shared, _ = _prepare_inputs(space, Path(state.features), Path(state.pool_cache_dir))
-        shared = SharedInputs(**{**shared.__dict__, "reference": _log_reference(state, shared)})
         tracking_client(state.tracking_uri).update_run(state.parent_run_id, status="RUNNING")
-        tuner = tune.Tuner.restore(str(experiment_path), trainable=_trainable(state, shared),
+        trainable = _trainable(state, space, load_splits(state.features), trial_config(space, space.base.overrides))
+        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable,
                                    resume_unfinished=True, restart_errored=True)
         return _finish(state, space, tuner.fit(), experiment_path)
     finally:
         if started_ray:
-            import ray
-
             ray.shutdown()
+
+
+def _rounds(base: DistillConfig) -> int:
+    """Evaluation rounds of a full-length trial (ASHA's time unit)."""
+    return evaluation_rounds(base.train.steps, base.train.eval_every)
+
+
+def _space_params(space: SearchSpace) -> dict:
+    """The parent run's params: the space's settings, flattened with dots."""
+    flat = {}
+
+    def walk(value, prefix: str) -> None:
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                walk(item, f"{prefix}{key}.")
+        else:
+            flat[prefix.rstrip(".")] = json.dumps(value) if isinstance(value, (list, dict)) else value
+
+    walk(space.model_dump(mode="json", exclude={"description"}), "")
+    return flat
+
+
+def _trainable(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet], base: DistillConfig):
+    """The trial function with the shared inputs (put once) and its resources attached."""
+    pool = None
+    if _uses_pool(space, base):
+        pool = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
+                          fingerprint=dataset_fingerprint(Path(state.features)))
+    reference, reference_run_id = _reference(state, space, splits)
+    shared = share_inputs(state.features, pool=pool, reference=reference, reference_run_id=reference_run_id)
+    context = TrialContext(space=space, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
+                           parent_run_id=state.parent_run_id)
+    return tune.with_resources(tune.with_parameters(distill_trial, shared=shared, context=context),
+                               space.resources.as_tune())
+
+
+def _uses_pool(space: SearchSpace, base: DistillConfig) -> bool:
+    """True when some trial may weigh L_SML above zero (then the pool is trained once, or read from cache)."""
+    if base.loss.lambda_sml > 0:
+        return True
+    search = space.search
+    if isinstance(search, GridSearch):
+        values = list(search.grid.get("loss.lambda_sml", [])) + [
+            v.get("loss.lambda_sml", 0) for v in search.variants.values()]
+        return any(float(v) > 0 for v in values)
+    return "loss.lambda_sml" in search.params
+
+
+def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet]) -> tuple[ReferenceResult, str]:
+    """The real-data downstream every trial is compared with, logged once as the sweep's `baseline` run."""
+    client = tracking_client(state.tracking_uri)
+    existing = client.search_runs([state.experiment_id], max_results=1, filter_string=(
+        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'baseline'"))
+    if existing and existing[0].info.status == "FINISHED":  # a resumed sweep reuses its reference
+        run_id = existing[0].info.run_id
+        saved = Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text()
+        return ReferenceResult.from_dict(json.loads(saved)), run_id
+    evaluation = space.evaluation
+    result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
+    run_id = client.create_run(state.experiment_id, run_name=REFERENCE_RUN, tags={
+        KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id}).info.run_id
+    log_metrics(client, run_id, {"uar_real_full": result.uar_real_full}, step=0)
+    client.log_dict(run_id, result.to_dict(), REFERENCE_FILE)
+    finish_run(client, run_id)
+    return result, run_id
+
+
+def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, experiment_path: Path) -> SweepResult:
+    """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
+    client = tracking_client(state.tracking_uri)
+    metric, mode = space.objective.metric, space.objective.mode
+    runs = {run.data.tags.get("ray.trial_id"): run for run in trial_runs(client, state.experiment_id)
+            if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == state.parent_run_id}
+    for result in results:
+        run = runs.get(result.metrics.get("trial_id") if result.metrics else None)
+        if run is not None and run.info.status == "RUNNING":
+            _close_unfinished(client, run, result)
+    runs = {run.info.run_name: client.get_run(run.info.run_id) for run in runs.values()}
+    _compare_with_baselines(client, runs, space)
+    outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
+                          parent_run_id=state.parent_run_id, experiment_path=str(experiment_path), objective=metric)
+    for name, run in sorted(runs.items()):
+        value = run.data.metrics.get(metric)
+        outcome.trials[name] = {"run_id": run.info.run_id, "status": run.info.status, metric: value,
+                                "reason": run.data.tags.get("emodistill.failure")}
+    finished = {n: t[metric] for n, t in outcome.trials.items()
+                if t["status"] == "FINISHED" and t[metric] is not None and not math.isnan(t[metric])}
+    figure = objective_chart({n: finished.get(n) for n in outcome.trials}, metric, mode)
+    client.log_figure(state.parent_run_id, figure, "figures/objective_per_trial.png")
+    plt.close(figure)
+    if finished:
+        best = (max if mode == "max" else min)(finished, key=finished.get)
+        outcome.best_run_id, outcome.best_value = outcome.trials[best]["run_id"], finished[best]
+        outcome.champion_version = _register_best(state, outcome.best_run_id)
+        client.set_tag(state.parent_run_id, "best_run_id", outcome.best_run_id)
+        log_metrics(client, state.parent_run_id, {f"best_{metric}": outcome.best_value}, step=0)
+    client.log_dict(state.parent_run_id, asdict(outcome), "sweep_result.json")
+    (experiment_path / "sweep_result.json").write_text(json.dumps(asdict(outcome), indent=2))
+    finish_run(client, state.parent_run_id, status="FINISHED" if finished else "FAILED",
+               reason=None if finished else "no trial finished with the objective metric")
+    return outcome
+
+
+def _close_unfinished(client: MlflowClient, run: Run, result: tune.Result) -> None:
+    """End the run of a trial Tune gave up on (crashed past max_failures) or stopped early (ASHA)."""
+    if result.error is not None:
+        reason = f"trial failed after {result.metrics.get('step', 0)} steps: {str(result.error).strip().splitlines()[-1]}"
+        finish_run(client, run.info.run_id, status="FAILED", reason=reason)
+    else:
+        reason = f"stopped early by the scheduler at step {result.metrics.get('step')}"
+        finish_run(client, run.info.run_id, status="KILLED", reason=reason)
+
+
+def _compare_with_baselines(client: MlflowClient, runs: dict[str, Run], space: SearchSpace) -> None:
+    """McNemar of each finished variant against the finished Baseline trial of its architecture, per budget."""
+    finished = [r for r in runs.values() if r.info.status == "FINISHED"]
+    baselines = {r.data.params.get("model.arch"): r for r in finished if r.data.tags.get(VARIANT_KEY) == BASELINE_VARIANT}
+    if not baselines:
+        return
+    predictions = {}
+
+    def predictions_of(run: Run) -> dict:
+        if run.info.run_id not in predictions:
+            path = client.download_artifacts(run.info.run_id, PREDICTIONS_FILE)
+            predictions[run.info.run_id] = json.loads(Path(path).read_text())
+        return predictions[run.info.run_id]
+
+    for run in finished:
+        baseline = baselines.get(run.data.params.get("model.arch"))
+        if baseline is None or baseline is run:
+            continue
+        ours, theirs = predictions_of(run), predictions_of(baseline)
+        pvalues = {f"mcnemar_p_ppc{key[3:]}_vs_baseline": mcnemar(ours["y_true"], theirs[key], ours[key]).pvalue
+                   for key in ours if key.startswith("ppc") and key in theirs}
+        log_metrics(client, run.info.run_id, pvalues, step=0)
+        client.set_tag(run.info.run_id, BASELINE_TAG, baseline.info.run_id)
+
+
+def _register_best(state: SweepState, run_id: str) -> str:
+    """Log the best generator as a pyfunc model on its run and register it under the sweep's name as `champion`."""
+    generator_dir = download_generator(run_id, state.tracking_uri)
+    model_uri = log_generator_model(run_id, generator_dir, state.tracking_uri)
+    return register_champion(run_id, state.name, state.tracking_uri, model_uri)

@@ -9,7 +9,7 @@ and no trial reads feature files from disk.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 
 from emodistill.distill.pool import frozen
 from emodistill.downstream import Downstream
+from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import SPLITS, dataset_fingerprint, open_splits
 
@@ -33,18 +34,9 @@ class SharedInputs:
     tables: dict[str, ray.ObjectRef]  # split -> uint8 array holding that split's Arrow IPC file
     fingerprint: str  # of the feature directory (tag `emodistill.features`)
     pool: ray.ObjectRef | None = None  # list of (Downstream config, weights as numpy arrays), for L_SML
-    reference: ray.ObjectRef | None = None  # ReferencePredictions of the real-data downstream
+    reference: ray.ObjectRef | None = None  # ReferenceResult (no model) of the real-data downstream
+    reference_run_id: str | None = None  # its MLflow run (the tag `mcnemar.reference` of every trial)
     table_bytes: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ReferencePredictions:
-    """The real-data reference trial results are compared with (McNemar)."""
-
-    name: str  # the value of the tag `mcnemar.reference`
-    y_true: np.ndarray
-    predictions: np.ndarray
-    uar: float
 
 
 def put_features(directory: str | Path) -> tuple[dict[str, ray.ObjectRef], dict[str, int]]:
@@ -61,13 +53,13 @@ def put_features(directory: str | Path) -> tuple[dict[str, ray.ObjectRef], dict[
 
 
 def share_inputs(directory: str | Path, pool: list[Downstream] | None = None,
-                 reference: ReferencePredictions | None = None) -> SharedInputs:
-    """Put the feature tables, the checkpoint pool and the reference predictions in the object store."""
+                 reference: ReferenceResult | None = None, reference_run_id: str | None = None) -> SharedInputs:
+    """Put the feature tables, the checkpoint pool and the reference's predictions in the object store."""
     tables, sizes = put_features(directory)
     pool_ref = None if pool is None else ray.put([(member.config(), _to_numpy(member)) for member in pool])
-    reference_ref = None if reference is None else ray.put(reference)
+    reference_ref = None if reference is None else ray.put(replace(reference, model=None))
     return SharedInputs(tables=tables, fingerprint=dataset_fingerprint(directory), pool=pool_ref,
-                        reference=reference_ref, table_bytes=sizes)
+                        reference=reference_ref, reference_run_id=reference_run_id, table_bytes=sizes)
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:

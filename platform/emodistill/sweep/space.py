@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError
+from emodistill.evaluate.protocol import EvalConfig
 
 VARIANT_KEY = "variant"
 BUDGET_METRIC = re.compile(r"^uar_ppc(\d+)$")
@@ -51,17 +53,29 @@ class BaseConfig(_Strict):
 
 
 class Evaluation(_Strict):
-    """Budgets (samples per class) evaluated every `train.eval_every` steps, and the downstream recipe."""
+    """The protocol run every `train.eval_every` steps: budgets (samples per class), scenarios, downstream recipe."""
 
     budgets: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     arch_budgets: dict[str, list[Annotated[int, Field(gt=0)]]] = Field(
         default_factory=dict, description="extra budgets for one architecture (the paper's 800/1800 for gan_att)")
-    downstream: dict[str, Any] = Field(default_factory=dict, description="EvalConfig overrides")
-    reference_seed: int = 0
+    imbalanced: bool = Field(default=False, description="also score uar_ppc{N}_imbalanced (real class prior)")
+    repeats: int = Field(default=1, ge=1, description="downstreams trained per budget and evaluation")
+    seed: int = 0
+    downstream: dict[str, Any] = Field(default_factory=dict, description="DownstreamConfig overrides")
 
     def budgets_for(self, arch: str) -> list[int]:
         """Budgets evaluated for a trial of architecture `arch`, ascending."""
         return sorted(set(self.budgets) | set(self.arch_budgets.get(arch, [])))
+
+    def eval_config(self, arch: str) -> EvalConfig:
+        """The evaluation protocol's config for a trial of architecture `arch`."""
+        return EvalConfig(budgets=self.budgets_for(arch), imbalanced=self.imbalanced, repeats=self.repeats,
+                          seed=self.seed, downstream=DownstreamConfig(**self.downstream))
+
+    @model_validator(mode="after")
+    def _downstream_is_valid(self) -> Evaluation:
+        DownstreamConfig(**self.downstream)
+        return self
 
 
 class FloatParam(_Strict):

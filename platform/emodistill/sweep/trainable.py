@@ -16,20 +16,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import ray
+from mlflow import MlflowClient
 from ray import tune
 
 from emodistill.distill.config import DistillConfig, load_config
 from emodistill.distill.trainer import Hooks, distill
 from emodistill.errors import ConfigError, TrainingDiverged
-from emodistill.evaluate import mcnemar
-from emodistill.evaluate.protocol import EvalConfig, evaluate_generator
+from emodistill.evaluate.protocol import EvalConfig, ReferenceResult, evaluate_generator
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import uar_curves
-from emodistill.sweep.shared import ReferencePredictions, SharedInputs, open_shared_pool, open_shared_splits
+from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import VARIANT_KEY, SearchSpace
 from emodistill.sweep.tuning import trial_overrides
 from emodistill.tracking.runs import (find_or_resume_trial_run, finish_run, log_generator_artifact, log_metrics)
@@ -41,6 +40,7 @@ STATE_FILE = "trial.json"  # beside the trainer's checkpoint in a Tune checkpoin
 CHECKPOINTS = "checkpoints"  # the trainer's checkpoint folder inside its out_dir
 PREDICTIONS_FILE = "predictions.json"
 RESULTS_FILE = "results.json"
+REFERENCE_TAG = "mcnemar.reference"  # the run id of the real-data reference the p-values compare with
 PID_DIR_ENV = "EMODISTILL_TRIAL_PID_DIR"  # tests: where each trial writes its worker pid (to kill it)
 
 
@@ -69,6 +69,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     tags = {**node_identity(), "ray.trial_id": trial.get_trial_id(), "ray.trial_name": trial.get_trial_name()}
     if VARIANT_KEY in config:
         tags[VARIANT_KEY] = config[VARIANT_KEY]
+    if shared.reference_run_id is not None:
+        tags[REFERENCE_TAG] = shared.reference_run_id
     run_id = find_or_resume_trial_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                       trial.get_trial_name(), distill_config.flatten(), tags,
                                       run_id=restored.get("run_id"))
@@ -77,9 +79,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     client.set_tag(run_id, "ray.hostname", tags["ray.hostname"])
 
     reference = ray.get(shared.reference) if shared.reference is not None else None
-    budgets = space.evaluation.budgets_for(distill_config.model.arch)
-    reporter = TrialReporter(client, run_id, splits, budgets, EvalConfig(**space.evaluation.downstream),
-                             reference, out_dir)
+    reporter = TrialReporter(client, run_id, splits, space.evaluation.eval_config(distill_config.model.arch),
+                             reference)
     try:
         generator_dir = distill(splits["train"], splits["dev"], distill_config, out_dir,
                                 pool=open_shared_pool(shared), resume=bool(restored),
@@ -125,11 +126,10 @@ def _restore(out_dir: Path) -> dict:
 class TrialReporter:
     """The trainer's hooks: losses to MLflow, evaluations to MLflow and Tune, checkpoints to Tune."""
 
-    def __init__(self, client, run_id: str, splits: dict[str, FeatureSet], budgets: list[int],
-                 eval_config: EvalConfig, reference: ReferencePredictions | None, out_dir: Path):
+    def __init__(self, client: MlflowClient, run_id: str, splits: dict[str, FeatureSet], eval_config: EvalConfig,
+                 reference: ReferenceResult | None):
         self.client, self.run_id = client, run_id
-        self.splits, self.budgets, self.eval_config = splits, budgets, eval_config
-        self.reference, self.out_dir = reference, out_dir
+        self.splits, self.eval_config, self.reference = splits, eval_config, reference
         self.losses: dict[str, float] = {}
         self.history: dict[int, dict[str, float]] = {}
         self.predictions: dict[str, list[int]] = {}
@@ -142,14 +142,10 @@ class TrialReporter:
 
     def on_eval(self, step: int, generator: TrainedGenerator) -> dict[str, float]:
         """UAR (and McNemar against the real-data reference) for every budget, at this step."""
-        result = evaluate_generator(generator, self.splits, self.eval_config.model_copy(
-            update={"budgets": self.budgets}))
+        result = evaluate_generator(generator, self.splits, self.eval_config, self.reference,
+                                    name=f"step {step}", progress=False)
         metrics = {k: float(v) for k, v in result.metrics.items()}
-        self.predictions = {f"ppc{n}": np.asarray(result.predictions[n]).tolist() for n in self.budgets}
-        if self.reference is not None:
-            for n in self.budgets:
-                test = mcnemar(self.reference.y_true, self.reference.predictions, result.predictions[n])
-                metrics[f"mcnemar_p_ppc{n}"] = test.pvalue
+        self.predictions = {key: pred.tolist() for key, pred in result.predictions.items()}
         log_metrics(self.client, self.run_id, metrics, step)
         self.history[step] = metrics
         self.evaluated = metrics
@@ -172,9 +168,9 @@ class TrialReporter:
         """Artifacts of a finished trial: generator/, results.json, predictions.json and the UAR figure."""
         log_generator_artifact(self.client, self.run_id, generator_dir)
         final = self.history[max(self.history)] if self.history else {}
-        self.client.log_dict(self.run_id, {"metrics": final, "budgets": self.budgets,
+        self.client.log_dict(self.run_id, {"metrics": final, "budgets": self.eval_config.budgets,
                                            "history": {str(k): v for k, v in self.history.items()}}, RESULTS_FILE)
         self.client.log_dict(self.run_id, {"y_true": self.splits["test"].labels.tolist(), **self.predictions},
                              PREDICTIONS_FILE)
         if self.history:
-            self.client.log_figure(self.run_id, uar_curves(self.history, self.budgets), "figures/uar_per_step.png")
+            self.client.log_figure(self.run_id, uar_curves(self.history, self.eval_config.budgets), "figures/uar_per_step.png")

@@ -20,7 +20,7 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
         """Load the generator artifact that log_model copied beside this file."""
         self.generator = load(context.artifacts["generator"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Sample the requested counts per label; one output row per synthetic utterance."""
         first = model_input.iloc[0] if len(model_input) else {}
         seed = int(first.get("seed", 0))

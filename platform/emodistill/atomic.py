@@ -1,0 +1,48 @@
+"""Atomic writes: build a file or directory under a temporary name beside its target, then rename."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside `target`; on success it replaces `target`, on error it is removed.
+
+    The caller creates a file or a directory at the yielded path. Readers see either the old
+    target or the complete new one, never a half-written one; a failure leaves the old intact.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        yield tmp
+        if tmp.is_dir() and target.is_dir():
+            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        _remove(tmp)
+
+
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """Write a text file atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)

@@ -1,0 +1,118 @@
+"""`emodistill evaluate | baselines | report`: score generators and real-data baselines at ppc budgets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from emodistill import generator as generator_artifact
+from emodistill.errors import ConfigError
+from emodistill.evaluate.cost import audio_bytes, directory_bytes
+from emodistill.evaluate.protocol import EvalConfig
+from emodistill.evaluate.report import read_results, render_markdown, write_figures, write_results
+from emodistill.evaluate.suite import evaluate_all
+from emodistill.features.store import load_splits, read_index
+
+RESULTS_FILE = "results.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `evaluate`, `baselines` and `report`."""
+    evaluate = subparsers.add_parser("evaluate", help="score generators against the real data and the baselines")
+    evaluate.add_argument("--generator", action="append", required=True, metavar="[NAME=]DIR",
+                          help="a generator artifact; repeat to compare several (name defaults to the folder name)")
+    evaluate.add_argument("--no-baselines", dest="baselines", action="store_false",
+                          help="skip the random-subset and herding baselines")
+    _add_protocol_args(evaluate)
+    evaluate.set_defaults(func=run_evaluate)
+
+    baselines = subparsers.add_parser("baselines", help="score the real-data baselines alone")
+    _add_protocol_args(baselines)
+    baselines.set_defaults(func=run_evaluate, generator=[], baselines=True)
+
+    report = subparsers.add_parser("report", help="print the tables of a results.json as markdown")
+    report.add_argument("--results", type=Path, required=True, help=f"a {RESULTS_FILE} written by `evaluate`")
+    report.set_defaults(func=run_report)
+
+
+def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
+    defaults = EvalConfig()
+    parser.add_argument("--features", type=Path, required=True, help="feature directory (train/dev/test tables)")
+    parser.add_argument("--budgets", type=int, nargs="+", default=defaults.budgets, metavar="N",
+                        help=f"utterances per class (default: {' '.join(map(str, defaults.budgets))})")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="draws per budget (seeds)")
+    parser.add_argument("--imbalanced", action=argparse.BooleanOptionalAction, default=defaults.imbalanced,
+                        help="also draw each budget with the real training prior")
+    parser.add_argument("--full-data", action="store_true", help="also evaluate at the real training split's size")
+    parser.add_argument("--minority-budget", action="store_true",
+                        help="also evaluate at ppc = the minority class's count (the balanced real subset)")
+    parser.add_argument("--corpus", type=Path, help="corpus manifest CSV or folder, for the audio size")
+    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
+    parser.add_argument("--downstream-steps", type=int,
+                        help="downstream training steps (default: the SUPERB recipe's 30000); "
+                             "dev is evaluated 10 times over them")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed of the repeats")
+    parser.add_argument("--device", default=defaults.downstream.device, help="auto, cpu, cuda, cuda:1, ...")
+
+
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The EvalConfig the command-line flags describe (invalid values raise ConfigError naming the field)."""
+    downstream = {"device": args.device}
+    if args.downstream_steps is not None:
+        downstream["max_steps"] = args.downstream_steps
+        downstream["eval_every"] = max(1, args.downstream_steps // 10)
+    try:
+        return EvalConfig(budgets=args.budgets, repeats=args.repeats, imbalanced=args.imbalanced,
+                          full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
+                          downstream=downstream)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid evaluation settings: {problems}") from None
+
+
+def generator_dirs(specs: list[str]) -> dict[str, Path]:
+    """NAME=DIR (or DIR, named after its folder) -> {name: dir}; names must be unique and dirs must exist."""
+    dirs = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        path = Path(path)
+        name = name or path.resolve().name
+        if name in dirs:
+            raise ConfigError(f"--generator: the name {name!r} is used twice; give each one as NAME=DIR")
+        if not path.is_dir():
+            raise ConfigError(f"--generator {spec}: {path} is not a directory (expected a generator artifact)")
+        dirs[name] = path
+    return dirs
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate the generators (none for `baselines`) and the baselines; write results.json and figures."""
+    config = eval_config(args)
+    dirs = generator_dirs(args.generator)
+    generators = {name: generator_artifact.load(path) for name, path in dirs.items()}
+    splits = load_splits(args.features)
+    train_bytes = read_index(args.features)["splits"]["train"]["bytes"]
+    audio = None if args.corpus is None else audio_bytes(args.corpus, splits["train"].utt_ids,
+                                                         splits["train"].label_names)
+    report = evaluate_all(splits, config, generators, baselines=args.baselines, feature_bytes=train_bytes,
+                          audio_bytes=audio, generator_bytes={n: directory_bytes(p) for n, p in dirs.items()},
+                          features=str(args.features))
+    _write_and_print(report, args.out)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Re-print the tables of a results file."""
+    print(render_markdown(read_results(args.results)), end="")
+    return 0
+
+
+def _write_and_print(report: dict, out: Path) -> None:
+    print(render_markdown(report))
+    results = write_results(report, out / RESULTS_FILE)
+    figures = write_figures(report, out)
+    print(f"wrote {results}")
+    for path in figures:
+        print(f"wrote {path}")

@@ -1,0 +1,120 @@
+"""`emodistill sweep|demo`: run a search space on Ray Tune, or the whole pipeline on the embedded corpus."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from emodistill.errors import ConfigError
+
+# The bundled spaces live at the top of a source checkout (the demo and `ray job submit --working-dir .`).
+SPACES_DIR = Path(__file__).resolve().parents[3] / "search_spaces"
+DEMO_SAMPLE_PPC = 10
+
+
+def register(subparsers) -> None:
+    """Add `sweep` and `demo`."""
+    sweep = subparsers.add_parser("sweep", help="run a hyper-parameter sweep of distillations on Ray Tune")
+    sweep.add_argument("--space", type=Path, help="search-space YAML (e.g. search_spaces/smoke.yaml)")
+    sweep.add_argument("--features", type=Path, help="feature directory (train/dev/test.arrow + features.json)")
+    sweep.add_argument("--name", help="sweep = MLflow experiment = registered model name (default: the space's)")
+    _common_arguments(sweep)
+    sweep.add_argument("--storage-path", type=Path, default=Path("sweeps"),
+                       help="trial checkpoints; on several machines a path every node reaches (default: ./sweeps)")
+    sweep.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted sweep in DIR")
+    sweep.set_defaults(func=run_sweep_command)
+
+    demo = subparsers.add_parser("demo", help="synthetic corpus -> fbank features -> smoke sweep -> best generator")
+    demo.add_argument("--out", type=Path, default=Path("emodistill-demo"), help="folder for everything it writes")
+    demo.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
+    demo.set_defaults(func=run_demo)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or ./mlruns.db); "
+                                               "an http:// server when the Ray cluster has several nodes")
+    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """Run (or resume) a sweep and print its trials, best run and registration."""
+    from emodistill.sweep import resume_sweep, run_sweep  # Ray and MLflow take seconds to import
+
+    if args.resume:
+        if args.space or args.features or args.name or args.tracking_uri:
+            raise ConfigError("--resume takes the sweep's settings from DIR/sweep.json; "
+                              "drop --space, --features, --name and --tracking-uri")
+        result = resume_sweep(args.resume, address=args.address)
+    else:
+        if args.space is None or args.features is None:
+            raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR)")
+        result = run_sweep(args.space, args.features, name=args.name, tracking_uri=args.tracking_uri,
+                           storage_path=args.storage_path, address=args.address)
+    print(format_result(result))
+    return 0 if result.best_run_id else 1
+
+
+def format_result(result) -> str:
+    """The sweep's trials, best run, champion and where everything is."""
+    lines = [f"sweep {result.name}: {len(result.trials)} trial(s), objective {result.objective}"]
+    for name, trial in result.trials.items():
+        value = trial[result.objective]
+        shown = "-" if value is None else f"{value:.4f}"
+        reason = f"  ({trial['reason']})" if trial["reason"] else ""
+        lines.append(f"  {name:<40} {trial['status']:<9} {shown}{reason}")
+    if result.best_run_id:
+        lines.append(f"best run {result.best_run_id}: {result.objective} = {result.best_value:.4f}; "
+                     f"registered as {result.name} version {result.champion_version} (alias champion)")
+    else:
+        lines.append("no trial finished: nothing registered")
+    lines.append(f"MLflow: {result.tracking_uri} (experiment {result.name}, parent run {result.parent_run_id})")
+    lines.append(f"Tune experiment: {result.experiment_path} (resume: emodistill sweep --resume {result.experiment_path})")
+    return "\n".join(lines)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Corpus synth (small) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
+    from emodistill.features.store import write_table
+    from emodistill.sweep import run_sweep
+    from emodistill.tracking.best import best_generator
+
+    started = time.perf_counter()
+    out = args.out.resolve()
+    features = demo_features(out)
+    space = SPACES_DIR / "smoke.yaml"
+    if not space.is_file():
+        raise ConfigError(f"{space}: the smoke search space is missing; run the demo from a source checkout")
+    tracking_uri = f"sqlite:///{out / 'mlruns.db'}"
+    result = run_sweep(space, features, name="demo", tracking_uri=tracking_uri, storage_path=out / "sweeps",
+                       pool_cache_dir=out / "pool-cache", address=args.address)
+    print(format_result(result))
+    if not result.best_run_id:
+        return 1
+    generator = best_generator(result.name, metric=result.objective, tracking_uri=tracking_uri)
+    sample = write_table(generator.sample(DEMO_SAMPLE_PPC, seed=0), out / "synthetic.arrow")
+    print(f"sampled {DEMO_SAMPLE_PPC} utterances per class from the best generator: {sample}")
+    print(f"demo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
+    print(f"open the MLflow UI: emodistill ui --tracking-uri {tracking_uri}")
+    return 0
+
+
+def demo_features(out: Path) -> Path:
+    """The demo's fbank feature directory, synthesising the small corpus first (both reused when present)."""
+    from emodistill.corpora.manifest import load_manifest, write_manifest
+    from emodistill.corpora.synth import synthesize_corpus
+    from emodistill.features.extract import extract_features
+    from emodistill.features.store import INDEX_NAME
+    from emodistill.features.upstream import make_upstream
+
+    features = out / "features"
+    if (features / INDEX_NAME).is_file():
+        return features
+    manifest = out / "corpus" / "corpus.csv"
+    if manifest.is_file():
+        records = load_manifest(manifest, strict=True)
+    else:
+        records = synthesize_corpus(out / "corpus", preset="small")
+        write_manifest(records, manifest)
+    extract_features(records, make_upstream("fbank"), features, "espeak-small")
+    return features

@@ -1,0 +1,299 @@
+"""The paper's evaluation protocol (Sec. 5.2): train the downstream on a training set drawn at each budget,
+select its checkpoint on the REAL dev split, score UAR on the REAL test split, repeat with derived seeds.
+
+A budget is a *condition* named like its metric suffix: `ppc{N}` (N per class), `ppc{N}_imbalanced`
+(the real training split's class prior at the same total), `full` / `full_imbalanced` (as many
+utterances as the real training split). The same loop scores generators and real-data baselines:
+each is a `draw(counts, seed) -> FeatureSet` function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from tqdm.auto import tqdm
+
+from emodistill.downstream import Downstream, DownstreamConfig, confusion_matrix, predict, train_downstream, uar
+from emodistill.errors import ConfigError, FeatureTableError
+from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
+from emodistill.features.dataset import FeatureSet
+from emodistill.generator import TrainedGenerator, class_counts
+
+log = logging.getLogger(__name__)
+
+Draw = Callable[[np.ndarray, int], FeatureSet]  # (utterances per class, seed) -> a training set
+
+
+class EvalConfig(BaseModel):
+    """Budgets (utterances per class), the sampling scenarios, repeats and the downstream recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budgets: list[PositiveInt] = Field(default_factory=lambda: [50, 100, 800, 1800])
+    imbalanced: bool = False  # also draw each budget's total with the real training prior
+    full_data: bool = False  # also evaluate at the real training split's size
+    minority_budget: bool = False  # also evaluate at ppc = the real minority class's count (paper Table 3)
+    repeats: PositiveInt = 3
+    seed: int = 0
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    significance: float = Field(default=0.05, gt=0, lt=1)
+    downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
+
+    @field_validator("budgets")
+    @classmethod
+    def _sorted_unique(cls, budgets: list[int]) -> list[int]:
+        return sorted(set(budgets))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One training-set budget: its name (the metric suffix) and the utterances to draw per class."""
+
+    key: str
+    counts: np.ndarray  # per class, in label order
+
+
+@dataclass
+class ConditionResult:
+    """The repeats of one condition: UAR per repeat, its summary, and repeat 0's test predictions and model."""
+
+    key: str
+    counts: dict[str, int]
+    uars: list[float]
+    train_seconds: list[float]  # wall time to the selected checkpoint, per repeat
+    mean: float
+    std: float
+    low: float  # confidence interval of the mean
+    high: float
+    predictions: np.ndarray  # repeat 0's predictions on the test split (a real model, not an ensemble)
+    confusion: np.ndarray
+    model: Downstream | None = None  # repeat 0's downstream (not serialised)
+    mcnemar_p: float | None = None  # repeat 0 against the reference, when one was given
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the model is left out)."""
+        return {"key": self.key, "counts": self.counts, "uars": self.uars, "train_seconds": self.train_seconds,
+                "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
+                "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
+                "mcnemar_p": self.mcnemar_p}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ConditionResult":
+        """The inverse of to_dict."""
+        return cls(**{**data, "predictions": np.asarray(data["predictions"], np.int64),
+                      "confusion": np.asarray(data["confusion"], np.int64)})
+
+
+@dataclass
+class EvalResult:
+    """Every condition of one training-set source (a generator or a baseline), scored on the real test split."""
+
+    name: str
+    label_names: tuple[str, ...]
+    y_true: np.ndarray
+    conditions: dict[str, ConditionResult] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics: `uar_{key}` (mean over repeats), `uar_{key}_std`, and `mcnemar_p_{key}` vs the reference."""
+        out = {}
+        for key, c in self.conditions.items():
+            out[f"uar_{key}"], out[f"uar_{key}_std"] = c.mean, c.std
+            if c.mcnemar_p is not None:
+                out[f"mcnemar_p_{key}"] = c.mcnemar_p
+        return out
+
+    @property
+    def predictions(self) -> dict[str, np.ndarray]:
+        """Condition key (`ppc100`, `full_imbalanced`, ...) -> repeat 0's test predictions."""
+        return {key: c.predictions for key, c in self.conditions.items()}
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (results.json)."""
+        return {"name": self.name, "label_names": list(self.label_names), "y_true": self.y_true.tolist(),
+                "conditions": {k: c.to_dict() for k, c in self.conditions.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "EvalResult":
+        """The inverse of to_dict."""
+        return cls(name=data["name"], label_names=tuple(data["label_names"]),
+                   y_true=np.asarray(data["y_true"], np.int64),
+                   conditions={k: ConditionResult.from_dict(c) for k, c in data["conditions"].items()})
+
+
+@dataclass
+class ReferenceResult:
+    """The downstream trained on the full real training split: the line every budget is compared with."""
+
+    uar_real_full: float
+    label_names: tuple[str, ...]
+    y_true: np.ndarray
+    predictions: np.ndarray
+    confusion: np.ndarray
+    train_seconds: float
+    best_step: int
+    model: Downstream | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the model is left out)."""
+        return {"uar_real_full": self.uar_real_full, "label_names": list(self.label_names),
+                "y_true": self.y_true.tolist(),
+                "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
+                "train_seconds": self.train_seconds, "best_step": self.best_step}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ReferenceResult":
+        """The inverse of to_dict."""
+        arrays = {k: np.asarray(data[k], np.int64) for k in ("y_true", "predictions", "confusion")}
+        return cls(**{**data, **arrays, "label_names": tuple(data["label_names"])})
+
+
+def check_splits(splits: Mapping[str, FeatureSet]) -> None:
+    """The protocol needs train (budgets, prior), dev (checkpoint selection) and test (scores) with one label set."""
+    missing = [s for s in ("train", "dev", "test") if s not in splits]
+    if missing:
+        raise FeatureTableError(f"evaluation needs the splits train, dev and test; missing {missing}")
+    labels = {s: splits[s].label_names for s in ("train", "dev", "test")}
+    if len(set(labels.values())) != 1:
+        raise FeatureTableError(f"splits disagree on the label set: {labels}")
+
+
+def conditions(config: EvalConfig, train: FeatureSet) -> list[Condition]:
+    """The conditions of `config`, with counts derived from the real training split's size and class prior."""
+    labels, prior = train.label_names, train.class_counts().astype(np.float64)
+    budgets = list(config.budgets)
+    if config.minority_budget:
+        budgets = sorted(set(budgets) | {int(prior.min())})
+    if not budgets and not config.full_data:
+        raise ConfigError("EvalConfig: no budgets and full_data is off; nothing to evaluate")
+    out = []
+    for n in budgets:
+        out.append(Condition(f"ppc{n}", class_counts(n, labels, prior, balanced=True)))
+        if config.imbalanced:
+            out.append(Condition(f"ppc{n}_imbalanced", class_counts(n, labels, prior, balanced=False)))
+    if config.full_data:
+        out.append(Condition("full", class_counts(0, labels, prior, balanced=True, total=len(train))))
+        if config.imbalanced:
+            out.append(Condition("full_imbalanced", class_counts(0, labels, prior, balanced=False, total=len(train))))
+    return out
+
+
+def balanced_budgets(keys) -> list[tuple[int, str]]:
+    """(N, key) of the balanced per-class conditions `ppc{N}` among `keys`, ascending."""
+    return sorted((int(k[3:]), k) for k in keys if k.startswith("ppc") and k[3:].isdigit())
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat `repeat` (sampling and downstream initialisation), independent across repeats."""
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
+                    reference: ReferenceResult | None = None, progress: bool = True,
+                    skip_infeasible: bool = False) -> EvalResult:
+    """Run every condition x repeat of `config` on training sets from `draw`; McNemar vs `reference` if given.
+
+    With skip_infeasible, a condition whose draw raises ConfigError (e.g. more real utterances than a class
+    holds) is logged and left out of the result instead of failing the whole evaluation.
+    """
+    check_splits(splits)
+    test = splits["test"]
+    if reference is not None and not np.array_equal(reference.y_true, test.labels):
+        raise ConfigError(f"{name}: the reference was scored on a different test split")
+    result = EvalResult(name, test.label_names, test.labels.copy())
+    todo = conditions(config, splits["train"])
+    bar = tqdm(total=len(todo) * config.repeats, desc=f"evaluate {name}", disable=not progress)
+    for condition in todo:
+        try:
+            scored = _score_condition(condition, draw, splits, config, bar)
+        except ConfigError as exc:
+            if not skip_infeasible:
+                raise
+            log.warning("%s: %s skipped: %s", name, condition.key, exc)
+            bar.update(config.repeats)
+            continue
+        if reference is not None:
+            scored.mcnemar_p = mcnemar(test.labels, reference.predictions, scored.predictions).pvalue
+        result.conditions[condition.key] = scored
+        log.info("%s %s: UAR %.4f ± %.4f over %d repeats", name, condition.key, scored.mean, scored.std,
+                 config.repeats)
+    bar.close()
+    return result
+
+
+def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
+                     bar: tqdm) -> ConditionResult:
+    """Train and test `config.repeats` downstreams on fresh draws of one condition."""
+    test = splits["test"]
+    uars, seconds, first = [], [], None
+    for r in range(config.repeats):
+        seed = repeat_seed(config.seed, r)
+        train = draw(condition.counts, seed)
+        trained = train_downstream(train, splits["dev"], config.downstream.model_copy(update={"seed": seed}),
+                                   progress=False)
+        pred = predict(trained.model, test, device=config.downstream.device)
+        uars.append(uar(test.labels, pred))
+        seconds.append(trained.train_seconds)
+        if first is None:
+            first = (pred, trained.model)
+        bar.update()
+    summary = mean_ci(uars, config.confidence)
+    counts = {name: int(c) for name, c in zip(test.label_names, condition.counts)}
+    return ConditionResult(key=condition.key, counts=counts, uars=uars, train_seconds=seconds, mean=summary.mean,
+                           std=summary.std, low=summary.low, high=summary.high, predictions=first[0],
+                           confusion=confusion_matrix(test.labels, first[0], len(test.label_names)),
+                           model=first[1])
+
+
+def generator_draw(generator: TrainedGenerator, labels: tuple[str, ...]) -> Draw:
+    """Draw function sampling `counts` from a generator (its label set must match the splits')."""
+    if generator.label_names != tuple(labels):
+        raise ConfigError(f"generator labels {generator.label_names} differ from the feature labels {tuple(labels)}")
+
+    def draw(counts: np.ndarray, seed: int) -> FeatureSet:
+        return generator.sample_features({name: int(c) for name, c in zip(labels, counts)}, seed=seed)
+
+    return draw
+
+
+def evaluate_generator(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], config: EvalConfig,
+                       reference: ReferenceResult | None = None, name: str = "generator",
+                       progress: bool = True) -> EvalResult:
+    """UAR on the real test split of downstreams trained only on the generator's samples, per condition."""
+    check_splits(splits)
+    return evaluate_source(name, generator_draw(generator, splits["train"].label_names), splits, config,
+                           reference, progress)
+
+
+def train_reference(splits: Mapping[str, FeatureSet], downstream_config: DownstreamConfig,
+                    seed: int = 0, progress: bool = True) -> ReferenceResult:
+    """The downstream trained on the full real training split (dev selects the checkpoint), scored on test."""
+    check_splits(splits)
+    test = splits["test"]
+    trained = train_downstream(splits["train"], splits["dev"], downstream_config.model_copy(update={"seed": seed}),
+                               progress=progress)
+    pred = predict(trained.model, test, device=downstream_config.device)
+    score = uar(test.labels, pred)
+    log.info("reference (real full training split): test UAR %.4f, %.1f s to its checkpoint",
+             score, trained.train_seconds)
+    return ReferenceResult(uar_real_full=score, label_names=test.label_names, y_true=test.labels.copy(),
+                           predictions=pred,
+                           confusion=confusion_matrix(test.labels, pred, len(test.label_names)),
+                           train_seconds=trained.train_seconds, best_step=trained.best_step, model=trained.model)
+
+
+def compare_predictions(result_a: EvalResult, result_b: EvalResult,
+                        significance: float = 0.05) -> dict[str, tuple[McNemarResult, bool]]:
+    """McNemar between two sources' repeat-0 models per shared condition: (test, significant at `significance`)."""
+    if not np.array_equal(result_a.y_true, result_b.y_true):
+        raise ConfigError(f"{result_a.name} and {result_b.name} were scored on different test splits")
+    shared = [k for k in result_a.conditions if k in result_b.conditions]
+    out = {}
+    for key in shared:
+        test = mcnemar(result_a.y_true, result_a.predictions[key], result_b.predictions[key])
+        out[key] = (test, test.pvalue < significance)
+    return out

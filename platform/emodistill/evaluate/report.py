@@ -1,0 +1,217 @@
+"""The evaluation report: one JSON document (results.json), its markdown tables and its figures.
+
+The UAR table reads like the paper's Tables 2-3: a row per training-set source (the real reference,
+the real-data baselines, each generator), a column per condition, mean ± std over repeats in %,
+and † where McNemar's test (repeat 0's model vs the reference) is significant.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: evaluations run on servers without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from emodistill.errors import ConfigError  # noqa: E402
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets,  # noqa: E402
+                                         compare_predictions)
+from emodistill.evaluate.privacy import ProbeResult  # noqa: E402
+from emodistill.features.store import atomic_path  # noqa: E402
+
+FORMAT = "emodistill-evaluation"
+FORMAT_VERSION = 1
+REFERENCE_COLUMN = "whole train set"
+
+
+def assemble(config: EvalConfig, reference: ReferenceResult, baselines: Sequence[EvalResult] = (),
+             generators: Sequence[EvalResult] = (), privacy: Mapping[str, ProbeResult] | None = None,
+             cost: Mapping | None = None, features: str | None = None) -> dict:
+    """The report document: config, reference, every source's results and metrics, pairwise tests, probe, cost."""
+    sources = [{"kind": kind, **result.to_dict(), "metrics": result.metrics}
+               for kind, results in (("baseline", baselines), ("generator", generators)) for result in results]
+    keys = sorted({k for s in sources for k in s["conditions"]}, key=condition_order)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "features": features,
+        "config": config.model_dump(mode="json"), "label_names": list(reference.label_names),
+        "conditions": keys, "reference": reference.to_dict(), "sources": sources,
+        "comparisons": pairwise_comparisons(generators, config.significance),
+        "privacy": {name: probe.to_dict() for name, probe in (privacy or {}).items()},
+        "cost": dict(cost or {}),
+    }
+
+
+def condition_order(key: str) -> tuple[bool, int, bool]:
+    """Sort key of condition names: budgets ascending (balanced first), then the full-data size."""
+    full = key.startswith("full")
+    budget = 0 if full else int(key[3:].removesuffix("_imbalanced"))
+    return full, budget, key.endswith("_imbalanced")
+
+
+def pairwise_comparisons(results: Sequence[EvalResult], significance: float) -> list[dict]:
+    """McNemar between every pair of sources (e.g. a generator vs its ablation), per shared condition."""
+    rows = []
+    for a, b in itertools.combinations(results, 2):
+        for key, (test, significant) in compare_predictions(a, b, significance).items():
+            rows.append({"a": a.name, "b": b.name, "condition": key, "a_right_b_wrong": test.b,
+                         "a_wrong_b_right": test.c, "pvalue": test.pvalue, "significant": significant})
+    return rows
+
+
+def write_results(report: Mapping, path: str | Path) -> Path:
+    """Write the report as JSON, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1) + "\n")
+    return path
+
+
+def read_results(path: str | Path) -> dict:
+    """A report written by write_results, checked for its format."""
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: results file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+    if not isinstance(report, dict) or report.get("format") != FORMAT:
+        raise ConfigError(f"{path}: not an emodistill evaluation report (expected format {FORMAT!r})")
+    return report
+
+
+def _cell(condition: Mapping | None, significance: float) -> str:
+    if condition is None:
+        return "—"
+    mark = "†" if condition["mcnemar_p"] is not None and condition["mcnemar_p"] < significance else ""
+    return f"{100 * condition['mean']:.2f} ± {100 * condition['std']:.2f}{mark}"
+
+
+def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def results_table(report: Mapping) -> str:
+    """UAR (%) per source and condition, mean ± std over repeats; † = McNemar-significant vs the reference."""
+    significance = report["config"]["significance"]
+    keys = report["conditions"]
+    reference = ["real data (reference)", f"{100 * report['reference']['uar_real_full']:.2f}"] + ["—"] * len(keys)
+    rows = [reference] + [[f"{s['name']} ({s['kind']})", "—"] + [_cell(s["conditions"].get(k), significance)
+                                                               for k in keys] for s in report["sources"]]
+    repeats = report["config"]["repeats"]
+    legend = (f"UAR (%) on the real test split, mean ± std over {repeats} repeat(s). † McNemar (two-sided, "
+              f"repeat 0's model) differs from the reference at p < {significance}.")
+    return _markdown(["source", REFERENCE_COLUMN, *keys], rows) + "\n\n" + legend
+
+
+def comparisons_table(report: Mapping) -> str:
+    """Pairwise McNemar tests between generators (empty string when there are none)."""
+    rows = [[c["a"], c["b"], c["condition"], str(c["a_right_b_wrong"]), str(c["a_wrong_b_right"]),
+             f"{c['pvalue']:.4g}", "yes" if c["significant"] else "no"] for c in report["comparisons"]]
+    if not rows:
+        return ""
+    return _markdown(["a", "b", "condition", "a right, b wrong", "a wrong, b right", "p", "significant"], rows)
+
+
+def privacy_table(report: Mapping) -> str:
+    """Speaker-ID accuracy (%) per embedding (paper Table 4; lower = less speaker information)."""
+    rows = [[name, f"{100 * p['accuracy']:.2f}", f"{100 * p['chance']:.2f}", str(p["speakers"])]
+            for name, p in report["privacy"].items()]
+    return _markdown(["embedding", "speaker-ID accuracy", "majority speaker", "speakers"], rows) if rows else ""
+
+
+def cost_table(report: Mapping) -> str:
+    """Storage per form of the training set (paper Table 1) and downstream time to its checkpoint."""
+    size, time = report["cost"].get("size"), report["cost"].get("time")
+    parts = []
+    if size:
+        audio = size["audio_bytes"]
+        rows = [["audio", "—" if audio is None else f"{audio / 2**20:.2f}", "—"],
+                ["features", f"{size['feature_bytes'] / 2**20:.2f}",
+                 f"{size['features_reduction_vs_audio_pct']:.1f}" if audio is not None else "—"]]
+        basis = "audio" if audio is not None else "features"
+        rows += [[name, f"{g['bytes'] / 2**20:.2f}", f"{g[f'reduction_vs_{basis}_pct']:.1f}"]
+                 for name, g in size["generators"].items()]
+        parts.append(_markdown(["training set as", "MiB", f"reduction vs {basis} (%)"], rows))
+    if time:
+        rows = [["real data (reference)", "—", f"{time['reference_seconds']:.3g}", "—"]]
+        rows += [[name, key, f"{t['seconds']:.3g}", f"{t['reduction_pct']:.1f}"]
+                 for name, per_key in time["sources"].items() for key, t in per_key.items()]
+        parts.append(_markdown(["downstream trained on", "condition", "seconds to checkpoint", "reduction (%)"], rows))
+    return "\n\n".join(parts)
+
+
+def render_markdown(report: Mapping) -> str:
+    """Every table of the report, as markdown sections."""
+    sections = [("UAR", results_table(report)), ("Pairwise McNemar", comparisons_table(report)),
+                ("Speaker-ID probe", privacy_table(report)), ("Cost", cost_table(report))]
+    return "\n\n".join(f"## {title}\n\n{body}" for title, body in sections if body) + "\n"
+
+
+def uar_curve(report: Mapping) -> Figure:
+    """UAR vs utterances per class: a line per source, the random-subset band (mean ± std), the real-data line."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for source in report["sources"]:
+        points = [(n, source["conditions"][k]) for n, k in balanced_budgets(source["conditions"])]
+        if not points:
+            continue
+        x = np.array([n for n, _ in points])
+        mean = np.array([100 * c["mean"] for _, c in points])
+        std = np.array([100 * c["std"] for _, c in points])
+        if source["name"] == "random subset":
+            ax.fill_between(x, mean - std, mean + std, color="grey", alpha=0.3, label="random subset (± std)")
+            ax.plot(x, mean, color="grey", linestyle=":")
+        else:
+            ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=source["name"])
+    ax.axhline(100 * report["reference"]["uar_real_full"], color="black", linestyle="--", label="real data (full)")
+    ax.set_xscale("log")
+    ax.set_xlabel("utterances per class (balanced)")
+    ax.set_ylabel("UAR (%) on the real test split")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def confusion_figure(report: Mapping) -> Figure:
+    """Row-normalised confusion matrices: the reference and each source at its largest balanced budget."""
+    panels = [("real data (reference)", report["reference"]["confusion"])]
+    for source in report["sources"]:
+        budgets = balanced_budgets(source["conditions"])
+        if budgets:
+            n, key = budgets[-1]
+            panels.append((f"{source['name']} @ {key}", source["conditions"][key]["confusion"]))
+    labels = report["label_names"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), layout="constrained", squeeze=False)
+    for ax, (title, matrix) in zip(axes[0], panels):
+        counts = np.asarray(matrix, dtype=np.float64)
+        rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+        for (i, j), rate in np.ndenumerate(rates):
+            ax.text(j, i, f"{rate:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if rate > 0.5 else "black")
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=8)
+    return fig
+
+
+def write_figures(report: Mapping, out_dir: str | Path) -> list[Path]:
+    """Save uar_vs_ppc.png and confusion.png under out_dir (each written atomically)."""
+    out_dir = Path(out_dir)
+    written = []
+    for name, make in (("uar_vs_ppc.png", uar_curve), ("confusion.png", confusion_figure)):
+        fig = make(report)
+        with atomic_path(out_dir / name) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        written.append(out_dir / name)
+    return written

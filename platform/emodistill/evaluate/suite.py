@@ -1,0 +1,51 @@
+"""The whole evaluation in one call: reference, baselines, generators, privacy probe and cost -> a report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+
+from emodistill.downstream import Downstream
+from emodistill.evaluate.baselines import evaluate_baselines
+from emodistill.evaluate.cost import size_report, time_report
+from emodistill.evaluate.privacy import privacy_probe
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets,
+                                          evaluate_generator, train_reference)
+from emodistill.evaluate.report import assemble
+from emodistill.features.dataset import FeatureSet
+from emodistill.generator import TrainedGenerator
+
+log = logging.getLogger(__name__)
+
+
+def probe_models(reference: ReferenceResult, results: list[EvalResult]) -> dict[str, Downstream]:
+    """The downstreams the privacy probe reads: the reference, and each source's at its largest balanced budget."""
+    models = {"real data": reference.model}
+    for result in results:
+        budgets = balanced_budgets(result.conditions)
+        if budgets:
+            models[result.name] = result.conditions[budgets[-1][1]].model
+    return models
+
+
+def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
+                 generators: Mapping[str, TrainedGenerator] | None = None, *, baselines: bool = True,
+                 feature_bytes: int | None = None, audio_bytes: int | None = None,
+                 generator_bytes: Mapping[str, int] | None = None, features: str | None = None,
+                 progress: bool = True) -> dict:
+    """Train the reference, score the baselines and every named generator, probe speakers, add the cost report."""
+    generators = dict(generators or {})
+    reference = train_reference(splits, config.downstream, config.seed, progress)
+    real = evaluate_baselines(splits, config, reference, progress) if baselines else []
+    synthetic = [evaluate_generator(g, splits, config, reference, name, progress) for name, g in generators.items()]
+    privacy = privacy_probe(probe_models(reference, real + synthetic), splits["train"], seed=config.seed,
+                            device=config.downstream.device)
+    seconds = {r.name: {k: float(np.mean(c.train_seconds)) for k, c in r.conditions.items()}
+               for r in real + synthetic}
+    cost = {"time": time_report(reference.train_seconds, seconds)}
+    if feature_bytes is not None:
+        sizes = generator_bytes or {name: g.size_bytes for name, g in generators.items()}
+        cost["size"] = size_report(feature_bytes, sizes, audio_bytes)
+    return assemble(config, reference, real, synthetic, privacy, cost, features)

@@ -1,0 +1,125 @@
+"""The embedded espeak-ng corpus: shape, audio, determinism, and emotion carried by prosody alone."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from emodistill.corpora.records import SUPERB_LABELS
+from emodistill.corpora.synth import (
+    IEMOCAP_CLASS_COUNTS,
+    PRESETS,
+    class_counts,
+    plan_corpus,
+    synthesize_corpus,
+)
+from emodistill.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    return out, synthesize_corpus(out, preset="tiny", seed=0, progress=False)
+
+
+def _digest(records) -> str:
+    h = hashlib.sha256()
+    for r in records:
+        h.update(r.path.read_bytes())
+    return h.hexdigest()
+
+
+def test_tiny_has_iemocap_class_proportions(tiny):
+    _, records = tiny
+    assert 80 <= len(records) <= 120
+    counts = Counter(r.label for r in records)
+    assert set(counts) == set(SUPERB_LABELS)
+    total = sum(IEMOCAP_CLASS_COUNTS.values())
+    for label, count in IEMOCAP_CLASS_COUNTS.items():
+        assert abs(counts[label] / len(records) - count / total) < 0.05
+
+
+def test_five_sessions_of_one_female_and_one_male_speaker(tiny):
+    _, records = tiny
+    assert len({r.utt_id for r in records}) == len(records)
+    speakers = {(r.session, r.speaker, r.gender) for r in records}
+    assert speakers == {(s, f"Syn{s:02d}{g}", g) for s in range(1, 6) for g in "FM"}
+    for r in records:
+        assert r.utt_id.startswith(r.speaker + "_") and r.utt_id.endswith("_" + r.gender)
+
+
+def test_wavs_are_complete_16k_mono_pcm16(tiny):
+    out, records = tiny
+    for r in records:
+        info = sf.info(str(r.path))
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert r.path.parent == out / "wav" / f"Session{r.session}"
+        assert info.frames / 16000 == pytest.approx(r.duration)
+        assert 0.5 < r.duration < 15
+    assert not list(out.rglob("*.part"))
+
+
+def test_same_seed_gives_identical_wavs_whatever_the_workers(tiny, tmp_path):
+    _, records = tiny
+    again = synthesize_corpus(tmp_path, preset="tiny", seed=0, progress=False, workers=1)
+    assert [r.utt_id for r in again] == [r.utt_id for r in records]
+    assert _digest(again) == _digest(records)
+
+
+def test_other_seed_gives_another_corpus():
+    a, b = plan_corpus("tiny", seed=0), plan_corpus("tiny", seed=1)
+    assert [p.label for p in a] != [p.label for p in b]
+    assert [p.prosody for p in a] != [p.prosody for p in b]
+
+
+def test_every_class_reads_the_same_sentences():
+    plans = plan_corpus("tiny", seed=0)
+    texts = {label: {p.text for p in plans if p.label == label} for label in SUPERB_LABELS}
+    assert len(texts["neu"]) == PRESETS["tiny"].n_sentences
+    assert all(t == texts["neu"] for t in texts.values())
+
+
+def test_default_plan_matches_iemocap_size():
+    plans = plan_corpus("default", seed=0)
+    counts = Counter(p.label for p in plans)
+    assert len(plans) == 5531
+    for label, count in IEMOCAP_CLASS_COUNTS.items():
+        assert abs(counts[label] - count) <= 5
+    sizes = Counter(p.speaker.session for p in plans)
+    assert [sizes[s] for s in range(1, 6)] == [1085, 1023, 1151, 1031, 1241]
+    assert len({p.text for p in plans}) == PRESETS["default"].n_sentences >= 500
+
+
+def test_prosody_separates_classes_on_average():
+    plans = plan_corpus("default", seed=0)
+
+    def mean(label, field):
+        return np.mean([getattr(p.prosody, field) for p in plans if p.label == label])
+
+    assert mean("sad", "rate") < mean("neu", "rate") < mean("ang", "rate")
+    assert mean("sad", "pitch") < mean("neu", "pitch") < mean("hap", "pitch")
+    assert mean("sad", "volume") < mean("neu", "volume") < mean("ang", "volume")
+    assert mean("sad", "pitch_range") < mean("neu", "pitch_range") < mean("hap", "pitch_range")
+
+
+def test_angry_speech_is_louder_than_sad(tiny):
+    _, records = tiny
+
+    def loudness(label):
+        return np.mean([np.sqrt(np.mean(sf.read(str(r.path))[0] ** 2)) for r in records if r.label == label])
+
+    assert loudness("ang") > 1.5 * loudness("sad")
+
+
+def test_class_counts_split_exactly():
+    for n in (1, 7, 20, 1085):
+        assert sum(class_counts(n).values()) == n
+
+
+def test_unknown_preset_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="huge"):
+        synthesize_corpus(tmp_path, preset="huge")

@@ -1,0 +1,28 @@
+"""`emodistill distill` on a toy feature directory."""
+
+from __future__ import annotations
+
+from sweep_fixtures import make_feature_dir
+
+from emodistill import generator
+from emodistill.cli.main import main
+
+MICRO = ["--set", "model.frames=16", "--set", "optim.batch_size=8", "--set", "optim.n_critic=1",
+         "--set", "train.steps=2", "--set", "train.device=cpu"]
+
+
+def test_distill_command_writes_a_generator(tmp_path, capsys):
+    features = make_feature_dir(tmp_path / "features")
+    code = main(["distill", "--features", str(features), "--config", "micro", *MICRO, "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "config (micro):" in out and "lambda_sml: 0.0" in out
+    assert f"generator written to {tmp_path / 'run' / 'generator'}" in out and "parameters" in out
+    assert generator.load(tmp_path / "run" / "generator").config["metrics"]["steps"] == 2
+
+
+def test_distill_command_rejects_a_typo(tmp_path, capsys):
+    features = make_feature_dir(tmp_path / "features")
+    code = main(["distill", "--features", str(features), "--config", "micro", "--set", "loss.lamda_sml=1"])
+    assert code == 2
+    assert "unknown key 'loss.lamda_sml'" in capsys.readouterr().err
