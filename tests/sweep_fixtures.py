@@ -42,5 +42,5 @@ def micro_space(path: Path, **changes) -> Path:
     space["base"]["overrides"].update({"model.frames": 16, "train.device": "cpu"})
     space["evaluation"]["downstream"].update({"max_steps": 10, "eval_every": 5})
     space.update(changes)
-    path.write_text(yaml.safe_dump(space))
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path

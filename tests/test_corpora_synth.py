@@ -26,6 +26,11 @@ def tiny(tmp_path_factory):
     return out, synthesize_corpus(out, preset="tiny", seed=0, progress=False)
 
 
+@pytest.fixture(scope="module")
+def default_plan():
+    return plan_corpus("default", seed=0)
+
+
 def _digest(records) -> str:
     h = hashlib.sha256()
     for r in records:
@@ -83,22 +88,19 @@ def test_every_class_reads_the_same_sentences():
     assert all(t == texts["neu"] for t in texts.values())
 
 
-def test_default_plan_matches_iemocap_size():
-    plans = plan_corpus("default", seed=0)
-    counts = Counter(p.label for p in plans)
-    assert len(plans) == 5531
+def test_default_plan_matches_iemocap_size(default_plan):
+    counts = Counter(p.label for p in default_plan)
+    assert len(default_plan) == 5531
     for label, count in IEMOCAP_CLASS_COUNTS.items():
         assert abs(counts[label] - count) <= 5
-    sizes = Counter(p.speaker.session for p in plans)
+    sizes = Counter(p.speaker.session for p in default_plan)
     assert [sizes[s] for s in range(1, 6)] == [1085, 1023, 1151, 1031, 1241]
-    assert len({p.text for p in plans}) == PRESETS["default"].n_sentences >= 500
+    assert len({p.text for p in default_plan}) == PRESETS["default"].n_sentences >= 500
 
 
-def test_prosody_separates_classes_on_average():
-    plans = plan_corpus("default", seed=0)
-
+def test_prosody_separates_classes_on_average(default_plan):
     def mean(label, field):
-        return np.mean([getattr(p.prosody, field) for p in plans if p.label == label])
+        return np.mean([getattr(p.prosody, field) for p in default_plan if p.label == label])
 
     assert mean("sad", "rate") < mean("neu", "rate") < mean("ang", "rate")
     assert mean("sad", "pitch") < mean("neu", "pitch") < mean("hap", "pitch")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from evaluate_helpers import micro_generator, one_thread, quick_downstream, toy_splits  # noqa: F401
 from pydantic import ValidationError
 
@@ -102,3 +103,11 @@ def test_bad_configs_and_inputs(splits, gen):
     renamed = {k: v.__class__(**{**v.__dict__, "label_names": ("a", "b", "c", "d")}) for k, v in splits.items()}
     with pytest.raises(ConfigError, match="labels"):
         evaluate_generator(gen, renamed, EvalConfig(), progress=False)
+
+
+def test_runs_inside_no_grad(splits, gen):
+    # A distillation trainer calls its eval hook under no_grad; the protocol still has to train downstreams.
+    with torch.no_grad():
+        result = evaluate_generator(gen, splits, EvalConfig(budgets=[1], repeats=1, downstream=quick_downstream()),
+                                    progress=False)
+    assert set(result.metrics) == {"uar_ppc1", "uar_ppc1_std"}

@@ -19,7 +19,7 @@ SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
 def write(tmp_path, data: dict):
     path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 

@@ -62,7 +62,7 @@ def test_tracking_uri_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///sub/env.db")
     assert store.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/env.db"
     assert store.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert store.artifact_root_for("sqlite:////data/x/runs.db") == store.Path("/data/x/mlartifacts")
+    assert store.artifact_root_for("sqlite:////data/x/runs.db") == Path("/data/x/mlartifacts")
     assert store.artifact_root_for("http://host:5000") is None
     assert store.is_local_uri("sqlite:////data/runs.db") and store.is_local_uri("/data/mlruns")
     assert not store.is_local_uri("https://mlflow.example.org")
@@ -102,20 +102,20 @@ def test_trial_run_is_resumed_not_duplicated(uri):
     parent = runs.start_parent_run("resume", "sweep-r", {}, None, uri)
     client = store.tracking_client(uri)
     experiment_id = client.get_run(parent).info.experiment_id
-    first = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001})
+    first = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001})
     runs.finish_run(client, first, "FAILED", reason="node died")
     assert client.get_run(first).info.status == "FAILED"
 
-    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001},
+    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
                                          run_id=first) == first
     assert client.get_run(first).info.status == "RUNNING"
     # Restarted before its first checkpoint: found by name under the same parent.
-    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_1", {"optim.lr": 0.001}) == first
+    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001}) == first
     other = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_2", {})
     assert other != first
     other_parent = runs.start_parent_run("resume", "sweep-s", {}, None, uri)
     with pytest.raises(EmodistillError, match="belongs to parent run"):
-        runs.find_or_resume_trial_run(uri, experiment_id, other_parent, "trial_1", {}, run_id=first)
+        runs.find_or_resume_trial_run(uri, experiment_id, other_parent, "trial'1", {}, run_id=first)
 
 
 def test_failure_reason_is_tagged_and_stored(uri, tmp_path):
@@ -137,10 +137,9 @@ def test_failure_reason_is_tagged_and_stored(uri, tmp_path):
 
 def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, tmp_path):
     parent = runs.start_parent_run("champ", "sweep-c", {}, None, uri)
-    run_id = make_trial(uri, "champ", parent, "trial_0", status="RUNNING", metrics={"uar_ppc100": 0.6},
-                        generator_dir=generator_dir)
+    run_id = make_trial(uri, "champ", parent, "trial_0", metrics={"uar_ppc100": 0.6}, generator_dir=generator_dir)
+    # As a sweep does it: the winner's model is logged once its trial has finished.
     model_uri = runs.log_generator_model(run_id, generator_dir, uri)
-    runs.finish_run(store.tracking_client(uri), run_id)
     first = registry.register_champion(run_id, "champ", uri)  # finds the run's logged model itself
     second = registry.register_champion(run_id, "champ", uri, model_uri)
     assert (first, second) == (1, 2)

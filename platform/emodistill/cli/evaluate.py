@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from emodistill import generator as generator_artifact
 from emodistill.errors import ConfigError
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
+from emodistill.evaluate.figures import write_figures
 from emodistill.evaluate.protocol import EvalConfig
-from emodistill.evaluate.report import read_results, render_markdown, write_figures, write_results
+from emodistill.evaluate.report import read_results, render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
 from emodistill.features.store import load_splits, read_index
 
@@ -76,9 +77,9 @@ def generator_dirs(specs: list[str]) -> dict[str, Path]:
     """NAME=DIR (or DIR, named after its folder) -> {name: dir}; names must be unique and dirs must exist."""
     dirs = {}
     for spec in specs:
-        name, _, path = spec.rpartition("=")
-        path = Path(path)
-        name = name or path.resolve().name
+        name, sep, path = spec.partition("=")
+        path = Path(path if sep else name)
+        name = name if sep else path.resolve().name
         if name in dirs:
             raise ConfigError(f"--generator: the name {name!r} is used twice; give each one as NAME=DIR")
         if not path.is_dir():

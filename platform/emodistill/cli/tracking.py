@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -91,6 +92,8 @@ def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
     from emodistill.tracking.server import start_server
 
+    # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with start_server(args.tracking_uri, host=args.host, port=args.port) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emodistill.errors import ConfigError
+
 _PEOPLE = (
     "the driver", "my neighbour", "our teacher", "the new manager", "her brother", "the doctor",
     "your cousin", "the old man", "a woman from the bank", "the children", "the committee", "his sister",
@@ -25,11 +27,11 @@ _VERBS = (  # (past tense, base form)
     ("found", "find"), ("carried", "carry"), ("sent", "send"), ("cleaned", "clean"),
 )
 _TEMPLATES = (
-    "{Person} {past} the {thing} {place}.",
-    "{Person} {past} the {thing} {time}.",
+    "{person} {past} the {thing} {place}.",
+    "{person} {past} the {thing} {time}.",
     "Did {person} {base} the {thing} {time}?",
     "I think the {thing} {are} still {place}.",
-    "{Person} said the {thing} {are} {place}.",
+    "{person} said the {thing} {are} {place}.",
     "We have to {base} the {thing} {time}.",
     "You told me {person} {past} the {thing}.",
     "The {thing} {are} {place}, and {person} knows it.",
@@ -39,8 +41,7 @@ _TEMPLATES = (
 def _render(template: str, person: str, thing: str, place: str, time: str, verb: tuple[str, str]) -> str:
     are = "are" if thing.endswith("s") else "is"
     text = template.format(
-        person=person, Person=person[0].upper() + person[1:], thing=thing, place=place, time=time,
-        past=verb[0], base=verb[1], are=are,
+        person=person, thing=thing, place=place, time=time, past=verb[0], base=verb[1], are=are
     )
     return text[0].upper() + text[1:]
 
@@ -56,4 +57,4 @@ def sentence_pool(n: int, rng: np.random.Generator) -> list[str]:
             _THINGS[rng.integers(len(_THINGS))], _PLACES[rng.integers(len(_PLACES))],
             _TIMES[rng.integers(len(_TIMES))], _VERBS[rng.integers(len(_VERBS))],
         ))
-    raise ValueError(f"could not draw {n} distinct sentences from the templates")
+    raise ConfigError(f"n_sentences={n}: the sentence templates cannot make that many distinct sentences")

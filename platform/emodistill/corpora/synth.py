@@ -176,7 +176,8 @@ def synthesize_corpus(
 ) -> list[Utterance]:
     """Synthesise the corpus under `out_dir/wav/Session{k}/` and return its utterance records.
 
-    The same preset and seed give byte-identical wavs whatever the number of workers.
+    The same preset and seed give byte-identical wavs whatever the number of workers. Sessions are
+    synthesised in worker processes, so a calling script needs the usual `if __name__ == "__main__":`.
     """
     plans = plan_corpus(preset, seed)
     out_dir = Path(out_dir)

@@ -14,26 +14,27 @@ import numpy as np
 
 from emodistill.downstream import embed_set
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import Draw, EvalConfig, EvalResult, ReferenceResult, check_splits, evaluate_source
+from emodistill.evaluate.protocol import (Draw, EvalConfig, EvalResult, InfeasibleBudget, ReferenceResult, check_splits,
+                                          evaluate_source)
 from emodistill.features.dataset import FeatureSet
 
 log = logging.getLogger(__name__)
 
 
-def _class_pool(train: FeatureSet, cls: int, wanted: int) -> np.ndarray:
-    """Indexes of class `cls`, after checking the real split holds `wanted` of them."""
-    pool = np.flatnonzero(train.labels == cls)
-    if wanted > len(pool):
-        raise ConfigError(f"{wanted} real '{train.label_names[cls]}' utterances requested but the training split "
-                          f"holds {len(pool)}; a real subset cannot exceed the real data")
-    return pool
+def check_feasible(train: FeatureSet, counts: np.ndarray) -> None:
+    """Raise InfeasibleBudget when a class has fewer real training utterances than `counts` asks for."""
+    for name, wanted, held in zip(train.label_names, counts, train.class_counts()):
+        if wanted > held:
+            raise InfeasibleBudget(f"{wanted} real '{name}' utterances requested but the training split holds "
+                                   f"{held}; a real subset cannot exceed the real data")
 
 
 def random_subset(train: FeatureSet, counts: np.ndarray, seed: int) -> np.ndarray:
     """Indexes of `counts[c]` utterances of each class c, drawn without replacement."""
+    check_feasible(train, counts)
     rng = np.random.default_rng(seed)
-    picks = [rng.choice(_class_pool(train, c, int(n)), int(n), replace=False) for c, n in enumerate(counts)]
-    return np.concatenate(picks)
+    return np.concatenate([rng.choice(np.flatnonzero(train.labels == c), int(n), replace=False)
+                           for c, n in enumerate(counts)])
 
 
 def herding_order(x: np.ndarray) -> np.ndarray:
@@ -54,13 +55,20 @@ def herding_order(x: np.ndarray) -> np.ndarray:
     return order
 
 
+def class_herding_orders(train: FeatureSet, embeddings: np.ndarray) -> list[np.ndarray]:
+    """Per class, the training indexes of that class in herding order of their embeddings."""
+    members = [np.flatnonzero(train.labels == c) for c in range(len(train.label_names))]
+    return [index[herding_order(embeddings[index])] for index in members]
+
+
+def _first(train: FeatureSet, orders: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+    check_feasible(train, counts)
+    return np.concatenate([order[:int(n)] for order, n in zip(orders, counts)])
+
+
 def herding_subset(train: FeatureSet, embeddings: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Indexes of the first `counts[c]` herding picks of each class c in the embedding space."""
-    picks = []
-    for c, n in enumerate(counts):
-        pool = _class_pool(train, c, int(n))
-        picks.append(pool[herding_order(embeddings[pool])[:int(n)]])
-    return np.concatenate(picks)
+    return _first(train, class_herding_orders(train, embeddings), counts)
 
 
 def random_subset_draw(train: FeatureSet) -> Draw:
@@ -70,15 +78,8 @@ def random_subset_draw(train: FeatureSet) -> Draw:
 
 def herding_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
     """Draw function: the herding coreset (deterministic; the seed only varies the downstream's initialisation)."""
-    orders = {c: np.flatnonzero(train.labels == c)[herding_order(embeddings[train.labels == c])]
-              for c in range(len(train.label_names))}
-
-    def draw(counts: np.ndarray, seed: int) -> FeatureSet:
-        for c, n in enumerate(counts):
-            _class_pool(train, c, int(n))
-        return train.subset(np.concatenate([orders[c][:int(n)] for c, n in enumerate(counts)]))
-
-    return draw
+    orders = class_herding_orders(train, embeddings)  # once: every budget is a prefix of these
+    return lambda counts, seed: train.subset(_first(train, orders, counts))
 
 
 def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, reference: ReferenceResult,

@@ -11,10 +11,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from emodistill.downstream import Downstream, embed_set
 from emodistill.errors import ConfigError
@@ -40,6 +36,12 @@ class ProbeResult:
 
 def speaker_probe(embeddings: np.ndarray, speakers, test_fraction: float = 0.3, seed: int = 0) -> ProbeResult:
     """Accuracy of a logistic regression (standardised inputs) predicting the speaker, on a stratified held-out part."""
+    # Imported here: scikit-learn costs seconds to import, and every sweep trial imports emodistill.evaluate.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     embeddings, speakers = np.asarray(embeddings), np.asarray([str(s) for s in speakers])
     if len(embeddings) != len(speakers):
         raise ConfigError(f"speaker probe: {len(embeddings)} embeddings but {len(speakers)} speaker ids")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from tqdm.auto import tqdm
 
-from emodistill.downstream import Downstream, DownstreamConfig, confusion_matrix, predict, train_downstream, uar
+from emodistill.downstream import DownstreamConfig, confusion_matrix, predict, train_downstream, uar
 from emodistill.errors import ConfigError, FeatureTableError
+from emodistill.evaluate.results import ConditionResult, EvalResult, ReferenceResult
 from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator, class_counts
@@ -26,6 +28,10 @@ from emodistill.generator import TrainedGenerator, class_counts
 log = logging.getLogger(__name__)
 
 Draw = Callable[[np.ndarray, int], FeatureSet]  # (utterances per class, seed) -> a training set
+
+
+class InfeasibleBudget(ConfigError):
+    """A draw cannot supply the requested counts (a real subset larger than the real class)."""
 
 
 class EvalConfig(BaseModel):
@@ -55,101 +61,6 @@ class Condition:
 
     key: str
     counts: np.ndarray  # per class, in label order
-
-
-@dataclass
-class ConditionResult:
-    """The repeats of one condition: UAR per repeat, its summary, and repeat 0's test predictions and model."""
-
-    key: str
-    counts: dict[str, int]
-    uars: list[float]
-    train_seconds: list[float]  # wall time to the selected checkpoint, per repeat
-    mean: float
-    std: float
-    low: float  # confidence interval of the mean
-    high: float
-    predictions: np.ndarray  # repeat 0's predictions on the test split (a real model, not an ensemble)
-    confusion: np.ndarray
-    model: Downstream | None = None  # repeat 0's downstream (not serialised)
-    mcnemar_p: float | None = None  # repeat 0 against the reference, when one was given
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (the model is left out)."""
-        return {"key": self.key, "counts": self.counts, "uars": self.uars, "train_seconds": self.train_seconds,
-                "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
-                "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
-                "mcnemar_p": self.mcnemar_p}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "ConditionResult":
-        """The inverse of to_dict."""
-        return cls(**{**data, "predictions": np.asarray(data["predictions"], np.int64),
-                      "confusion": np.asarray(data["confusion"], np.int64)})
-
-
-@dataclass
-class EvalResult:
-    """Every condition of one training-set source (a generator or a baseline), scored on the real test split."""
-
-    name: str
-    label_names: tuple[str, ...]
-    y_true: np.ndarray
-    conditions: dict[str, ConditionResult] = field(default_factory=dict)
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Flat metrics: `uar_{key}` (mean over repeats), `uar_{key}_std`, and `mcnemar_p_{key}` vs the reference."""
-        out = {}
-        for key, c in self.conditions.items():
-            out[f"uar_{key}"], out[f"uar_{key}_std"] = c.mean, c.std
-            if c.mcnemar_p is not None:
-                out[f"mcnemar_p_{key}"] = c.mcnemar_p
-        return out
-
-    @property
-    def predictions(self) -> dict[str, np.ndarray]:
-        """Condition key (`ppc100`, `full_imbalanced`, ...) -> repeat 0's test predictions."""
-        return {key: c.predictions for key, c in self.conditions.items()}
-
-    def to_dict(self) -> dict:
-        """JSON-ready form (results.json)."""
-        return {"name": self.name, "label_names": list(self.label_names), "y_true": self.y_true.tolist(),
-                "conditions": {k: c.to_dict() for k, c in self.conditions.items()}}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "EvalResult":
-        """The inverse of to_dict."""
-        return cls(name=data["name"], label_names=tuple(data["label_names"]),
-                   y_true=np.asarray(data["y_true"], np.int64),
-                   conditions={k: ConditionResult.from_dict(c) for k, c in data["conditions"].items()})
-
-
-@dataclass
-class ReferenceResult:
-    """The downstream trained on the full real training split: the line every budget is compared with."""
-
-    uar_real_full: float
-    label_names: tuple[str, ...]
-    y_true: np.ndarray
-    predictions: np.ndarray
-    confusion: np.ndarray
-    train_seconds: float
-    best_step: int
-    model: Downstream | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-ready fields (the model is left out)."""
-        return {"uar_real_full": self.uar_real_full, "label_names": list(self.label_names),
-                "y_true": self.y_true.tolist(),
-                "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
-                "train_seconds": self.train_seconds, "best_step": self.best_step}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "ReferenceResult":
-        """The inverse of to_dict."""
-        arrays = {k: np.asarray(data[k], np.int64) for k in ("y_true", "predictions", "confusion")}
-        return cls(**{**data, **arrays, "label_names": tuple(data["label_names"])})
 
 
 def check_splits(splits: Mapping[str, FeatureSet]) -> None:
@@ -197,7 +108,7 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
                     skip_infeasible: bool = False) -> EvalResult:
     """Run every condition x repeat of `config` on training sets from `draw`; McNemar vs `reference` if given.
 
-    With skip_infeasible, a condition whose draw raises ConfigError (e.g. more real utterances than a class
+    With skip_infeasible, a condition whose draw raises InfeasibleBudget (more real utterances than a class
     holds) is logged and left out of the result instead of failing the whole evaluation.
     """
     check_splits(splits)
@@ -210,7 +121,7 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
     for condition in todo:
         try:
             scored = _score_condition(condition, draw, splits, config, bar)
-        except ConfigError as exc:
+        except InfeasibleBudget as exc:
             if not skip_infeasible:
                 raise
             log.warning("%s: %s skipped: %s", name, condition.key, exc)
@@ -225,6 +136,7 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
     return result
 
 
+@torch.enable_grad()  # callers may sit in no_grad (a trainer's eval hook); the downstream needs gradients
 def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
                      bar: tqdm) -> ConditionResult:
     """Train and test `config.repeats` downstreams on fresh draws of one condition."""

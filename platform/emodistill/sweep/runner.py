@@ -35,11 +35,11 @@ from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
 from emodistill.sweep.trainable import PREDICTIONS_FILE, TrialContext, distill_trial, trial_config
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
-from emodistill.tracking.best import trial_runs
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (KIND_TAG, download_generator, finish_run, log_generator_model, log_metrics,
+from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model, log_metrics,
                                       start_parent_run)
-from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
+from emodistill.tracking.store import (get_or_create_experiment, resolve_tracking_uri, search_all_runs,
+                                       tracking_client)
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,8 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
     evaluation = space.evaluation
     result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
     run_id = client.create_run(state.experiment_id, run_name=REFERENCE_RUN, tags={
-        KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id}).info.run_id
+        KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id,
+        FEATURES_TAG: dataset_fingerprint(state.features)}).info.run_id
     log_metrics(client, run_id, {"uar_real_full": result.uar_real_full}, step=0)
     client.log_dict(run_id, result.to_dict(), REFERENCE_FILE)
     finish_run(client, run_id)
@@ -206,8 +207,9 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
     metric, mode = space.objective.metric, space.objective.mode
-    runs = {run.data.tags.get("ray.trial_id"): run for run in trial_runs(client, state.experiment_id)
-            if run.data.tags.get(MLFLOW_PARENT_RUN_ID) == state.parent_run_id}
+    trials = search_all_runs(client, state.experiment_id, f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' "
+                                                          f"and tags.`{KIND_TAG}` = 'trial'")
+    runs = {run.data.tags.get("ray.trial_id"): run for run in trials}
     for result in results:
         run = runs.get(result.metrics.get("trial_id") if result.metrics else None)
         if run is not None and run.info.status == "RUNNING":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+import torch
 from mlflow import MlflowClient
 from ray import tune
 
@@ -74,9 +75,11 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     run_id = find_or_resume_trial_run(context.tracking_uri, context.experiment_id, context.parent_run_id,
                                       trial.get_trial_name(), distill_config.flatten(), tags,
                                       run_id=restored.get("run_id"))
-    # A restart may land on another node: record where each attempt ran.
-    client.set_tag(run_id, "ray.node_id", tags["ray.node_id"])
-    client.set_tag(run_id, "ray.hostname", tags["ray.hostname"])
+    if restored:
+        # A restart may land on another node: record where the last attempt ran, and where it resumed.
+        client.set_tag(run_id, "ray.node_id", tags["ray.node_id"])
+        client.set_tag(run_id, "ray.hostname", tags["ray.hostname"])
+        log_metrics(client, run_id, {"resumed_from_step": restored["step"]}, step=restored["step"])
 
     reference = ray.get(shared.reference) if shared.reference is not None else None
     reporter = TrialReporter(client, run_id, splits, space.evaluation.eval_config(distill_config.model.arch),
@@ -142,8 +145,10 @@ class TrialReporter:
 
     def on_eval(self, step: int, generator: TrainedGenerator) -> dict[str, float]:
         """UAR (and McNemar against the real-data reference) for every budget, at this step."""
-        result = evaluate_generator(generator, self.splits, self.eval_config, self.reference,
-                                    name=f"step {step}", progress=False)
+        # The trainer calls this hook under no_grad; the protocol trains downstreams, so it needs gradients.
+        with torch.enable_grad():
+            result = evaluate_generator(generator, self.splits, self.eval_config, self.reference,
+                                        name=f"step {step}", progress=False)
         metrics = {k: float(v) for k, v in result.metrics.items()}
         self.predictions = {key: pred.tolist() for key, pred in result.predictions.items()}
         log_metrics(self.client, self.run_id, metrics, step)

@@ -6,25 +6,13 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from emodistill.errors import EmodistillError
 from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.registry import load_champion
 from emodistill.tracking.runs import KIND_TAG, download_generator
-from emodistill.tracking.store import tracking_client
-
-
-def trial_runs(client: MlflowClient, experiment_id: str) -> list[Run]:
-    """Every trial run of the experiment, whatever its status."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=f"tags.`{KIND_TAG}` = 'trial'", page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+from emodistill.tracking.store import search_all_runs, tracking_client
 
 
 def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | None = None) -> Run:
@@ -34,7 +22,7 @@ def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | No
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
         raise EmodistillError(f"no experiment {experiment!r} in {client.tracking_uri}; existing: {names}")
-    trials = trial_runs(client, found.experiment_id)
+    trials = search_all_runs(client, found.experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
     finished = [run for run in trials if run.info.status == "FINISHED"]
     scored = [run for run in finished if not math.isnan(run.data.metrics.get(metric, math.nan))]
     if not scored:

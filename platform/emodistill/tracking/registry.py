@@ -19,7 +19,7 @@ CHAMPION = "champion"
 
 
 def register_champion(run_id: str, model_name: str, tracking_uri: str | None = None,
-                      model_uri: str | None = None) -> str:
+                      model_uri: str | None = None) -> int:
     """Register the run's pyfunc model (`model_uri`, else the run's only logged model) and alias it `champion`."""
     client = tracking_client(tracking_uri)
     model_uri = model_uri or _logged_model_uri(client, run_id)
@@ -27,7 +27,7 @@ def register_champion(run_id: str, model_name: str, tracking_uri: str | None = N
         version = mlflow.register_model(model_uri, model_name)
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
     log.info("registered %s as %s version %s (alias %s)", model_uri, model_name, version.version, CHAMPION)
-    return version.version
+    return int(version.version)
 
 
 def _logged_model_uri(client: mlflow.MlflowClient, run_id: str) -> str:

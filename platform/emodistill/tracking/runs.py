@@ -26,7 +26,12 @@ from mlflow.utils.validation import (
 
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError
-from emodistill.tracking.store import get_or_create_experiment, global_tracking_uri, tracking_client
+from emodistill.tracking.store import (
+    get_or_create_experiment,
+    global_tracking_uri,
+    search_all_runs,
+    tracking_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +116,9 @@ def _trial_by_id(client: MlflowClient, parent_run_id: str, run_id: str) -> str |
 
 def _trial_by_name(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str) -> str | None:
     """The id of the parent's child run named `name`, if any."""
-    quoted = name.replace("'", "\\'")
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and attributes.run_name = '{quoted}'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
+    # Matched here, not in the filter: MLflow's filter syntax cannot escape quotes inside a name.
+    children = search_all_runs(client, experiment_id, f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'")
+    return next((run.info.run_id for run in children if run.info.run_name == name), None)
 
 
 def log_params_flat(client: MlflowClient, run_id: str, params: Mapping[str, object]) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import LifecycleStage
+from mlflow.entities import LifecycleStage, Run
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
@@ -91,3 +91,14 @@ def get_or_create_experiment(name: str, tracking_uri: str | None = None) -> str:
 def _folder_name(name: str) -> str:
     """A file-system-safe folder name for an experiment's artifacts."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "experiment"
+
+
+def search_all_runs(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    """Every active run of the experiment matching `filter_string`, across result pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

@@ -1,0 +1,167 @@
+"""Sweeps on a real local Ray cluster with a real sqlite MLflow store: the smoke sweep end to end, shared
+inputs read from the object store, a trial killed mid-run that resumes from its checkpoint, a diverging trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import yaml
+from mlflow import MlflowClient
+from sweep_fixtures import LABELS, make_feature_dir, micro_space
+
+from emodistill import best_generator
+from emodistill.features.schema import validate_table
+from emodistill.sweep import run_sweep
+from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
+from emodistill.sweep.trainable import PID_DIR_ENV
+from emodistill.tracking.registry import champion_run_id
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pid_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("pids")
+
+
+@pytest.fixture(scope="module")
+def cluster(pid_dir):
+    """One local 2-CPU Ray instance for the module; trials write their worker pid to pid_dir."""
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {PID_DIR_ENV: str(pid_dir)}})
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    return make_feature_dir(tmp_path_factory.mktemp("features"))
+
+
+@pytest.fixture(scope="module")
+def smoke(cluster, features, tmp_path_factory):
+    """The smoke sweep (Baseline, +L_DIV, +L_SML, both; two at a time) run once for the module."""
+    root = tmp_path_factory.mktemp("smoke")
+    uri = f"sqlite:///{root / 'mlruns.db'}"
+    result = run_sweep(micro_space(root / "space.yaml"), features, name="smoke-test", tracking_uri=uri,
+                       storage_path=root / "sweeps")
+    return result, MlflowClient(uri), uri
+
+
+def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):
+    copy = shutil.copytree(features, tmp_path / "features")
+    shared = share_inputs(copy)
+    shutil.rmtree(copy)  # trials must not need the files any more
+
+    @ray.remote
+    def inspect(shared):
+        data = ray.get(shared.tables["train"])
+        frames = table_from_buffer(data).column("features").chunk(0).flatten().flatten()
+        address = frames.buffers()[1].address
+        splits = open_shared_splits(shared)
+        return (data.ctypes.data <= address < data.ctypes.data + data.nbytes, data.flags.writeable,
+                {name: len(fs) for name, fs in splits.items()})
+
+    inside, writeable, sizes = ray.get(inspect.remote(shared))
+    assert inside and not writeable
+    assert sizes == {"train": 32, "dev": 12, "test": 16}
+
+
+def test_smoke_sweep_logs_every_trial(smoke):
+    result, client, _ = smoke
+    assert len(result.trials) == 4
+    assert {t["status"] for t in result.trials.values()} == {"FINISHED"}
+    trials = [client.get_run(t["run_id"]) for t in result.trials.values()]
+    variants = {run.data.tags["variant"]: run for run in trials}
+    assert set(variants) == {"baseline", "div", "sml", "div_sml"}
+    reference = client.search_runs([result.experiment_id], "tags.`emodistill.kind` = 'baseline'")[0]
+    assert 0.0 <= reference.data.metrics["uar_real_full"] <= 1.0
+    for variant, run in variants.items():
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        assert tags["mlflow.parentRunId"] == result.parent_run_id
+        assert tags["mcnemar.reference"] == reference.info.run_id
+        assert tags["emodistill.features"] and tags["ray.node_id"]
+        assert params["loss.lambda_sml"] == ("1.0" if "sml" in variant else "0.0")
+        assert params["model.arch"] == "gan_cnn" and params["train.checkpoint_every"] == "2"
+        for n in (10, 20):
+            assert 0.0 <= metrics[f"uar_ppc{n}"] <= 1.0
+            assert 0.0 <= metrics[f"mcnemar_p_ppc{n}"] <= 1.0
+            assert (f"mcnemar_p_ppc{n}_vs_baseline" in metrics) == (variant != "baseline")
+        losses = client.get_metric_history(run.info.run_id, "loss_g")
+        assert [m.step for m in losses] == [1, 2, 3, 4]
+        assert len(client.get_metric_history(run.info.run_id, "uar_ppc20")) == 2  # evaluated at steps 2 and 4
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"generator", "results.json", "predictions.json", "figures"} <= artifacts
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["emodistill.kind"] == "sweep"
+    assert [a.path for a in client.list_artifacts(result.parent_run_id, "figures")] == [
+        "figures/objective_per_trial.png"]
+
+
+def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
+    result, client, uri = smoke
+    best = max(result.trials.values(), key=lambda t: t["uar_ppc20"])
+    assert result.best_value == best["uar_ppc20"]
+    assert champion_run_id("smoke-test", uri) == result.best_run_id
+    version = client.get_model_version_by_alias("smoke-test", "champion")
+    assert version.version == str(result.champion_version)
+    table = best_generator("smoke-test", metric="uar_ppc20", tracking_uri=uri).sample(5, seed=1)
+    validate_table(table, "sample")
+    assert table.num_rows == 20 and set(table.column("label").to_pylist()) == set(LABELS)
+    champion = best_generator("smoke-test", tracking_uri=uri, champion=True)
+    assert champion.sample(2).num_rows == 8
+
+
+def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list) -> None:
+    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for trial_dir in storage.glob(f"*/*variant={variant}_*"):
+            for pid_file in pid_dir.glob("*.pid"):
+                if trial_dir.name.startswith(pid_file.stem + "_") and any(trial_dir.glob("checkpoint_*")):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                    killed.append(pid_file.stem)
+                    return
+        time.sleep(0.2)
+
+
+def test_killed_trial_resumes_and_diverged_trial_fails(cluster, features, pid_dir, tmp_path):
+    space = micro_space(tmp_path / "space.yaml")
+    data = yaml.safe_load(space.read_text())
+    data["search"]["variants"] = {
+        "long": {"train.steps": 10, "loss.lambda_sml": 0.0},
+        "diverge": {"optim.lr_g": 1.0e30, "optim.lr_d": 1.0e30, "loss.lambda_sml": 0.0},
+    }
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_when_checkpointed,
+                              args=(pid_dir, tmp_path / "sweeps", "long", killed))
+    killer.start()
+    result = run_sweep(space, features, name="faults", tracking_uri=uri, storage_path=tmp_path / "sweeps")
+    killer.join()
+    assert killed, "the long trial finished before it could be killed"
+    client = MlflowClient(uri)
+    runs = {client.get_run(t["run_id"]).data.tags["variant"]: client.get_run(t["run_id"])
+            for t in result.trials.values()}
+    assert len(result.trials) == 2  # the restarted trial kept its run
+    long = runs["long"]
+    assert long.info.status == "FINISHED"
+    assert long.data.tags["ray.trial_name"] == killed[0]
+    resumed = client.get_metric_history(long.info.run_id, "resumed_from_step")
+    assert resumed and resumed[0].value >= 2
+    steps = [m.step for m in client.get_metric_history(long.info.run_id, "loss_g")]
+    assert steps.count(1) == 1 and max(steps) == 10  # continued, never started over
+    diverged = runs["diverge"]
+    assert diverged.info.status == "FAILED"
+    assert "training diverged: loss" in diverged.data.tags["emodistill.failure"]
+    assert result.best_run_id == long.info.run_id
+    assert json.loads((Path(result.experiment_path) / "sweep_result.json").read_text())["best_run_id"] == long.info.run_id
