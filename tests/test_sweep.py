@@ -112,7 +112,7 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     assert result.best_value == best["uar_ppc20"]
     assert champion_run_id("smoke-test", uri) == result.best_run_id
     version = client.get_model_version_by_alias("smoke-test", "champion")
-    assert version.version == str(result.champion_version)
+    assert str(version.version) == str(result.champion_version)
     table = best_generator("smoke-test", metric="uar_ppc20", tracking_uri=uri).sample(5, seed=1)
     validate_table(table, "sample")
     assert table.num_rows == 20 and set(table.column("label").to_pylist()) == set(LABELS)

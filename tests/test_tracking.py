@@ -128,7 +128,7 @@ def test_failure_reason_is_tagged_and_stored(uri, tmp_path):
     assert run.data.tags[runs.FAILURE_TAG] == "TrainingDiverged: loss is nan at step 7"
     text = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=runs.FAILURE_ARTIFACT,
                                                dst_path=str(tmp_path), tracking_uri=uri)
-    assert "loss is nan" in open(text).read()
+    assert "loss is nan" in Path(text).read_text()
     with pytest.raises(ConfigError, match="status must be"):
         runs.finish_run(client, run_id, "DONE")
     with pytest.raises(ConfigError, match="missing config.json"):
@@ -161,6 +161,8 @@ def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, t
     frame = model.predict(pd.DataFrame({"label": ["neu", "sad"], "count": [3, 1], "seed": [5, 5]}))
     assert frame["label"].tolist() == ["neu"] * 3 + ["sad"]
     assert len(frame["features"][0]) == 8 and len(frame["features"][0][0]) == 8
+    prior = model.predict(pd.DataFrame({"label": ["neu"], "count": [10], "balanced": [False]}))
+    assert Counter(prior["label"]) == {"neu": 4, "hap": 3, "ang": 2, "sad": 1}
 
     with pytest.raises(EmodistillError, match="no version aliased 'champion'"):
         registry.load_champion("no-such-model", uri)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
+from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, Schema
@@ -26,6 +26,7 @@ from mlflow.utils.validation import (
 
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError
+from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE
 from emodistill.tracking.store import (
     get_or_create_experiment,
     global_tracking_uri,
@@ -40,7 +41,7 @@ FEATURES_TAG = "emodistill.features"
 FAILURE_TAG = "emodistill.failure"
 GENERATOR_ARTIFACT = "generator"
 FAILURE_ARTIFACT = "failure.txt"
-GENERATOR_FILES = ("config.json", "model.safetensors")
+GENERATOR_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_generator.py")
 # What the pyfunc model's predict() accepts: per-label counts, optionally a seed and balanced=False.
 PYFUNC_SIGNATURE = ModelSignature(inputs=Schema([
