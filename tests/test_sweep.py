@@ -3,7 +3,6 @@ inputs read from the object store, a trial killed mid-run that resumes from its 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -11,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import ray
 import yaml
@@ -47,13 +45,40 @@ def features(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def smoke(cluster, features, tmp_path_factory):
-    """The smoke sweep (Baseline, +L_DIV, +L_SML, both; two at a time) run once for the module."""
+def smoke(cluster, features, pid_dir, tmp_path_factory):
+    """The smoke sweep (Baseline, +L_DIV, +L_SML, both; two at a time) plus a trial that diverges, run once.
+
+    The +L_DIV trial runs longer and its worker is SIGKILLed once Tune holds its first checkpoint.
+    """
     root = tmp_path_factory.mktemp("smoke")
+    space = micro_space(root / "space.yaml")
+    data = yaml.safe_load(space.read_text())
+    data["search"]["variants"]["div"]["train.steps"] = 10
+    data["search"]["variants"]["diverge"] = {"optim.lr_g": 1.0e30, "optim.lr_d": 1.0e30}
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
     uri = f"sqlite:///{root / 'mlruns.db'}"
-    result = run_sweep(micro_space(root / "space.yaml"), features, name="smoke-test", tracking_uri=uri,
-                       storage_path=root / "sweeps")
-    return result, MlflowClient(uri), uri
+    killed: list[str] = []
+    killer = threading.Thread(target=_kill_when_checkpointed, args=(pid_dir, root / "sweeps", "div", killed))
+    killer.start()
+    result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
+    killer.join()
+    client = MlflowClient(uri)
+    runs = {client.get_run(t["run_id"]).data.tags["variant"]: client.get_run(t["run_id"])
+            for t in result.trials.values()}
+    return result, client, uri, runs, killed
+
+
+def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list) -> None:
+    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for trial_dir in storage.glob(f"*/*variant={variant}_*"):
+            for pid_file in pid_dir.glob("*.pid"):
+                if trial_dir.name.startswith(pid_file.stem + "_") and any(trial_dir.glob("checkpoint_*")):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+                    killed.append(pid_file.stem)
+                    return
+        time.sleep(0.2)
 
 
 def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):
@@ -76,12 +101,10 @@ def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, fe
 
 
 def test_smoke_sweep_logs_every_trial(smoke):
-    result, client, _ = smoke
-    assert len(result.trials) == 4
-    assert {t["status"] for t in result.trials.values()} == {"FINISHED"}
-    trials = [client.get_run(t["run_id"]) for t in result.trials.values()]
-    variants = {run.data.tags["variant"]: run for run in trials}
-    assert set(variants) == {"baseline", "div", "sml", "div_sml"}
+    result, client, _, runs, _ = smoke
+    assert len(result.trials) == 5
+    variants = {name: run for name, run in runs.items() if name != "diverge"}
+    assert {run.info.status for run in variants.values()} == {"FINISHED"}
     reference = client.search_runs([result.experiment_id], "tags.`emodistill.kind` = 'baseline'")[0]
     assert 0.0 <= reference.data.metrics["uar_real_full"] <= 1.0
     for variant, run in variants.items():
@@ -95,9 +118,9 @@ def test_smoke_sweep_logs_every_trial(smoke):
             assert 0.0 <= metrics[f"uar_ppc{n}"] <= 1.0
             assert 0.0 <= metrics[f"mcnemar_p_ppc{n}"] <= 1.0
             assert (f"mcnemar_p_ppc{n}_vs_baseline" in metrics) == (variant != "baseline")
-        losses = client.get_metric_history(run.info.run_id, "loss_g")
-        assert [m.step for m in losses] == [1, 2, 3, 4]
-        assert len(client.get_metric_history(run.info.run_id, "uar_ppc20")) == 2  # evaluated at steps 2 and 4
+        if variant != "div":  # the killed one; see below
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")] == [1, 2, 3, 4]
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "uar_ppc20")] == [2, 4]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"generator", "results.json", "predictions.json", "figures"} <= artifacts
     parent = client.get_run(result.parent_run_id)
@@ -107,8 +130,8 @@ def test_smoke_sweep_logs_every_trial(smoke):
 
 
 def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
-    result, client, uri = smoke
-    best = max(result.trials.values(), key=lambda t: t["uar_ppc20"])
+    result, client, uri, _, _ = smoke
+    best = max((t for t in result.trials.values() if t["status"] == "FINISHED"), key=lambda t: t["uar_ppc20"])
     assert result.best_value == best["uar_ppc20"]
     assert champion_run_id("smoke-test", uri) == result.best_run_id
     version = client.get_model_version_by_alias("smoke-test", "champion")
@@ -120,48 +143,23 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     assert champion.sample(2).num_rows == 8
 
 
-def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list) -> None:
-    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        for trial_dir in storage.glob(f"*/*variant={variant}_*"):
-            for pid_file in pid_dir.glob("*.pid"):
-                if trial_dir.name.startswith(pid_file.stem + "_") and any(trial_dir.glob("checkpoint_*")):
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                    killed.append(pid_file.stem)
-                    return
-        time.sleep(0.2)
-
-
-def test_killed_trial_resumes_and_diverged_trial_fails(cluster, features, pid_dir, tmp_path):
-    space = micro_space(tmp_path / "space.yaml")
-    data = yaml.safe_load(space.read_text())
-    data["search"]["variants"] = {
-        "long": {"train.steps": 10, "loss.lambda_sml": 0.0},
-        "diverge": {"optim.lr_g": 1.0e30, "optim.lr_d": 1.0e30, "loss.lambda_sml": 0.0},
-    }
-    space.write_text(yaml.safe_dump(data, sort_keys=False))
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    killed: list[str] = []
-    killer = threading.Thread(target=_kill_when_checkpointed,
-                              args=(pid_dir, tmp_path / "sweeps", "long", killed))
-    killer.start()
-    result = run_sweep(space, features, name="faults", tracking_uri=uri, storage_path=tmp_path / "sweeps")
-    killer.join()
-    assert killed, "the long trial finished before it could be killed"
-    client = MlflowClient(uri)
-    runs = {client.get_run(t["run_id"]).data.tags["variant"]: client.get_run(t["run_id"])
-            for t in result.trials.values()}
-    assert len(result.trials) == 2  # the restarted trial kept its run
-    long = runs["long"]
-    assert long.info.status == "FINISHED"
-    assert long.data.tags["ray.trial_name"] == killed[0]
-    resumed = client.get_metric_history(long.info.run_id, "resumed_from_step")
+def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):
+    result, client, _, runs, killed = smoke
+    assert killed, "the +L_DIV trial finished before it could be killed"
+    run = runs["div"]
+    assert run.info.status == "FINISHED" and run.data.tags["ray.trial_name"] == killed[0]
+    resumed = client.get_metric_history(run.info.run_id, "resumed_from_step")
     assert resumed and resumed[0].value >= 2
-    steps = [m.step for m in client.get_metric_history(long.info.run_id, "loss_g")]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
     assert steps.count(1) == 1 and max(steps) == 10  # continued, never started over
+    names = [r.info.run_name for r in client.search_runs([result.experiment_id])]
+    assert names.count(killed[0]) == 1  # the restarted trial kept its run
+
+
+def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
+    result, _, _, runs, _ = smoke
     diverged = runs["diverge"]
     assert diverged.info.status == "FAILED"
     assert "training diverged: loss" in diverged.data.tags["emodistill.failure"]
-    assert result.best_run_id == long.info.run_id
-    assert json.loads((Path(result.experiment_path) / "sweep_result.json").read_text())["best_run_id"] == long.info.run_id
+    assert result.trials[diverged.info.run_name]["status"] == "FAILED"
+    assert result.best_run_id in {run.info.run_id for run in runs.values() if run.info.status == "FINISHED"}

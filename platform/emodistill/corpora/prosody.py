@@ -49,6 +49,7 @@ class Shift:
     sd: float
 
     def draw(self, intensity: float, rng: np.random.Generator) -> float:
+        """One sample of the shift at the given intensity."""
         return intensity * self.mean + self.sd * rng.standard_normal()
 
 
@@ -64,6 +65,8 @@ class EmotionProsody:
     pause_ms: Shift
 
 
+# Calibrated with benchmarks/corpus_difficulty.py: a linear probe on pooled fbank reaches UAR ~0.63 on
+# held-out session 1 of the default preset. Narrower spreads or larger means make the corpus easier.
 EMOTIONS: dict[str, EmotionProsody] = {
     "neu": EmotionProsody(Shift(0, 5), Shift(0, 8), Shift(0, 7), Shift(0, 2), 0.06, Shift(250, 80)),
     "hap": EmotionProsody(Shift(15, 5), Shift(25, 8), Shift(10, 7), Shift(3, 2), 0.05, Shift(200, 80)),

@@ -48,6 +48,7 @@ class CorpusPreset:
 
     @property
     def total(self) -> int:
+        """Utterances in the whole corpus."""
         return sum(self.session_sizes)
 
 

@@ -82,7 +82,7 @@ class TrainConfig(BaseModel):
             try:
                 torch.device(value)
             except RuntimeError:
-                raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
+                raise ValueError(f"expected 'auto' or a torch device such as 'cuda:0', got {value!r}") from None
         return value
 
 
@@ -125,7 +125,7 @@ class DistillConfig(BaseModel):
         try:
             return ModelConfig(**self.model.model_dump(), dim=dim, n_classes=n_classes)
         except ValidationError as exc:
-            raise ConfigError(f"model section does not fit the features (dim {dim}, {n_classes} classes): {exc}") from None
+            raise ConfigError(f"model section does not fit {dim}-dim features, {n_classes} classes: {exc}") from None
 
     def flatten(self) -> dict[str, Any]:
         """Every field under a dotted key ('loss.lambda_sml', 'model.arch', 'pool.downstream.lr')."""

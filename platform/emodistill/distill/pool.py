@@ -33,8 +33,9 @@ def feature_fingerprint(*splits: FeatureSet) -> str:
 
 
 def pool_key(config: PoolConfig, fingerprint: str) -> str:
-    """Cache key: the feature fingerprint plus a hash of the pool config."""
-    config_hash = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+    """Cache key: the feature fingerprint plus a hash of the pool config (the device does not change the pool)."""
+    settings = config.model_dump_json(exclude={"downstream": {"device"}})
+    config_hash = hashlib.sha256(settings.encode()).hexdigest()[:12]
     return f"{fingerprint}-{config_hash}"
 
 

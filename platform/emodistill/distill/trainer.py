@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 class Hooks:
     """Callbacks into a running distillation; any may be None."""
 
-    on_log: Callable[[int, dict[str, float]], None] | None = None  # every train.log_every steps
-    on_eval: Callable[[int, TrainedGenerator], dict | None] | None = None  # every train.eval_every steps
+    # Every train.log_every steps, the latest value of each term: critic loss_d, wasserstein, gp, cls_real,
+    # cls_fake; generator loss_g, adversarial, cls_fake_g, fm, div, sml (a term whose λ is 0 is absent).
+    on_log: Callable[[int, dict[str, float]], None] | None = None
+    # Every train.eval_every steps, with the generator in eval mode; the metrics it returns go into the artifact.
+    on_eval: Callable[[int, TrainedGenerator], dict | None] | None = None
     on_checkpoint: Callable[[int, Path], None] | None = None  # after each checkpoint is written
 
 
@@ -65,9 +68,12 @@ class Distiller:
 
     def __init__(self, train: FeatureSet, config: DistillConfig, pool: list[Downstream]):
         self.config, self.train_meta = config, train.meta
+        if config.loss.lambda_sml > 0 and not pool:
+            raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
         self.device = resolve_device(config.train.device)
-        bf16 = config.train.precision == "bf16" or (config.train.precision == "auto" and self.device.type == "cuda")
-        self.bf16 = bf16 and self.device.type == "cuda"  # bf16 autocast is a CUDA-only speed-up
+        self.bf16 = self.device.type == "cuda" and config.train.precision in ("auto", "bf16")
+        if config.train.precision == "bf16" and not self.bf16:
+            log.warning("train.precision=bf16 applies on CUDA only; training in fp32 on %s", self.device)
         self.label_names = train.label_names
         self.class_prior = train.class_counts() / len(train)
         self.model_config = config.model_for(train.dim, len(train.label_names))
@@ -223,8 +229,6 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
         pool = train_pool(train, dev, config.pool, pool_cache_dir, progress=progress)
-    if config.loss.lambda_sml > 0 and not pool:
-        raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
     run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [])
     seconds = 0.0
     state = load_checkpoint(checkpoints) if resume else None
@@ -232,6 +236,8 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
         run.restore(state, checkpoints)
         seconds = state["seconds"]
         log.info("resuming from %s at step %d", checkpoints, run.step)
+    elif resume:
+        log.info("no checkpoint in %s: starting from step 0", checkpoints)
     log.info("distilling %d utterances (dim %d, %s) into %s, %d steps on %s%s", len(train), train.dim,
              "/".join(train.label_names), config.model.arch, train_cfg.steps, run.device, " (bf16)" if run.bf16 else "")
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from emodistill import __version__
 from emodistill.atomic import atomic_path
+from emodistill.downstream import resolve_device
 from emodistill.errors import ConfigError
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator
@@ -92,7 +93,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerator:
-    """Load a generator artifact (safetensors weights, JSON config; nothing is unpickled)."""
+    """Load a generator artifact onto `device` ("auto": cuda when available); nothing is unpickled."""
     path = Path(path)
     config = read_config(path)
     weights_file = path / WEIGHTS_FILE
@@ -107,5 +108,5 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerat
         module.load_state_dict(load_file(weights_file))
     except (SafetensorError, RuntimeError) as exc:
         raise ConfigError(f"{weights_file}: weights do not match the model in {CONFIG_FILE} ({exc})") from None
-    device = torch.device(device)
+    device = resolve_device(device)
     return TrainedGenerator(module=module.to(device).eval(), config=config, device=device)

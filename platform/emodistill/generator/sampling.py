@@ -74,7 +74,7 @@ class TrainedGenerator:
 
     @property
     def num_parameters(self) -> int:
-        """Trainable parameters of the generator."""
+        """Parameter elements of the generator."""
         return sum(p.numel() for p in self.module.parameters())
 
     @property
@@ -111,7 +111,7 @@ class TrainedGenerator:
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
         labels = np.repeat(np.arange(len(counts)), counts)
         features = self.generate(labels, seed=seed, batch_size=batch_size)
-        index_in_class = np.concatenate([np.arange(c) for c in counts]) if len(labels) else labels
+        index_in_class = np.concatenate([np.arange(c) for c in counts])
         items = (
             ({"utt_id": f"syn_{self.label_names[y]}_{i:06d}", "speaker": "synthetic", "gender": None,
               "session": None, "label": self.label_names[y]}, x)

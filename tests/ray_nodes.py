@@ -1,0 +1,94 @@
+"""Ray nodes started with `ray start --block` on loopback, each in its own process group and temp dir.
+
+`ray stop` would end every Ray process of the machine (other people's too), so each node is stopped
+through the process group of the `ray start --block` command that launched it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ray.util.state import list_nodes
+from ray.util.state.exception import RayStateApiException
+
+from emodistill.tracking.server import free_port
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+class RayNode:
+    """One `ray start --block` process group; `.stop()` ends it and everything it spawned."""
+
+    def __init__(self, args: list[str], temp_dir: Path, log: Path):
+        self.temp_dir = temp_dir
+        # One agent/metrics port set per node: two nodes on one machine would collide on the defaults.
+        ports = {"--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
+                 "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port()}
+        command = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
+                   "--disable-usage-stats", *args, *(f"{k}={v}" for k, v in ports.items())]
+        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        env={**os.environ, "RAY_AUTH_MODE": "token"})
+
+    def stop(self) -> None:
+        """SIGTERM the group (ray start --block then stops its processes), SIGKILL what remains."""
+        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                self.process.poll()
+                try:
+                    os.killpg(self.process.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
+
+
+class LoopbackCluster:
+    """A head (+ optional worker nodes) on 127.0.0.1 with its own ports and temp dirs."""
+
+    def __init__(self, root: Path, num_cpus: int = 2, workers: int = 0):
+        self.port, self.dashboard_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
+        self.nodes = [RayNode(["--head", f"--port={self.port}", f"--num-cpus={num_cpus}",
+                               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+                               f"--ray-client-server-port={free_port()}"], root / "head", root / "head.log")]
+        try:
+            self._wait_for_nodes(1)
+            for i in range(workers):
+                self.nodes.append(RayNode([f"--address={self.address}", f"--num-cpus={num_cpus}"],
+                                          root / f"worker{i}", root / f"worker{i}.log"))
+            self._wait_for_nodes(1 + workers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def node_ids(self) -> set[str]:
+        """Ids of the nodes the GCS reports alive (through the dashboard's state API)."""
+        return {node.node_id for node in list_nodes(address=self.dashboard) if node.state == "ALIVE"}
+
+    def _wait_for_nodes(self, count: int, timeout_s: float = 180.0) -> None:
+        """Block until the dashboard answers and `count` nodes are alive."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if len(self.node_ids()) >= count:
+                    return
+            except (ConnectionError, RayStateApiException):  # the dashboard is not up yet
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"Ray cluster at {self.address} did not reach {count} node(s) in {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the workers, then the head."""
+        for node in reversed(self.nodes):
+            node.stop()

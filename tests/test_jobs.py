@@ -1,0 +1,99 @@
+"""The sweep as a Ray job on a real 2-node cluster (two `ray start` processes on loopback, token auth on),
+tracked by a real MLflow server with proxied artifacts; and the refusal of a local store on that cluster."""
+
+from __future__ import annotations
+
+import os
+
+# Ray reads RAY_AUTH_MODE once, when it is first imported: clients of a `ray start --head` cluster (token
+# auth on by default) must have it before that. The suite imports this module before any other Ray user.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
+from ray_nodes import LoopbackCluster  # noqa: E402
+from sweep_fixtures import REPO, make_feature_dir, micro_space  # noqa: E402
+
+from emodistill import best_generator  # noqa: E402
+from emodistill.tracking.server import free_port, start_server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+EXPERIMENT = "jobs-smoke"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Head + one worker node, 1 CPU each, so two concurrent trials must use both nodes."""
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    if get_authentication_mode() != AuthenticationMode.TOKEN:
+        pytest.fail("Ray was imported before RAY_AUTH_MODE=token was set; run with RAY_AUTH_MODE=token")
+    nodes = LoopbackCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, workers=1)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with start_server(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlruns.db'}", port=free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    return make_feature_dir(root / "features"), micro_space(root / "space.yaml"), root
+
+
+def submit(cluster: LoopbackCluster, arguments: str, timeout_s: float = 480) -> tuple[JobStatus, str]:
+    """`ray job submit --working-dir <repo> -- python jobs/sweep.py ARGUMENTS`; wait for it; (status, logs)."""
+    client = JobSubmissionClient(cluster.dashboard)
+    job = client.submit_job(entrypoint=f"python jobs/sweep.py {arguments}", runtime_env={"working_dir": str(REPO)})
+    deadline = time.monotonic() + timeout_s
+    while (status := client.get_job_status(job)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+        if time.monotonic() > deadline:
+            client.stop_job(job)
+            pytest.fail(f"job {job} still {status} after {timeout_s} s:\n{client.get_job_logs(job)[-3000:]}")
+        time.sleep(2)
+    return status, client.get_job_logs(job)
+
+
+@pytest.fixture(scope="module")
+def job(cluster, server, inputs):
+    features, space, root = inputs
+    return submit(cluster, f"--space {space} --features {features} --name {EXPERIMENT} "
+                           f"--tracking-uri {server.url} --storage-path {root / 'sweeps'}")
+
+
+def test_job_sweeps_on_both_nodes_into_the_mlflow_server(cluster, server, job):
+    status, logs = job
+    assert status == JobStatus.SUCCEEDED, logs[-3000:]
+    assert "registered as jobs-smoke version 1 (alias champion)" in logs
+    client = MlflowClient(server.url)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    trials = client.search_runs([experiment.experiment_id], "tags.`emodistill.kind` = 'trial'")
+    assert len(trials) == 4 and {run.info.status for run in trials} == {"FINISHED"}
+    assert {run.data.tags["ray.node_id"] for run in trials} == cluster.node_ids()
+    for run in trials:
+        # Artifacts written on either node reached the server's store.
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "generator")} == {
+            "generator/config.json", "generator/model.safetensors"}
+    champion = client.get_model_version_by_alias(EXPERIMENT, "champion")
+    assert champion.run_id in {run.info.run_id for run in trials}
+    assert best_generator(EXPERIMENT, metric="uar_ppc20", tracking_uri=server.url).sample(3).num_rows == 12
+
+
+def test_local_store_is_refused_on_a_multi_node_cluster(cluster, inputs, tmp_path):
+    features, space, _ = inputs
+    uri = f"sqlite:///{tmp_path / 'local.db'}"
+    status, logs = submit(cluster, f"--space {space} --features {features} --tracking-uri {uri} "
+                                   f"--storage-path {tmp_path / 'sweeps'}")
+    assert status == JobStatus.FAILED
+    assert f"tracking URI '{uri}' is a local store, but the Ray cluster has 2 nodes" in logs
+    assert "--serve-artifacts" in logs
+    assert not (tmp_path / "local.db").exists()
