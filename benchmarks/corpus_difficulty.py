@@ -9,6 +9,7 @@ the default preset): emotion must be learnable from prosody, not trivially separ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
 import tempfile
@@ -24,6 +25,14 @@ from tqdm import tqdm
 from emodistill.corpora.audio import read_audio
 from emodistill.corpora.synth import PRESETS, synthesize_corpus
 from emodistill.features.fbank import FbankUpstream
+
+
+def corpus_digest(records) -> str:
+    """sha256 (16 hex) of every wav in record order: equal digests mean byte-identical corpora."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(r.path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def pooled_fbank(records) -> np.ndarray:
@@ -47,6 +56,7 @@ def main() -> int:
         start = time.perf_counter()
         records = synthesize_corpus(tmp, preset=args.preset, seed=args.seed)
         synth_s = time.perf_counter() - start
+        digest = corpus_digest(records)
         x = pooled_fbank(records)
     y = np.array([r.label for r in records])
     test = np.array([r.session == args.test_session for r in records])
@@ -54,7 +64,7 @@ def main() -> int:
     probe.fit(x[~test], y[~test])
     uar = balanced_accuracy_score(y[test], probe.predict(x[test]))
     print(f"command: python {shlex.join(sys.argv)}")
-    print(f"preset {args.preset} seed {args.seed}: {len(records)} utterances synthesised in {synth_s:.1f} s")
+    print(f"preset {args.preset} seed {args.seed}: {len(records)} utterances synthesised in {synth_s:.1f} s, digest {digest}")
     print(f"UAR (session {args.test_session} held out, linear probe on mean+std fbank): {uar:.3f}")
     return 0
 

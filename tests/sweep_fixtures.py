@@ -1,4 +1,4 @@
-"""Tiny inputs for the sweep tests: a class-dependent random feature directory and micro search spaces."""
+"""Inputs for the sweep tests and benchmarks/sweep_overhead.py: class-dependent random features, micro spaces."""
 
 from __future__ import annotations
 
@@ -16,20 +16,22 @@ SPLIT_SIZES = {"train": 32, "dev": 12, "test": 16}
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_feature_dir(directory: Path, seed: int = 0) -> Path:
+def make_feature_dir(directory: Path, seed: int = 0, sizes: dict[str, int] = SPLIT_SIZES, dim: int = DIM,
+                     frames: tuple[int, int] = (24, 48)) -> Path:
     """train/dev/test tables whose frames are noise around a per-class mean (so a downstream can learn them)."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0.0, 1.0, (len(LABELS), DIM))
+    centres = rng.normal(0.0, 1.0, (len(LABELS), dim))
     summaries = {}
     for split in SPLITS:
         meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
-                           frame_rate=100.0, dim=DIM, labels=list(LABELS), split=split)
+                           frame_rate=100.0, dim=dim, labels=list(LABELS), split=split)
         items = []
-        for i in range(SPLIT_SIZES[split]):
+        for i in range(sizes[split]):
             label = i % len(LABELS)
-            frames = centres[label] + rng.normal(0.0, 0.5, (int(rng.integers(24, 48)), DIM))
-            record = {"utt_id": f"{split}{i:03d}", "speaker": f"spk{i % 4}", "label": LABELS[label], "session": 1}
-            items.append((record, frames))
+            length = int(rng.integers(*frames))
+            values = centres[label] + rng.normal(0.0, 0.5, (length, dim)).astype(np.float32)
+            record = {"utt_id": f"{split}{i:05d}", "speaker": f"spk{i % 4}", "label": LABELS[label], "session": 1}
+            items.append((record, values))
         table = build_table(items, meta)
         summaries[split] = split_summary(table, write_table(table, directory / f"{split}.arrow"))
     write_index(directory, meta, summaries)

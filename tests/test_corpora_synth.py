@@ -13,6 +13,7 @@ from emodistill.corpora.records import SUPERB_LABELS
 from emodistill.corpora.synth import (
     IEMOCAP_CLASS_COUNTS,
     PRESETS,
+    CorpusPreset,
     class_counts,
     plan_corpus,
     synthesize_corpus,
@@ -125,3 +126,12 @@ def test_class_counts_split_exactly():
 def test_unknown_preset_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="huge"):
         synthesize_corpus(tmp_path, preset="huge")
+
+
+@pytest.mark.parametrize(
+    ("sizes", "n_sentences", "field"),
+    [((20, 20), 5, "session_sizes"), ((20,) * 5, 25, "n_sentences"), ((20,) * 5, 0, "n_sentences")],
+)
+def test_presets_are_validated(sizes, n_sentences, field):
+    with pytest.raises(ConfigError, match=field):
+        CorpusPreset(sizes, n_sentences, "bad")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from mlflow import MlflowClient
 from sweep_fixtures import LABELS, make_feature_dir, micro_space
 
 from emodistill import best_generator
+from emodistill.cli.main import main
 from emodistill.features.schema import validate_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
@@ -163,3 +166,33 @@ def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
     assert "training diverged: loss" in diverged.data.tags["emodistill.failure"]
     assert result.trials[diverged.info.run_name]["status"] == "FAILED"
     assert result.best_run_id in {run.info.run_id for run in runs.values() if run.info.status == "FINISHED"}
+
+
+def test_interrupted_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
+    space = micro_space(tmp_path / "space.yaml")
+    data = yaml.safe_load(space.read_text())
+    data["search"]["variants"] = {"long": {"train.steps": 8, "loss.lambda_sml": 0.0}}
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    uri, storage = f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path / "sweeps"
+    command = [sys.executable, "-m", "emodistill.cli.main", "sweep", "--space", str(space), "--features",
+               str(features), "--name", "resume-test", "--tracking-uri", uri, "--storage-path", str(storage),
+               "--address", ray.get_runtime_context().gcs_address]
+    with (tmp_path / "driver.log").open("w") as log:
+        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "RAY_AUTH_MODE": "token"})
+    deadline = time.monotonic() + 300
+    while not list(storage.glob("resume-test-*/*/checkpoint_*")) and driver.poll() is None:
+        assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves the experiment state and stops the trial
+    assert driver.wait(timeout=120) == 130, (tmp_path / "driver.log").read_text()[-3000:]
+    assert "emodistill sweep --resume" in (tmp_path / "driver.log").read_text()
+    experiment = next(storage.glob("resume-test-*"))
+    assert main(["sweep", "--resume", str(experiment)]) == 0
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id],
+                                "tags.`emodistill.kind` = 'trial'")
+    assert run.info.status == "FINISHED"
+    assert client.get_metric_history(run.info.run_id, "resumed_from_step")[0].value >= 2
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
+    assert steps.count(1) == 1 and max(steps) == 8

@@ -52,11 +52,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         result = run_sweep(args.space, args.features, name=args.name, tracking_uri=args.tracking_uri,
                            storage_path=args.storage_path, address=args.address)
     print(format_result(result))
+    if result.interrupted:
+        return 130
     return 0 if result.best_run_id else 1
 
 
 def format_result(result) -> str:
     """The sweep's trials, best run, champion and where everything is."""
+    if result.interrupted:
+        return (f"sweep {result.name} interrupted; nothing was finalised. Continue it with:\n"
+                f"  emodistill sweep --resume {result.experiment_path}")
     lines = [f"sweep {result.name}: {len(result.trials)} trial(s), objective {result.objective}"]
     for name, trial in result.trials.items():
         value = trial[result.objective]
@@ -69,7 +74,7 @@ def format_result(result) -> str:
     else:
         lines.append("no trial finished: nothing registered")
     lines.append(f"MLflow: {result.tracking_uri} (experiment {result.name}, parent run {result.parent_run_id})")
-    lines.append(f"Tune experiment: {result.experiment_path} (resume: emodistill sweep --resume {result.experiment_path})")
+    lines.append(f"Tune experiment: {result.experiment_path}")
     return "\n".join(lines)
 
 
@@ -89,6 +94,8 @@ def run_demo(args: argparse.Namespace) -> int:
     result = run_sweep(space, features, name="demo", tracking_uri=tracking_uri, storage_path=out / "sweeps",
                        pool_cache_dir=out / "pool-cache", address=args.address)
     print(format_result(result))
+    if result.interrupted:
+        return 130
     if not result.best_run_id:
         return 1
     generator = best_generator(result.name, metric=result.objective, tracking_uri=tracking_uri)

@@ -38,6 +38,17 @@ SNR_DB = (5.0, 30.0)  # uniform range of the additive noise's signal-to-noise ra
 IEMOCAP_CLASS_COUNTS = {"neu": 1708, "hap": 1636, "ang": 1103, "sad": 1084}
 
 
+def class_counts(n: int) -> dict[str, int]:
+    """Split `n` utterances over the classes in IEMOCAP's proportions (largest remainder)."""
+    total = sum(IEMOCAP_CLASS_COUNTS.values())
+    exact = {label: n * count / total for label, count in IEMOCAP_CLASS_COUNTS.items()}
+    counts = {label: int(x) for label, x in exact.items()}
+    by_remainder = sorted(exact, key=lambda label: counts[label] - exact[label])
+    for label in by_remainder[: n - sum(counts.values())]:
+        counts[label] += 1
+    return counts
+
+
 @dataclass(frozen=True)
 class CorpusPreset:
     """Size of a synthetic corpus: utterances per session and distinct sentences read."""
@@ -45,6 +56,14 @@ class CorpusPreset:
     session_sizes: tuple[int, ...]
     n_sentences: int  # at most the smallest class, so every class reads every sentence
     description: str
+
+    def __post_init__(self):
+        sessions = len({s.session for s in SPEAKERS})
+        if len(self.session_sizes) != sessions or min(self.session_sizes) < 2:
+            raise ConfigError(f"session_sizes={self.session_sizes}: expected {sessions} sizes of at least 2")
+        smallest = min(class_counts(self.total).values())
+        if not 1 <= self.n_sentences <= smallest:
+            raise ConfigError(f"n_sentences={self.n_sentences}: expected 1..{smallest} (the smallest class)")
 
     @property
     def total(self) -> int:
@@ -72,17 +91,6 @@ class PlannedUtterance:
     prosody: Prosody
     snr_db: float
     seed: int
-
-
-def class_counts(n: int) -> dict[str, int]:
-    """Split `n` utterances over the classes in IEMOCAP's proportions (largest remainder)."""
-    total = sum(IEMOCAP_CLASS_COUNTS.values())
-    exact = {label: n * count / total for label, count in IEMOCAP_CLASS_COUNTS.items()}
-    counts = {label: int(x) for label, x in exact.items()}
-    by_remainder = sorted(exact, key=lambda label: counts[label] - exact[label])
-    for label in by_remainder[: n - sum(counts.values())]:
-        counts[label] += 1
-    return counts
 
 
 def get_preset(name: str) -> CorpusPreset:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
 
@@ -14,18 +16,24 @@ from emodistill.tracking.store import is_local_uri
 log = logging.getLogger(__name__)
 
 
-def connect(address: str | None = None) -> bool:
+@contextmanager
+def connected(address: str | None = None) -> Iterator[None]:
     """Join the cluster at `address` or $RAY_ADDRESS (set inside `ray job submit`), else start a local one.
 
-    Returns True when this call started Ray (so the caller shuts it down). "local" is passed
-    explicitly because a bare `ray.init()` would join any other cluster running on the machine.
+    Ray already initialised in this process (a notebook, a test) is used as it is and left running;
+    Ray started here is shut down on exit. "local" is explicit because a bare `ray.init()` would join
+    any other cluster that happens to run on the machine.
     """
     if ray.is_initialized():
-        return False
+        yield
+        return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     log.info("Ray: %s, %d node(s), %s", address, len(alive_nodes()), ray.cluster_resources())
-    return True
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def alive_nodes() -> list[dict]:

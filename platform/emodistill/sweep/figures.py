@@ -28,12 +28,12 @@ def objective_chart(values: dict[str, float | None], metric: str, mode: str) -> 
     return fig
 
 
-def uar_curves(history: dict[int, dict[str, float]], budgets: list[int]) -> Figure:
-    """UAR on the real test split per evaluated budget, over the trial's training steps."""
-    steps = sorted(history)
+def uar_curves(curves: dict[int, list[tuple[int, float]]]) -> Figure:
+    """UAR on the real test split over the trial's training steps, one line per budget (samples per class)."""
     fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
-    for n in budgets:
-        ax.plot(steps, [history[s].get(f"uar_ppc{n}") for s in steps], marker="o", label=f"{n} per class")
+    for n, points in curves.items():
+        steps, values = zip(*sorted(points)) if points else ((), ())
+        ax.plot(steps, values, marker="o", label=f"{n} per class")
     ax.set_xlabel("generator step")
     ax.set_ylabel("UAR (real test split)")
     ax.legend(fontsize=7)

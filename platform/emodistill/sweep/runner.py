@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import ray
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -29,15 +28,15 @@ from emodistill.evaluate import mcnemar
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import dataset_fingerprint, load_splits
-from emodistill.sweep.cluster import check_tracking_uri, connect
+from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.figures import objective_chart
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
 from emodistill.sweep.trainable import PREDICTIONS_FILE, TrialContext, distill_trial, trial_config
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model, log_metrics,
-                                      start_parent_run)
+from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model,
+                                      log_metrics, start_parent_run)
 from emodistill.tracking.store import (get_or_create_experiment, resolve_tracking_uri, search_all_runs,
                                        tracking_client)
 
@@ -77,6 +76,7 @@ class SweepResult:
     best_run_id: str | None = None
     best_value: float | None = None
     champion_version: str | None = None
+    interrupted: bool = False  # stopped by Ctrl+C before every trial ended: resume it, nothing was finalised
 
 
 def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: str | None = None,
@@ -86,8 +86,7 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
     base = trial_config(space, dict(space.base.overrides))  # a bad base config fails here, not in every trial
-    started_ray = connect(address)
-    try:
+    with connected(address):
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)
         features = Path(features).resolve()
@@ -111,30 +110,25 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
         log.info("sweep %s: %s (resume with `emodistill sweep --resume %s`)", name, experiment_path, experiment_path)
         return _finish(state, space, tuner.fit(), experiment_path)
-    finally:
-        if started_ray:
-            ray.shutdown()
 
 
 def resume_sweep(experiment_path: str | Path, *, address: str | None = None) -> SweepResult:
-    """Continue an interrupted sweep: unfinished trials resume from their checkpoints, errored ones restart."""
+    """Continue an interrupted sweep in the same MLflow runs: unfinished and errored trials resume from checkpoints."""
     experiment_path = Path(experiment_path).resolve()
     state_file = experiment_path / STATE_FILE
     if not state_file.is_file():
-        raise ConfigError(f"{experiment_path}: not a sweep directory (no {STATE_FILE}); pass the path the sweep printed")
+        raise ConfigError(f"{experiment_path}: not a sweep directory (no {STATE_FILE}); "
+                          "pass the Tune experiment path the sweep printed")
     state = SweepState(**json.loads(state_file.read_text()))
     space = SearchSpace.model_validate(state.space)
-    started_ray = connect(address)
-    try:
+    with connected(address):
         check_tracking_uri(state.tracking_uri)
         tracking_client(state.tracking_uri).update_run(state.parent_run_id, status="RUNNING")
         trainable = _trainable(state, space, load_splits(state.features), trial_config(space, space.base.overrides))
-        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable,
-                                   resume_unfinished=True, restart_errored=True)
+        # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
+        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
         return _finish(state, space, tuner.fit(), experiment_path)
-    finally:
-        if started_ray:
-            ray.shutdown()
 
 
 def _rounds(base: DistillConfig) -> int:
@@ -207,6 +201,14 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
     metric, mode = space.objective.metric, space.objective.mode
+    # Tune marks a trial's last result done when it returned or the scheduler stopped it; after Ctrl+C
+    # some trials have neither that nor an error, and the sweep is left as it is, to be resumed.
+    if any(result.error is None and not result.metrics.get("done") for result in results):
+        log.warning("sweep %s interrupted; continue it with `emodistill sweep --resume %s`",
+                    state.name, experiment_path)
+        return SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
+                           parent_run_id=state.parent_run_id, experiment_path=str(experiment_path),
+                           objective=metric, interrupted=True)
     trials = search_all_runs(client, state.experiment_id, f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' "
                                                           f"and tags.`{KIND_TAG}` = 'trial'")
     runs = {run.data.tags.get("ray.trial_id"): run for run in trials}
@@ -243,7 +245,8 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
 def _close_unfinished(client: MlflowClient, run: Run, result: tune.Result) -> None:
     """End the run of a trial Tune gave up on (crashed past max_failures) or stopped early (ASHA)."""
     if result.error is not None:
-        reason = f"trial failed after {result.metrics.get('step', 0)} steps: {str(result.error).strip().splitlines()[-1]}"
+        error = str(result.error).strip().splitlines()[-1]
+        reason = f"trial failed after {result.metrics.get('step', 0)} steps: {error}"
         finish_run(client, run.info.run_id, status="FAILED", reason=reason)
     else:
         reason = f"stopped early by the scheduler at step {result.metrics.get('step')}"
@@ -253,7 +256,8 @@ def _close_unfinished(client: MlflowClient, run: Run, result: tune.Result) -> No
 def _compare_with_baselines(client: MlflowClient, runs: dict[str, Run], space: SearchSpace) -> None:
     """McNemar of each finished variant against the finished Baseline trial of its architecture, per budget."""
     finished = [r for r in runs.values() if r.info.status == "FINISHED"]
-    baselines = {r.data.params.get("model.arch"): r for r in finished if r.data.tags.get(VARIANT_KEY) == BASELINE_VARIANT}
+    baselines = {r.data.params.get("model.arch"): r for r in finished
+                 if r.data.tags.get(VARIANT_KEY) == BASELINE_VARIANT}
     if not baselines:
         return
     predictions = {}

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import ray
 import torch
 from mlflow import MlflowClient
@@ -32,7 +33,7 @@ from emodistill.sweep.figures import uar_curves
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import VARIANT_KEY, SearchSpace
 from emodistill.sweep.tuning import trial_overrides
-from emodistill.tracking.runs import (find_or_resume_trial_run, finish_run, log_generator_artifact, log_metrics)
+from emodistill.tracking.runs import find_or_resume_trial_run, finish_run, log_generator_artifact, log_metrics
 from emodistill.tracking.store import tracking_client
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
                              reference)
     try:
         generator_dir = distill(splits["train"], splits["dev"], distill_config, out_dir,
-                                pool=open_shared_pool(shared), resume=bool(restored),
+                                pool=open_shared_pool(shared) if distill_config.loss.lambda_sml > 0 else None,
+                                resume=bool(restored),
                                 hooks=Hooks(on_log=reporter.on_log, on_eval=reporter.on_eval,
                                             on_checkpoint=reporter.on_checkpoint), progress=False)
     except TrainingDiverged as exc:
@@ -134,9 +136,8 @@ class TrialReporter:
         self.client, self.run_id = client, run_id
         self.splits, self.eval_config, self.reference = splits, eval_config, reference
         self.losses: dict[str, float] = {}
-        self.history: dict[int, dict[str, float]] = {}
-        self.predictions: dict[str, list[int]] = {}
         self.evaluated: dict[str, float] = {}  # the latest evaluation, reported with each checkpoint
+        self.predictions: dict[str, list[int]] = {}  # of the latest evaluation, per condition
 
     def on_log(self, step: int, metrics: dict[str, float]) -> None:
         """Per-step losses go to MLflow; the latest also ride along with the next Tune report."""
@@ -152,7 +153,6 @@ class TrialReporter:
         metrics = {k: float(v) for k, v in result.metrics.items()}
         self.predictions = {key: pred.tolist() for key, pred in result.predictions.items()}
         log_metrics(self.client, self.run_id, metrics, step)
-        self.history[step] = metrics
         self.evaluated = metrics
         return metrics  # recorded in the generator's config.json
 
@@ -172,10 +172,13 @@ class TrialReporter:
     def log_results(self, generator_dir: Path) -> None:
         """Artifacts of a finished trial: generator/, results.json, predictions.json and the UAR figure."""
         log_generator_artifact(self.client, self.run_id, generator_dir)
-        final = self.history[max(self.history)] if self.history else {}
-        self.client.log_dict(self.run_id, {"metrics": final, "budgets": self.eval_config.budgets,
-                                           "history": {str(k): v for k, v in self.history.items()}}, RESULTS_FILE)
+        # From the store, not from memory: a resumed trial's evaluations before its restart are there too.
+        curves = {n: [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, f"uar_ppc{n}")]
+                  for n in self.eval_config.budgets}
+        self.client.log_dict(self.run_id, {"metrics": self.evaluated, "budgets": self.eval_config.budgets,
+                                           "uar_per_step": curves}, RESULTS_FILE)
         self.client.log_dict(self.run_id, {"y_true": self.splits["test"].labels.tolist(), **self.predictions},
                              PREDICTIONS_FILE)
-        if self.history:
-            self.client.log_figure(self.run_id, uar_curves(self.history, self.eval_config.budgets), "figures/uar_per_step.png")
+        figure = uar_curves(curves)
+        self.client.log_figure(self.run_id, figure, "figures/uar_per_step.png")
+        plt.close(figure)

@@ -1,0 +1,183 @@
+"""What the sweep platform costs: per-trial overhead against a plain loop, and memory of concurrent trials.
+
+1. Overhead: the same short distillations (micro GAN-CNN, evaluated twice) run one at a time as a Ray
+   Tune sweep (object store, Tune checkpoints, MLflow logging, registry) and as a plain Python loop
+   calling distill() + evaluate_generator(); the difference per trial is the platform's overhead.
+2. Memory: 4 trials sharing one larger feature table, run 1 at a time and then 4 at a time (0.5 CPU
+   each). While they run we sample the object store (the table must be there once) and every trial
+   worker's RSS from /proc (RssShmem: pages mapped from the shared object store; RssAnon: private).
+
+    python benchmarks/sweep_overhead.py [--trials 4] [--out DIR]
+
+Prints a JSON summary and the Markdown for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import ray
+import torch
+import yaml
+from ray.util.state import list_objects
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the feature-table builder the sweep tests use
+
+from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
+
+from emodistill.distill.pool import train_pool  # noqa: E402
+from emodistill.distill.trainer import Hooks, distill  # noqa: E402
+from emodistill.downstream import DownstreamConfig  # noqa: E402
+from emodistill.evaluate.protocol import evaluate_generator, train_reference  # noqa: E402
+from emodistill.features.store import load_splits  # noqa: E402
+from emodistill.sweep import load_space, run_sweep  # noqa: E402
+from emodistill.sweep.trainable import PID_DIR_ENV, trial_config  # noqa: E402
+from emodistill.sweep.tuning import trial_overrides  # noqa: E402
+
+MIB = 2**20
+BIG_TABLE = {"sizes": {"train": 1200, "dev": 40, "test": 40}, "dim": 80, "frames": (150, 250)}  # ~77 MiB train
+
+
+def write_space(path: Path, trials: int, concurrency: int, cpu: float) -> Path:
+    """`trials` repeats of the Baseline (no pool) at micro scale, `concurrency` at a time, `cpu` each."""
+    micro_space(path)
+    data = yaml.safe_load(path.read_text())
+    data["search"]["variants"] = {"baseline": {"loss.lambda_div": 0.0, "loss.lambda_sml": 0.0}}
+    data.update(trials=trials, max_concurrent_trials=concurrency, resources={"cpu": cpu, "gpu": 0})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> float:
+    """The sweep's work without the platform: reference, then each trial's distill() + evaluations."""
+    space = load_space(space_path)
+    started = time.perf_counter()
+    splits = load_splits(features)
+    reference = train_reference(splits, DownstreamConfig(**space.evaluation.downstream), space.evaluation.seed)
+    config = trial_config(space, trial_overrides(space, {"variant": "baseline"}))
+    eval_config = space.evaluation.eval_config(config.model.arch)
+
+    def on_eval(step, generator):
+        with torch.enable_grad():
+            return evaluate_generator(generator, splits, eval_config, reference, progress=False).metrics
+
+    pool = train_pool(splits["train"], splits["dev"], config.pool) if config.loss.lambda_sml > 0 else None
+    for i in range(trials):
+        distill(splits["train"], splits["dev"], config, out / f"loop{i}", pool=pool, hooks=Hooks(on_eval=on_eval),
+                progress=False)
+    return time.perf_counter() - started
+
+
+class Sampler(threading.Thread):
+    """Every 0.5 s: object-store bytes and the RSS split of each live trial worker (peak per pid)."""
+
+    def __init__(self, pid_dir: Path):
+        super().__init__(daemon=True)
+        self.pid_dir, self.stop = pid_dir, threading.Event()
+        self.store_peak, self.workers = 0, {}
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            objects = list_objects(limit=10000, raise_on_missing_output=False)
+            self.store_peak = max(self.store_peak, sum(o.object_size or 0 for o in objects))
+            for pid_file in self.pid_dir.glob("*.pid"):
+                pid = int(pid_file.read_text())
+                rss = read_rss(pid)
+                if rss:
+                    peak = self.workers.setdefault(pid, rss)
+                    self.workers[pid] = {k: max(peak[k], rss[k]) for k in rss}
+            time.sleep(0.5)
+
+
+def read_rss(pid: int) -> dict[str, int] | None:
+    """VmRSS, RssAnon and RssShmem of a process in bytes (None once it has exited)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return {key: int(fields[key].split()[0]) * 1024 for key in ("VmRSS", "RssAnon", "RssShmem")}
+
+
+def memory_run(space: Path, features: Path, work: Path, name: str) -> dict:
+    """Run a sweep while sampling; peak object store and per-trial-worker RSS in MiB."""
+    pid_dir = Path(os.environ[PID_DIR_ENV])
+    for stale in pid_dir.glob("*.pid"):
+        stale.unlink()
+    sampler = Sampler(pid_dir)
+    sampler.start()
+    started = time.perf_counter()
+    run_sweep(space, features, name=name, tracking_uri=f"sqlite:///{work / 'mlruns.db'}",
+              storage_path=work / "sweeps")
+    seconds = time.perf_counter() - started
+    sampler.stop.set()
+    sampler.join()
+    workers = list(sampler.workers.values())
+    return {"seconds": round(seconds, 1), "object_store_peak_mib": round(sampler.store_peak / MIB, 1),
+            "trial_workers": len(workers),
+            "per_worker_rss_mib": [round(w["VmRSS"] / MIB) for w in workers],
+            "per_worker_anon_mib": [round(w["RssAnon"] / MIB) for w in workers],
+            "per_worker_shmem_mib": [round(w["RssShmem"] / MIB) for w in workers]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = args.out or Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
+    pid_dir = work / "pids"
+    pid_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[PID_DIR_ENV] = str(pid_dir)
+    torch.set_num_threads(1)
+    small = make_feature_dir(work / "small")
+    big = make_feature_dir(work / "big", **BIG_TABLE)
+    big_mib = (big / "train.arrow").stat().st_size / MIB
+
+    started = time.perf_counter()
+    ray.init(num_cpus=2, runtime_env={"env_vars": {PID_DIR_ENV: str(pid_dir)}})
+    ray_init = time.perf_counter() - started
+
+    serial = write_space(work / "serial.yaml", args.trials, concurrency=1, cpu=1)
+    started = time.perf_counter()
+    run_sweep(serial, small, name="overhead", tracking_uri=f"sqlite:///{work / 'mlruns.db'}",
+              storage_path=work / "sweeps")
+    sweep_s = time.perf_counter() - started
+    loop_s = plain_loop(serial, small, args.trials, work)
+
+    memory = {concurrency: memory_run(write_space(work / f"mem{concurrency}.yaml", 4, concurrency, cpu=0.5),
+                                      big, work, f"memory-{concurrency}")
+              for concurrency in (1, 4)}
+    ray.shutdown()
+    summary = {"trials": args.trials, "ray_init_s": round(ray_init, 1), "sweep_s": round(sweep_s, 1),
+               "loop_s": round(loop_s, 1), "overhead_per_trial_s": round((sweep_s - loop_s) / args.trials, 1),
+               "feature_table_mib": round(big_mib, 1), "memory": memory}
+    print(json.dumps(summary, indent=2))
+    print(markdown(summary))
+
+
+def markdown(s: dict) -> str:
+    """The RESULTS.md rows for this run."""
+    rows = [
+        f"| sweep of {s['trials']} micro trials, 1 at a time (after ray.init {s['ray_init_s']} s) | {s['sweep_s']} s |",
+        f"| the same runs in a plain loop | {s['loop_s']} s |",
+        f"| platform overhead per trial | {s['overhead_per_trial_s']} s |",
+    ]
+    for concurrency, m in s["memory"].items():
+        rows.append(f"| 4 trials, {concurrency} at a time, one {s['feature_table_mib']} MiB train table: object store "
+                    f"peak | {m['object_store_peak_mib']} MiB |")
+        rows.append(f"| ... per trial worker RSS / private (anon) / shared (shmem) | {m['per_worker_rss_mib']} / "
+                    f"{m['per_worker_anon_mib']} / {m['per_worker_shmem_mib']} MiB |")
+    return "| measure | value |\n| --- | --- |\n" + "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
