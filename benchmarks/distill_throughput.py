@@ -25,7 +25,8 @@ import torch
 
 from emodistill.distill import load_config
 from emodistill.distill.trainer import Distiller
-from emodistill.downstream import Downstream, resolve_device
+from emodistill.downstream import Downstream
+from emodistill.runtime import resolve_device
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import build_table

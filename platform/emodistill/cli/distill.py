@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import yaml
@@ -12,11 +11,7 @@ from emodistill import generator
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
 from emodistill.features.store import load_splits
-
-
-def default_pool_cache() -> Path:
-    """Where downstream pools are cached between runs: $XDG_CACHE_HOME/emodistill/pools."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emodistill" / "pools"
+from emodistill.runtime import cache_dir
 
 
 def register(subparsers) -> None:
@@ -30,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/distill"), help="run directory (default runs/distill)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     parser.add_argument("--pool-cache", type=Path, default=None,
-                        help=f"cache of downstream pools for L_SML (default {default_pool_cache()})")
+                        help=f"cache of downstream pools for L_SML (default {cache_dir('pools')})")
     parser.set_defaults(func=run_distill)
 
 
@@ -41,7 +36,7 @@ def run_distill(args: argparse.Namespace) -> int:
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
-                   pool_cache_dir=args.pool_cache or default_pool_cache())
+                   pool_cache_dir=args.pool_cache or cache_dir("pools"))
     gen = generator.load(path)
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
     print(f"generator written to {path}: {gen.num_parameters:,} parameters, {weights_mb:.2f} MB of weights")

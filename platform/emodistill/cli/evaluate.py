@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from emodistill import generator as generator_artifact
 from emodistill.errors import ConfigError
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
-from emodistill.evaluate.figures import write_figures
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import read_results, render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
@@ -113,6 +112,8 @@ def run_report(args: argparse.Namespace) -> int:
 def _write_and_print(report: dict, out: Path) -> None:
     print(render_markdown(report))
     results = write_results(report, out / RESULTS_FILE)
+    from emodistill.evaluate.figures import write_figures  # matplotlib only when figures are drawn
+
     figures = write_figures(report, out)
     print(f"wrote {results}")
     for path in figures:

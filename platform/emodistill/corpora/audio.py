@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from emodistill.errors import CorpusError
 
@@ -25,6 +24,8 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise CorpusError(f"{path}: audio file is empty (0 samples)")
     wav = wav.mean(axis=1)
     if sr != sample_rate:
+        from scipy.signal import resample_poly  # scipy.signal costs seconds to import; most corpora need no resampling
+
         g = gcd(sr, sample_rate)
         wav = resample_poly(wav, sample_rate // g, sr // g).astype(np.float32)
     return wav

@@ -31,7 +31,8 @@ from emodistill.distill.checkpoint import load_checkpoint, restore_rng, rng_stat
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.data import Normalization, RealBatches
 from emodistill.distill.pool import frozen, train_pool
-from emodistill.downstream import Downstream, resolve_device
+from emodistill.downstream import Downstream
+from emodistill.runtime import resolve_device
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator, artifact_config, save_generator

@@ -4,10 +4,10 @@ from emodistill.downstream.io import load_downstream, read_downstream_config, sa
 from emodistill.downstream.metrics import confusion_matrix, uar
 from emodistill.downstream.model import Downstream
 from emodistill.downstream.train import (DownstreamConfig, DownstreamResult, embed_set, predict, predict_logits,
-                                         resolve_device, train_downstream)
+                                         train_downstream)
 
 __all__ = [
     "Downstream", "DownstreamConfig", "DownstreamResult", "train_downstream", "predict", "predict_logits",
-    "embed_set", "resolve_device", "save_downstream", "load_downstream", "read_downstream_config", "uar",
+    "embed_set", "save_downstream", "load_downstream", "read_downstream_config", "uar",
     "confusion_matrix",
 ]

@@ -19,15 +19,9 @@ from emodistill.downstream.metrics import uar
 from emodistill.downstream.model import Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
+from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else is passed to torch.device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class DownstreamConfig(BaseModel):

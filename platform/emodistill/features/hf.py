@@ -11,18 +11,9 @@ import transformers
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
 from emodistill.errors import ConfigError
+from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto` -> cuda when available, else cpu; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
 
 
 def _min_samples(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:

@@ -17,7 +17,7 @@ from torch import nn
 
 from emodistill import __version__
 from emodistill.atomic import atomic_path
-from emodistill.downstream import resolve_device
+from emodistill.runtime import resolve_device
 from emodistill.errors import ConfigError
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator

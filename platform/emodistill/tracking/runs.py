@@ -27,6 +27,7 @@ from mlflow.utils.validation import (
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError
 from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE
+from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
     get_or_create_experiment,
     global_tracking_uri,
@@ -198,15 +199,10 @@ def _is_complete(path: Path) -> bool:
     return all((path / name).is_file() for name in GENERATOR_FILES)
 
 
-def default_cache_dir() -> Path:
-    """$EMODISTILL_CACHE, else ~/.cache/emodistill."""
-    return Path(os.environ.get("EMODISTILL_CACHE", "~/.cache/emodistill")).expanduser()
-
-
 def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """The run's `generator/` artifact as a local directory, downloaded once into the cache."""
     client = tracking_client(tracking_uri)
-    target = Path(cache_dir or default_cache_dir()) / "generators" / run_id
+    target = Path(cache_dir) / "generators" / run_id if cache_dir else runtime_cache_dir("generators", run_id)
     if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
