@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator
 
 from emodistill.errors import ConfigError
 
@@ -18,6 +20,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
+
+
+def check_device_name(value: str) -> str:
+    """Validate a config's device field: 'auto' or a torch device string."""
+    if value != "auto":
+        try:
+            torch.device(value)
+        except RuntimeError:
+            raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
+    return value
+
+
+DeviceName = Annotated[str, AfterValidator(check_device_name)]
 
 
 def cache_dir(*parts: str) -> Path:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError, \
     create_model, field_validator
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError
 from emodistill.models import ModelConfig
+from emodistill.runtime import DeviceName
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 STRICT = ConfigDict(extra="forbid")
@@ -72,18 +72,8 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(default=0, ge=0)  # 0: no intermediate checkpoints
     eval_every: int = Field(default=0, ge=0)  # 0: never call the on_eval hook
     log_every: PositiveInt = 10
-    device: str = "auto"  # "auto": cuda when available, else cpu
+    device: DeviceName = "auto"  # "auto": cuda when available, else cpu
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if value != "auto":
-            try:
-                torch.device(value)
-            except RuntimeError:
-                raise ValueError(f"expected 'auto' or a torch device such as 'cuda:0', got {value!r}") from None
-        return value
 
 
 PoolPoint = Literal["early", "middle", "converged"] | float

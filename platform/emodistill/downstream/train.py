@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from emodistill.downstream.batching import Batch, eval_batches, train_batches
@@ -19,7 +19,7 @@ from emodistill.downstream.metrics import uar
 from emodistill.downstream.model import Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
-from emodistill.runtime import resolve_device
+from emodistill.runtime import DeviceName, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,9 @@ class DownstreamConfig(BaseModel):
     grad_clip: PositiveFloat | None = 1.0
     patience: PositiveInt | None = None  # evaluations without a dev improvement before stopping; None: never stop early
     seed: int = 0
-    device: str = "auto"
+    device: DeviceName = "auto"
     max_frames: PositiveInt | None = None  # random crop of longer training utterances
     hidden: PositiveInt = 256
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if value != "auto":
-            try:
-                torch.device(value)
-            except RuntimeError:
-                raise ValueError(f"expected 'auto' or a torch device ('cpu', 'cuda:0'), got {value!r}") from None
-        return value
 
 
 @dataclass
