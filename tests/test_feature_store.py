@@ -212,5 +212,5 @@ def test_feature_directory_errors(tmp_path):
     with pytest.raises(FeatureTableError, match=r"features.json: lacks key\(s\) \['splits.dev.bytes'\]"):
         open_splits(tmp_path)
     (tmp_path / "features.json").write_text("{")
-    with pytest.raises(FeatureTableError, match="features.json: not valid JSON"):
+    with pytest.raises(FeatureTableError, match="features.json: not readable JSON"):
         dataset_fingerprint(tmp_path)

@@ -1,13 +1,17 @@
-"""Atomic writes: build a file or directory under a temporary name beside its target, then rename."""
+"""Files on disk: atomic writes (build under a temporary name beside the target, then rename) and checked JSON reads."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from emodistill.errors import ConfigError, EmodistillError
 
 
 def _remove(path: Path) -> None:
@@ -46,3 +50,14 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+def read_json(path: str | Path, *, missing: str, error: type[EmodistillError] = ConfigError) -> Any:
+    """Parse a JSON file; a missing or unreadable file raises `error` naming the path (`missing` says what was expected)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"{path}: not readable JSON ({exc})") from None

@@ -8,8 +8,6 @@ against the CSV's folder. A `split` column carries predefined splits: `manifest_
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.corpora.report import require_audio
 from emodistill.errors import CorpusError
+from emodistill.files import atomic_path
 
 REQUIRED_COLUMNS = ("path", "label", "speaker")
 OPTIONAL_COLUMNS = ("utt_id", "session", "gender", "duration", "split")
@@ -74,21 +73,15 @@ def write_manifest(records: Iterable[Utterance], csv_path: str | Path,
     base = csv_path.parent.resolve()
     columns = ["utt_id", "path", "label", "speaker", "gender", "session", "duration"]
     columns += ["split"] if split_of is not None else []
-    fd, tmp = tempfile.mkstemp(dir=csv_path.parent, prefix=f".{csv_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            for r in records:
-                path = r.path.resolve()
-                row = [r.utt_id, path.relative_to(base) if path.is_relative_to(base) else path, r.label, r.speaker,
-                       r.gender or "", "" if r.session is None else r.session,
-                       "" if r.duration is None else repr(float(r.duration))]
-                writer.writerow(row + ([split_of[r.utt_id]] if split_of is not None else []))
-        os.replace(tmp, csv_path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for r in records:
+            path = r.path.resolve()
+            row = [r.utt_id, path.relative_to(base) if path.is_relative_to(base) else path, r.label, r.speaker,
+                   r.gender or "", "" if r.session is None else r.session,
+                   "" if r.duration is None else repr(float(r.duration))]
+            writer.writerow(row + ([split_of[r.utt_id]] if split_of is not None else []))
     return csv_path
 
 

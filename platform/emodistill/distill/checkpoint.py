@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from emodistill.atomic import atomic_path
+from emodistill.files import atomic_path
 from emodistill.errors import ConfigError
 
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from emodistill.atomic import write_text_atomic
+from emodistill.files import write_text_atomic
 from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError

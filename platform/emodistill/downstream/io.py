@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from emodistill.downstream.model import Downstream
 from emodistill.errors import ConfigError, EmodistillError
+from emodistill.files import atomic_path, read_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -22,41 +20,19 @@ KIND = "emodistill.downstream"
 
 def save_downstream(model: Downstream, directory: str | Path, extra: Mapping | None = None) -> Path:
     """Write the model to `directory` atomically (built in a sibling temp dir, then renamed); return it."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    config = {"kind": KIND, **model.config(), "extra": dict(extra or {})}
+    with atomic_path(directory) as staging:
+        staging.mkdir()
         save_file(weights, staging / WEIGHTS_FILE)
-        config = {"kind": KIND, **model.config(), "extra": dict(extra or {})}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        _replace_dir(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
-
-
-def _replace_dir(source: Path, target: Path) -> None:
-    # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-    if not target.exists():
-        os.replace(source, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.replace(target, old / target.name)
-    os.replace(source, target)
-    shutil.rmtree(old)
+    return Path(directory)
 
 
 def read_downstream_config(directory: str | Path) -> dict:
     """The parsed config.json of a saved downstream (architecture and the caller's `extra`)."""
     path = Path(directory) / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; expected a downstream saved by save_downstream") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+    config = read_json(path, missing="missing; expected a downstream saved by save_downstream")
     if not isinstance(config, dict) or config.get("kind") != KIND:
         raise ConfigError(f"{path}: 'kind' is not {KIND!r}; not a saved downstream")
     for key in ("dim", "n_classes", "hidden"):

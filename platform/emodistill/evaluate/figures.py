@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from emodistill.evaluate.protocol import balanced_budgets  # noqa: E402
-from emodistill.features.store import atomic_path  # noqa: E402
+from emodistill.files import atomic_path  # noqa: E402
 
 
 def uar_curve(report: Mapping) -> Figure:

@@ -16,7 +16,7 @@ from emodistill.errors import ConfigError
 from emodistill.evaluate.privacy import ProbeResult
 from emodistill.evaluate.protocol import EvalConfig, compare_predictions
 from emodistill.evaluate.results import EvalResult, ReferenceResult
-from emodistill.features.store import atomic_path
+from emodistill.files import atomic_path, read_json
 
 FORMAT = "emodistill-evaluation"
 FORMAT_VERSION = 1
@@ -68,12 +68,7 @@ def write_results(report: Mapping, path: str | Path) -> Path:
 def read_results(path: str | Path) -> dict:
     """A report written by write_results, checked for its format."""
     path = Path(path)
-    try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: results file not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc})") from None
+    report = read_json(path, missing="results file not found")
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an emodistill evaluation report (expected format {FORMAT!r})")
     return report

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from emodistill.atomic import atomic_path, write_text_atomic
+from emodistill.files import atomic_path, read_json, write_text_atomic
 from emodistill.corpora.records import Utterance
 from emodistill.errors import FeatureTableError
 from emodistill.features.dataset import FeatureSet
@@ -144,10 +144,7 @@ def read_index(directory: str | Path) -> dict:
         raise FeatureTableError(f"{directory}: feature directory not found")
     if not path.is_file():
         raise FeatureTableError(f"{path}: index not found (run `emodistill features extract` to completion)")
-    try:
-        index = json.loads(path.read_text())
-    except ValueError as exc:
-        raise FeatureTableError(f"{path}: not valid JSON ({exc})") from None
+    index = read_json(path, missing="index not found", error=FeatureTableError)
     missing = [k for k in ("meta", "splits", "fingerprint") if k not in index]
     missing += [f"splits.{s}.{k}" for s, entry in index.get("splits", {}).items() for k in SUMMARY_KEYS
                 if k not in entry]

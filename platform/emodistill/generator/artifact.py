@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
-from emodistill.atomic import atomic_path
+from emodistill.files import atomic_path, read_json
 from emodistill.runtime import resolve_device
 from emodistill.errors import ConfigError
 from emodistill.generator.sampling import TrainedGenerator
@@ -78,10 +78,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{path}: not a generator artifact (missing {CONFIG_FILE})")
-    try:
-        config = json.loads(file.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{file}: not valid JSON ({exc})") from None
+    config = read_json(file, missing=f"not a generator artifact (missing {CONFIG_FILE})")
     if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
         raise ConfigError(f"{file}: expected format {FORMAT!r} version {FORMAT_VERSION}, "
                           f"got {config.get('format')!r} version {config.get('format_version')!r}")
