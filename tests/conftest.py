@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-from iemocap_fixture import make_iemocap_tree
+import os
+
+# Ray reads RAY_AUTH_MODE once, at import: clients of a `ray start --head` cluster (token auth is on by
+# default in Ray 2.60) need it set before any test module imports Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+# Nothing in the suite may reach a model hub; huggingface_hub also reads this once, at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+from iemocap_fixture import make_iemocap_tree  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,12 @@ def make_feature_dir(directory: Path, seed: int = 0, sizes: dict[str, int] = SPL
 
 
 def micro_space(path: Path, **changes) -> Path:
-    """search_spaces/smoke.yaml shrunk for tests (frames 16 to fit DIM), with top-level `changes`; returns its path."""
+    """search_spaces/smoke.yaml shrunk for tests (4 steps, frames 16), with top-level `changes`; returns its path."""
     space = yaml.safe_load((REPO / "search_spaces" / "smoke.yaml").read_text())
-    space["base"]["overrides"].update({"model.frames": 16, "train.device": "cpu"})
+    space["base"]["overrides"].update({"model.frames": 16, "train.device": "cpu", "train.steps": 4,
+                                       "train.eval_every": 2, "train.log_every": 1, "pool.k": 1,
+                                       "pool.points": ["converged"], "pool.downstream.max_steps": 20,
+                                       "pool.downstream.eval_every": 10})
     space["evaluation"]["downstream"].update({"max_steps": 10, "eval_every": 5})
     space.update(changes)
     path.write_text(yaml.safe_dump(space, sort_keys=False))

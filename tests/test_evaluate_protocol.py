@@ -106,7 +106,7 @@ def test_bad_configs_and_inputs(splits, gen):
 
 
 def test_runs_inside_no_grad(splits, gen):
-    # A distillation trainer calls its eval hook under no_grad; the protocol still has to train downstreams.
+    # Callers may sit in no_grad; the protocol still has to train downstreams.
     with torch.no_grad():
         result = evaluate_generator(gen, splits, EvalConfig(budgets=[1], repeats=1, downstream=quick_downstream()),
                                     progress=False)

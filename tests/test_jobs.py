@@ -3,22 +3,17 @@ tracked by a real MLflow server with proxied artifacts; and the refusal of a loc
 
 from __future__ import annotations
 
-import os
+import time
 
-# Ray reads RAY_AUTH_MODE once, when it is first imported: clients of a `ray start --head` cluster (token
-# auth on by default) must have it before that. The suite imports this module before any other Ray user.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+import pytest
+import yaml
+from mlflow import MlflowClient
+from ray.job_submission import JobStatus, JobSubmissionClient
+from ray_nodes import LoopbackCluster
+from sweep_fixtures import REPO, make_feature_dir, micro_space
 
-import time  # noqa: E402
-
-import pytest  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: E402
-from ray_nodes import LoopbackCluster  # noqa: E402
-from sweep_fixtures import REPO, make_feature_dir, micro_space  # noqa: E402
-
-from emodistill import best_generator  # noqa: E402
-from emodistill.tracking.server import free_port, start_server  # noqa: E402
+from emodistill import best_generator
+from emodistill.tracking.server import free_port, start_server
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "jobs-smoke"
@@ -30,7 +25,7 @@ def cluster(tmp_path_factory):
     from ray._raylet import AuthenticationMode, get_authentication_mode
 
     if get_authentication_mode() != AuthenticationMode.TOKEN:
-        pytest.fail("Ray was imported before RAY_AUTH_MODE=token was set; run with RAY_AUTH_MODE=token")
+        pytest.fail("Ray was imported before RAY_AUTH_MODE=token was set (tests/conftest.py sets it)")
     nodes = LoopbackCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, workers=1)
     try:
         yield nodes
@@ -46,8 +41,13 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
+    """Features and the micro smoke space cut to two trials, started at once without actor reuse: one per node."""
     root = tmp_path_factory.mktemp("inputs")
-    return make_feature_dir(root / "features"), micro_space(root / "space.yaml"), root
+    space = micro_space(root / "space.yaml", reuse_actors=False)
+    data = yaml.safe_load(space.read_text())
+    data["search"]["variants"] = {k: data["search"]["variants"][k] for k in ("baseline", "div_sml")}
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    return make_feature_dir(root / "features"), space, root
 
 
 def submit(cluster: LoopbackCluster, arguments: str, timeout_s: float = 480) -> tuple[JobStatus, str]:
@@ -77,7 +77,7 @@ def test_job_sweeps_on_both_nodes_into_the_mlflow_server(cluster, server, job):
     client = MlflowClient(server.url)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     trials = client.search_runs([experiment.experiment_id], "tags.`emodistill.kind` = 'trial'")
-    assert len(trials) == 4 and {run.info.status for run in trials} == {"FINISHED"}
+    assert len(trials) == 2 and {run.info.status for run in trials} == {"FINISHED"}
     assert {run.data.tags["ray.node_id"] for run in trials} == cluster.node_ids()
     for run in trials:
         # Artifacts written on either node reached the server's store.

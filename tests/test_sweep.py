@@ -61,20 +61,23 @@ def smoke(cluster, features, pid_dir, tmp_path_factory):
     space.write_text(yaml.safe_dump(data, sort_keys=False))
     uri = f"sqlite:///{root / 'mlruns.db'}"
     killed: list[str] = []
-    killer = threading.Thread(target=_kill_when_checkpointed, args=(pid_dir, root / "sweeps", "div", killed))
+    done = threading.Event()
+    killer = threading.Thread(target=_kill_when_checkpointed, args=(pid_dir, root / "sweeps", "div", killed, done))
     killer.start()
-    result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
-    killer.join()
+    try:
+        result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
+    finally:
+        done.set()
+        killer.join()
     client = MlflowClient(uri)
     runs = {client.get_run(t["run_id"]).data.tags["variant"]: client.get_run(t["run_id"])
             for t in result.trials.values()}
     return result, client, uri, runs, killed
 
 
-def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list) -> None:
-    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list, done: threading.Event) -> None:
+    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it (until `done`)."""
+    while not done.is_set():
         for trial_dir in storage.glob(f"*/*variant={variant}_*"):
             for pid_file in pid_dir.glob("*.pid"):
                 if trial_dir.name.startswith(pid_file.stem + "_") and any(trial_dir.glob("checkpoint_*")):
@@ -168,10 +171,12 @@ def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
     assert result.best_run_id in {run.info.run_id for run in runs.values() if run.info.status == "FINISHED"}
 
 
-def test_interrupted_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
+def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
     space = micro_space(tmp_path / "space.yaml")
     data = yaml.safe_load(space.read_text())
-    data["search"]["variants"] = {"long": {"train.steps": 8, "loss.lambda_sml": 0.0}}
+    data["base"]["overrides"]["train.steps"] = 8
+    data["search"] = {"type": "optuna", "seed": 0, "scheduler": {"type": "asha", "grace_period": 4},
+                      "params": {"loss.lambda_fm": {"type": "float", "low": 0.5, "high": 2.0, "log": True}}}
     space.write_text(yaml.safe_dump(data, sort_keys=False))
     uri, storage = f"sqlite:///{tmp_path / 'mlruns.db'}", tmp_path / "sweeps"
     command = [sys.executable, "-m", "emodistill.cli.main", "sweep", "--space", str(space), "--features",
@@ -192,7 +197,7 @@ def test_interrupted_sweep_resumes_from_its_checkpoints(cluster, features, tmp_p
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("resume-test").experiment_id],
                                 "tags.`emodistill.kind` = 'trial'")
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and 0.5 <= float(run.data.params["loss.lambda_fm"]) <= 2.0
     assert client.get_metric_history(run.info.run_id, "resumed_from_step")[0].value >= 2
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
     assert steps.count(1) == 1 and max(steps) == 8

@@ -9,6 +9,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 from sweep_fixtures import REPO
 
+from emodistill.cli.main import main
 from emodistill.errors import ConfigError
 from emodistill.sweep.space import load_space
 from emodistill.sweep.trainable import trial_config
@@ -103,3 +104,10 @@ def test_optuna_space_is_seeded_conditional_and_asha_stopped():
         assert ("model.attention_heads" in params) == (params["model.arch"] == "gan_att")
         assert 0.01 <= params["loss.lambda_sml"] <= 10.0
         assert trial_config(space, trial_overrides(space, params)).optim.n_critic == params["optim.n_critic"]
+
+
+def test_sweep_command_names_what_is_missing(tmp_path, capsys):
+    assert main(["sweep", "--features", str(tmp_path)]) == 2
+    assert "sweep needs --space FILE and --features DIR (or --resume DIR)" in capsys.readouterr().err
+    assert main(["sweep", "--resume", str(tmp_path)]) == 2
+    assert f"{tmp_path}: not a sweep directory (no sweep.json)" in capsys.readouterr().err

@@ -208,7 +208,7 @@ class Distiller:
         generator = TrainedGenerator(module=self.G, config=artifact_config(self.G, **self.artifact_fields({})),
                                      device=self.device)
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices):  # no no_grad: hooks may train models (the sweep's UAR)
             result = hook(self.step, generator) or {}
         self.G.train()
         return result

@@ -89,6 +89,7 @@ def _train_step(model: Downstream, optimizer: torch.optim.Optimizer, batch: Batc
     return value
 
 
+@torch.enable_grad()  # it trains: callers may sit in no_grad (a distillation eval hook)
 def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfig,
                      snapshot_steps: Iterable[int] = (), progress: bool = True) -> DownstreamResult:
     """Adam + cross-entropy with gradient clipping; evaluate dev UAR every eval_every steps and keep the best."""

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from tqdm.auto import tqdm
 
@@ -136,7 +135,6 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
     return result
 
 
-@torch.enable_grad()  # callers may sit in no_grad (a trainer's eval hook); the downstream needs gradients
 def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
                      bar: tqdm) -> ConditionResult:
     """Train and test `config.repeats` downstreams on fresh draws of one condition."""

@@ -2,14 +2,14 @@
 
 Feature tables travel as the bytes of their Arrow IPC files in a uint8 numpy array: Ray maps a
 numpy array from shared memory without copying, and `pa.ipc.open_file` over that buffer gives
-a table whose frame buffers point into it. So N trials on a node hold one copy of the features,
-and no trial reads feature files from disk.
+a table whose frame buffers point into it. So the features sit in the object store once per node
+(the driver reads the files once), and no trial reads feature files from disk.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from emodistill.distill.pool import frozen
 from emodistill.downstream import Downstream
 from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import SPLITS, dataset_fingerprint, open_splits
+from emodistill.features.store import SPLITS, open_splits
 
 log = logging.getLogger(__name__)
 
@@ -32,34 +32,31 @@ class SharedInputs:
     """Object-store references to the sweep's shared inputs (small; passed to every trial)."""
 
     tables: dict[str, ray.ObjectRef]  # split -> uint8 array holding that split's Arrow IPC file
-    fingerprint: str  # of the feature directory (tag `emodistill.features`)
     pool: ray.ObjectRef | None = None  # list of (Downstream config, weights as numpy arrays), for L_SML
     reference: ray.ObjectRef | None = None  # ReferenceResult (no model) of the real-data downstream
     reference_run_id: str | None = None  # its MLflow run (the tag `mcnemar.reference` of every trial)
-    table_bytes: dict[str, int] = field(default_factory=dict)
 
 
-def put_features(directory: str | Path) -> tuple[dict[str, ray.ObjectRef], dict[str, int]]:
+def put_features(directory: str | Path) -> dict[str, ray.ObjectRef]:
     """Validate a feature directory, then put each split's Arrow IPC file in the object store once."""
     directory = Path(directory)
     open_splits(directory)  # schema + index checks before anything is shared
-    refs, sizes = {}, {}
+    refs, total = {}, 0
     for split in SPLITS:
         data = np.fromfile(directory / f"{split}.arrow", dtype=np.uint8)
         refs[split] = ray.put(data)
-        sizes[split] = int(data.nbytes)
-    log.info("put feature tables of %s in the object store (%.1f MiB)", directory, sum(sizes.values()) / 2**20)
-    return refs, sizes
+        total += data.nbytes
+    log.info("put the feature tables of %s in the object store (%.1f MiB)", directory, total / 2**20)
+    return refs
 
 
 def share_inputs(directory: str | Path, pool: list[Downstream] | None = None,
                  reference: ReferenceResult | None = None, reference_run_id: str | None = None) -> SharedInputs:
     """Put the feature tables, the checkpoint pool and the reference's predictions in the object store."""
-    tables, sizes = put_features(directory)
+    tables = put_features(directory)
     pool_ref = None if pool is None else ray.put([(member.config(), _to_numpy(member)) for member in pool])
     reference_ref = None if reference is None else ray.put(replace(reference, model=None))
-    return SharedInputs(tables=tables, fingerprint=dataset_fingerprint(directory), pool=pool_ref,
-                        reference=reference_ref, reference_run_id=reference_run_id, table_bytes=sizes)
+    return SharedInputs(tables=tables, pool=pool_ref, reference=reference_ref, reference_run_id=reference_run_id)
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:

@@ -159,6 +159,8 @@ class SearchSpace(_Strict):
     trials: int = Field(default=1, ge=1, description="samples for a sampled search; grid repeats otherwise")
     max_concurrent_trials: int = Field(default=1, ge=1)
     max_failures: int = Field(default=1, ge=0, description="restarts of a crashed trial from its checkpoint")
+    reuse_actors: bool = Field(default=True, description="run later trials in finished trials' worker processes "
+                                                         "(spares seconds of imports; false places each trial afresh)")
     resources: Resources = Field(default_factory=Resources)
     base: BaseConfig = Field(default_factory=BaseConfig)
     evaluation: Evaluation

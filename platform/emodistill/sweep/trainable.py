@@ -18,7 +18,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import ray
-import torch
 from mlflow import MlflowClient
 from ray import tune
 
@@ -146,10 +145,8 @@ class TrialReporter:
 
     def on_eval(self, step: int, generator: TrainedGenerator) -> dict[str, float]:
         """UAR (and McNemar against the real-data reference) for every budget, at this step."""
-        # The trainer calls this hook under no_grad; the protocol trains downstreams, so it needs gradients.
-        with torch.enable_grad():
-            result = evaluate_generator(generator, self.splits, self.eval_config, self.reference,
-                                        name=f"step {step}", progress=False)
+        result = evaluate_generator(generator, self.splits, self.eval_config, self.reference,
+                                    name=f"step {step}", progress=False)
         metrics = {k: float(v) for k, v in result.metrics.items()}
         self.predictions = {key: pred.tolist() for key, pred in result.predictions.items()}
         log_metrics(self.client, self.run_id, metrics, step)

@@ -44,16 +44,15 @@ def param_space(space: SearchSpace) -> dict:
 
 
 def evaluation_rounds(steps: int, eval_every: int) -> int:
-    """How many times a trial reports (once per evaluation), the unit ASHA counts in."""
-    return max(1, steps // eval_every)
+    """How many times a trial reports (at every evaluation, and at its last step), the unit ASHA counts in."""
+    return -(-steps // eval_every)
 
 
 def tune_config(space: SearchSpace, rounds: int) -> tune.TuneConfig:
     """Objective, trial count, concurrency, and the searcher/scheduler the space asks for."""
     search = space.search
-    # Reusing trial actors spares each trial a fresh worker process (seconds of torch/MLflow imports).
     common = dict(metric=space.objective.metric, mode=space.objective.mode,
-                  max_concurrent_trials=space.max_concurrent_trials, reuse_actors=True)
+                  max_concurrent_trials=space.max_concurrent_trials, reuse_actors=space.reuse_actors)
     if isinstance(search, GridSearch):
         return tune.TuneConfig(num_samples=space.trials, **common)
     sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.type == "optuna"
@@ -62,7 +61,9 @@ def tune_config(space: SearchSpace, rounds: int) -> tune.TuneConfig:
                             metric=space.objective.metric, mode=space.objective.mode)
     scheduler = None
     if search.scheduler is not None:
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=rounds,
+        # max_t beyond the last report: reaching max_t means STOP, which would kill a trial that is
+        # about to save its generator.
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=rounds + 1,
                                   grace_period=min(search.scheduler.grace_period, rounds),
                                   reduction_factor=search.scheduler.reduction_factor)
     return tune.TuneConfig(num_samples=space.trials, search_alg=searcher, scheduler=scheduler, **common)
