@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 import torch
 
 from emodistill.downstream import DownstreamConfig
@@ -23,14 +22,6 @@ SPEAKERS = ("s1F", "s1M", "s2F", "s2M")
 META = FeatureMeta(corpus="toy", upstream="toy", upstream_config={}, layer=None, sample_rate=16000,
                    frame_rate=100.0, dim=DIM, labels=list(LABELS))
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Micro shapes on a loaded 2-core machine: one intra-op thread is much faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def split_table(counts, seed: int, split: str) -> pa.Table:

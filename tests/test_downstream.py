@@ -17,14 +17,6 @@ DIM = 6
 LABELS = ("neu", "hap", "ang")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Micro shapes: intra-op threads only add synchronisation, 10x slower on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def toy_set(n: int, seed: int, lengths=(3, 12), dtype: str = "float32") -> FeatureSet:
     """A separable set: each class shifts a different feature dimension of every frame."""

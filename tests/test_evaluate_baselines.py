@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from evaluate_helpers import one_thread, quick_downstream, toy_splits  # noqa: F401
+from evaluate_helpers import quick_downstream, toy_splits
 
 from emodistill.errors import ConfigError
 from emodistill.evaluate import EvalConfig, evaluate_baselines, herding_subset, random_subset, train_reference

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from evaluate_helpers import micro_generator, one_thread, write_feature_dir  # noqa: F401
+from evaluate_helpers import micro_generator, write_feature_dir
 
 from emodistill.cli.main import main
 

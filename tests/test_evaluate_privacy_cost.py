@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from evaluate_helpers import one_thread, quick_downstream, toy_splits  # noqa: F401
+from evaluate_helpers import quick_downstream, toy_splits
 
 from emodistill.errors import ConfigError, CorpusError
 from emodistill.evaluate import privacy_probe, speaker_probe, train_reference

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from evaluate_helpers import micro_generator, one_thread, quick_downstream, toy_splits  # noqa: F401
+from evaluate_helpers import micro_generator, quick_downstream, toy_splits
 from pydantic import ValidationError
 
 from emodistill import generator
