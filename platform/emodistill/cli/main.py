@@ -15,15 +15,17 @@ COMMAND_MODULES = (
     "emodistill.cli.corpus",
     "emodistill.cli.features",
     "emodistill.cli.distill",
-    "emodistill.cli.tracking",
     "emodistill.cli.evaluate",
     "emodistill.cli.sweep",
+    "emodistill.cli.tracking",
 )
+DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generator: "
+               "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every stage's subcommands."""
-    parser = argparse.ArgumentParser(prog="emodistill", description=__doc__)
+    parser = argparse.ArgumentParser(prog="emodistill", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"emodistill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
