@@ -98,11 +98,13 @@ def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, fe
         frames = table_from_buffer(data).column("features").chunk(0).flatten().flatten()
         address = frames.buffers()[1].address
         splits = open_shared_splits(shared)
-        return (data.ctypes.data <= address < data.ctypes.data + data.nbytes, data.flags.writeable,
-                {name: len(fs) for name, fs in splits.items()})
+        view = splits["train"].frames  # what the trainer reads: must be the object store's bytes, not a copy
+        start, end = data.ctypes.data, data.ctypes.data + data.nbytes
+        return (start <= address < end, start <= view.ctypes.data and view.ctypes.data + view.nbytes <= end,
+                data.flags.writeable, {name: len(fs) for name, fs in splits.items()})
 
-    inside, writeable, sizes = ray.get(inspect.remote(shared))
-    assert inside and not writeable
+    table_inside, frames_inside, writeable, sizes = ray.get(inspect.remote(shared))
+    assert table_inside and frames_inside and not writeable
     assert sizes == {"train": 32, "dev": 12, "test": 16}
 
 
