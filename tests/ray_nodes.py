@@ -21,6 +21,12 @@ from emodistill.tracking.server import free_port
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+def node_environment() -> dict[str, str]:
+    """This environment as if its venv were activated: jobs' `python` must be the one emodistill is installed in."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "RAY_AUTH_MODE": "token"}
+
+
 class RayNode:
     """One `ray start --block` process group; `.stop()` ends it and everything it spawned."""
 
@@ -33,7 +39,7 @@ class RayNode:
                    "--disable-usage-stats", *args, *(f"{k}={v}" for k, v in ports.items())]
         self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                        env={**os.environ, "RAY_AUTH_MODE": "token"})
+                                        env=node_environment())
 
     def stop(self) -> None:
         """SIGTERM the group (ray start --block then stops its processes), SIGKILL what remains."""
