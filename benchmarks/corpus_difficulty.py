@@ -64,7 +64,8 @@ def main() -> int:
     probe.fit(x[~test], y[~test])
     uar = balanced_accuracy_score(y[test], probe.predict(x[test]))
     print(f"command: python {shlex.join(sys.argv)}")
-    print(f"preset {args.preset} seed {args.seed}: {len(records)} utterances synthesised in {synth_s:.1f} s, digest {digest}")
+    print(f"preset {args.preset} seed {args.seed}: {len(records)} utterances synthesised in {synth_s:.1f} s, "
+          f"digest {digest}")
     print(f"UAR (session {args.test_session} held out, linear probe on mean+std fbank): {uar:.3f}")
     return 0
 

@@ -53,7 +53,7 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
 
 
 def read_json(path: str | Path, *, missing: str, error: type[EmodistillError] = ConfigError) -> Any:
-    """Parse a JSON file; a missing or unreadable file raises `error` naming the path (`missing` says what was expected)."""
+    """Parse a JSON file; a missing or unreadable one raises `error` naming the path (`missing`: what was expected)."""
     path = Path(path)
     try:
         return json.loads(path.read_text())

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     manifest.set_defaults(func=run_manifest)
 
     synth = sources.add_parser("synth", help="the embedded espeak-ng corpus (no download, no licence)")
-    synth.add_argument("--preset", default="default", help="corpus size: tiny (tests), small (~1000, the demo), default (IEMOCAP-sized)")
+    synth.add_argument("--preset", default="default",
+                       help="corpus size: tiny (tests), small (~1000, the demo), default (IEMOCAP-sized)")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
     _add_out(synth)
     synth.set_defaults(func=run_synth)

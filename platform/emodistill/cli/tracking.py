@@ -21,7 +21,8 @@ def register(subparsers) -> None:
 
     sample = subparsers.add_parser("sample", help="sample a synthetic feature table from a sweep's best generator")
     _store_arguments(sample)
-    sample.add_argument("--ppc", type=int, required=True, help="utterances per class (with --imbalanced: ppc x classes in all)")
+    sample.add_argument("--ppc", type=int, required=True,
+                        help="utterances per class (with --imbalanced: ppc x classes in all)")
     sample.add_argument("--imbalanced", action="store_true", help="follow the real class prior instead of equal counts")
     sample.add_argument("--champion", action="store_true", help="use the registry's champion, not the best run")
     sample.add_argument("--model-name", help="registered model name for --champion (default: the experiment)")

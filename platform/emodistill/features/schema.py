@@ -54,7 +54,8 @@ class FeatureMeta:
             raise FeatureTableError(f"{source}: metadata 'emodistill' has unknown key(s) {unknown}")
         meta = cls(**data)
         if meta.dtype not in DTYPES:
-            raise FeatureTableError(f"{source}: metadata 'emodistill.dtype' is {meta.dtype!r}, expected one of {sorted(DTYPES)}")
+            raise FeatureTableError(f"{source}: metadata 'emodistill.dtype' is {meta.dtype!r}, "
+                                    f"expected one of {sorted(DTYPES)}")
         return meta
 
 

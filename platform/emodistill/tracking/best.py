@@ -36,7 +36,7 @@ def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | No
 def best_generator(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | None = None,
                    champion: bool = False, model_name: str | None = None,
                    cache_dir: str | Path | None = None) -> TrainedGenerator:
-    """The best trial's generator, or with champion=True the registry's champion (`model_name`, default the experiment)."""
+    """The best trial's generator, or with champion=True the registry's champion (`model_name`: the experiment's)."""
     if champion:
         return load_champion(model_name or experiment, tracking_uri, cache_dir)
     run = best_run(experiment, metric, tracking_uri)
