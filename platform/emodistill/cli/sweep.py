@@ -67,7 +67,7 @@ def format_result(result) -> str:
         value = trial[result.objective]
         shown = "-" if value is None else f"{value:.4f}"
         reason = f"  ({trial['reason']})" if trial["reason"] else ""
-        lines.append(f"  {name:<40} {trial['status']:<9} {shown}{reason}")
+        lines.append(f"  {name:<32} {trial['variant'] or '':<12} {trial['status']:<9} {shown}{reason}")
     if result.best_run_id:
         lines.append(f"best run {result.best_run_id}: {result.objective} = {result.best_value:.4f}; "
                      f"registered as {result.name} version {result.champion_version} (alias champion)")

@@ -223,6 +223,7 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     for name, run in sorted(runs.items()):
         value = run.data.metrics.get(metric)
         outcome.trials[name] = {"run_id": run.info.run_id, "status": run.info.status, metric: value,
+                                "variant": run.data.tags.get(VARIANT_KEY),
                                 "reason": run.data.tags.get("emodistill.failure")}
     finished = {n: t[metric] for n, t in outcome.trials.items()
                 if t["status"] == "FINISHED" and t[metric] is not None and not math.isnan(t[metric])}
