@@ -127,7 +127,6 @@ def test_cli_manifest_errors(corpus_dir, capsys):
 
 
 def test_cli_synth_writes_manifest(tmp_path, capsys):
-    pytest.importorskip("emodistill.corpora.synth")
     assert main(["corpus", "synth", "--out", str(tmp_path), "--preset", "tiny", "--seed", "1"]) == 0
     records = load_manifest(tmp_path / "corpus.csv", strict=True)
     assert f"{len(records)} utterances" in capsys.readouterr().out

@@ -102,7 +102,8 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = train_batches(train, config.batch_size, np.random.default_rng(config.seed), config.max_frames)
-    log.info("training downstream on %d utterances (dev %d), dim %d, %d classes, %d steps on %s",
+    # debug: the evaluation protocol trains dozens of these; its progress bar already says what runs
+    log.debug("training downstream on %d utterances (dev %d), dim %d, %d classes, %d steps on %s",
              len(train), len(dev), train.dim, len(train.label_names), config.max_steps, device)
 
     best_uar, best_step, best_state, best_seconds = -1.0, 0, None, 0.0
@@ -128,7 +129,7 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
         else:
             stale += 1
             if config.patience is not None and stale >= config.patience:
-                log.info("no dev improvement in %d evaluations: stopping at step %d", stale, step)
+                log.debug("no dev improvement in %d evaluations: stopping at step %d", stale, step)
                 break
     bar.close()
     total_seconds = time.perf_counter() - start
@@ -136,7 +137,7 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
         log.warning("early stop at step %d: %d of %d snapshots taken", step, len(snapshots), len(snapshot_steps))
     model.load_state_dict(best_state)
     model.cpu().eval()
-    log.info("downstream: best dev UAR %.4f at step %d (%.1f s of %.1f s)",
+    log.debug("downstream: best dev UAR %.4f at step %d (%.1f s of %.1f s)",
              best_uar, best_step, best_seconds, total_seconds)
     return DownstreamResult(model=model, best_step=best_step, dev_uar=best_uar, train_seconds=best_seconds,
                             total_seconds=total_seconds, steps=step, snapshots=snapshots)
