@@ -104,7 +104,7 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     batches = train_batches(train, config.batch_size, np.random.default_rng(config.seed), config.max_frames)
     # debug: the evaluation protocol trains dozens of these; its progress bar already says what runs
     log.debug("training downstream on %d utterances (dev %d), dim %d, %d classes, %d steps on %s",
-             len(train), len(dev), train.dim, len(train.label_names), config.max_steps, device)
+              len(train), len(dev), train.dim, len(train.label_names), config.max_steps, device)
 
     best_uar, best_step, best_state, best_seconds = -1.0, 0, None, 0.0
     snapshots, stale, step = [], 0, 0
@@ -138,7 +138,7 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     model.load_state_dict(best_state)
     model.cpu().eval()
     log.debug("downstream: best dev UAR %.4f at step %d (%.1f s of %.1f s)",
-             best_uar, best_step, best_seconds, total_seconds)
+              best_uar, best_step, best_seconds, total_seconds)
     return DownstreamResult(model=model, best_step=best_step, dev_uar=best_uar, train_seconds=best_seconds,
                             total_seconds=total_seconds, steps=step, snapshots=snapshots)
 
