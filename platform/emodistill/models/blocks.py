@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from emodistill.models.config import ModelConfig
+
 LEAK = 0.2
 N_STAGES = 4  # each stage doubles time and frequency, so the seed map is 1/16 of (T, D)
 
@@ -56,6 +58,26 @@ class LatentSeed(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.norm(self.project(z).view(-1, *self.shape))
+
+
+class GeneratorFrame(nn.Module):
+    """What both generators start with: their sizes and the latent seed map; subclasses add the body and `out`.
+
+    Subclasses create their layers after this __init__ and `out` last, so parameters are initialised in the
+    order seed -> body -> out (a seed gives the same generator whatever the class layout).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_classes, self.noise_dim = config.n_classes, config.noise_dim
+        self.frames, self.dim = config.frames, config.dim
+        self.widths = stage_widths(config.g_channels)
+        self.seed = LatentSeed(config.latent_dim, self.widths[0], self.frames, self.dim)
+
+
+def output_conv(channels: int) -> nn.Conv2d:
+    """The last layer: one feature map, no tanh (SSL features are not bounded to [-1, 1])."""
+    return nn.Conv2d(channels, 1, 3, padding=1)
 
 
 def to_features(maps: torch.Tensor, frames: int, dim: int) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emodistill.models.blocks import LatentSeed, stage_widths, to_features, upsampling_stages
+from emodistill.models.blocks import GeneratorFrame, output_conv, to_features, upsampling_stages
 from emodistill.models.config import ModelConfig
 
 DILATIONS = [1, 2, 4, 8]  # one per stage: the receptive field grows without extra layers
@@ -32,21 +32,16 @@ class TimeSelfAttention(nn.Module):
         return tokens.reshape(b, f, t, c).permute(0, 3, 2, 1)
 
 
-class GanAttGenerator(nn.Module):
+class GanAttGenerator(GeneratorFrame):
     """z (B, n_classes + noise_dim) -> seed map -> 4 conv layers -> time attention -> 4 conv layers -> (B, T, D)."""
 
     def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.n_classes, self.noise_dim = config.n_classes, config.noise_dim
-        self.frames, self.dim = config.frames, config.dim
-        widths = stage_widths(config.g_channels)
-        self.seed = LatentSeed(config.latent_dim, widths[0], self.frames, self.dim)
-        layers = upsampling_stages(widths, DILATIONS)
+        super().__init__(config)
+        layers = upsampling_stages(self.widths, DILATIONS)
         self.head = nn.Sequential(*layers[:ATTENTION_AFTER])
-        self.attention = TimeSelfAttention(widths[ATTENTION_AFTER // 2 - 1], config.attention_heads)
+        self.attention = TimeSelfAttention(self.widths[ATTENTION_AFTER // 2 - 1], config.attention_heads)
         self.tail = nn.Sequential(*layers[ATTENTION_AFTER:])
-        # No tanh: SSL features are not bounded to [-1, 1].
-        self.out = nn.Conv2d(widths[-1], 1, 3, padding=1)
+        self.out = output_conv(self.widths[-1])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         maps = self.tail(self.attention(self.head(self.seed(z))))
