@@ -76,15 +76,28 @@ def smoke(cluster, features, pid_dir, tmp_path_factory):
 
 
 def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list, done: threading.Event) -> None:
-    """SIGKILL the worker of the trial of `variant` once Tune holds a checkpoint of it (until `done`)."""
+    """SIGKILL the worker of the trial of `variant` once Tune's driver holds a checkpoint of it (until `done`).
+
+    A `checkpoint_*` folder appears as soon as the worker persists it, before the driver registers it; the
+    driver saves a report's checkpoint before it asks for the next report, so a second row in the trial's
+    result.json means the first checkpoint is Tune's to restore.
+    """
     while not done.is_set():
         for trial_dir in storage.glob(f"*/*variant={variant}_*"):
             for pid_file in pid_dir.glob("*.pid"):
-                if trial_dir.name.startswith(pid_file.stem + "_") and any(trial_dir.glob("checkpoint_*")):
+                if trial_dir.name.startswith(pid_file.stem + "_") and _reports_processed(trial_dir) >= 2:
                     os.kill(int(pid_file.read_text()), signal.SIGKILL)
                     killed.append(pid_file.stem)
                     return
-        time.sleep(0.2)
+        time.sleep(0.1)
+
+
+def _reports_processed(trial_dir: Path) -> int:
+    """How many of the trial's reports Tune's driver has processed (rows of its result.json)."""
+    try:
+        return sum(1 for line in (trial_dir / "result.json").read_text().splitlines() if line.endswith("}"))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
 
 
 def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):
@@ -188,7 +201,8 @@ def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features
         driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                   env={**os.environ, "RAY_AUTH_MODE": "token"})
     deadline = time.monotonic() + 300
-    while not list(storage.glob("resume-test-*/*/checkpoint_*")) and driver.poll() is None:
+    while not any(_reports_processed(trial) >= 2 for trial in storage.glob("resume-test-*/*")) \
+            and driver.poll() is None:
         assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
         time.sleep(0.2)
     driver.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves the experiment state and stops the trial
