@@ -11,7 +11,9 @@ import torch
 
 from emodistill import generator
 from emodistill.errors import ConfigError
+from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta, validate_table
+from emodistill.features.store import read_table
 from emodistill.models import ModelConfig, build_generator
 
 LABELS = ("neu", "hap", "ang", "sad")
@@ -70,6 +72,38 @@ def test_sample_table_validates_and_is_deterministic(tmp_path):
     np.testing.assert_allclose(rebatched, gen.sample_features(3, seed=7).frames, rtol=1e-4, atol=1e-5)
 
 
+def test_streamed_sample_file_equals_the_in_memory_sample(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    out = gen.write_sample(tmp_path / "syn.arrow", 5, balanced=False, seed=3, batch_size=3)
+    table = read_table(out)
+    assert table.column("features").num_chunks == 7  # 20 utterances written 3 at a time
+    assert table.equals(gen.sample(5, balanced=False, seed=3, batch_size=3))
+    assert FeatureSet.from_table(table).class_counts().tolist() == [8, 6, 4, 2]
+    empty = read_table(gen.write_sample(tmp_path / "none.arrow", 0))
+    assert empty.num_rows == 0 and validate_table(empty, "empty").split == "synthetic"
+
+
+def test_failed_streamed_sample_keeps_the_previous_file(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    out = gen.write_sample(tmp_path / "syn.arrow", 2)
+    before = out.read_bytes()
+    batches = []
+    forward = gen.module.forward
+
+    def fail_on_third_batch(z):
+        batches.append(len(z))
+        if len(batches) == 3:
+            raise RuntimeError("out of memory")
+        return forward(z)
+
+    gen.module.forward = fail_on_third_batch
+    with pytest.raises(RuntimeError, match="out of memory"):
+        gen.write_sample(out, 4, batch_size=2)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["gen", "syn.arrow"]
+
+
 def test_normalization_is_undone_at_sample_time(tmp_path):
     mean, std = np.full(12, 100.0, np.float32), np.full(12, 0.5, np.float32)
     _, plain = save_micro(tmp_path / "plain")
@@ -100,6 +134,7 @@ def test_ppc_mapping(tmp_path):
     ({"hap": -1}, {}, "hap"),
     (-2, {}, ">= 0"),
     (2.5, {}, "int"),
+    (2, {"batch_size": 0}, "batch_size"),
     ({"hap": 1}, {"balanced": False}, "mapping"),
 ])
 def test_bad_sample_requests(tmp_path, ppc, kwargs, match):

@@ -80,7 +80,6 @@ def format_result(result) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Corpus synth (small) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
-    from emodistill.features.store import write_table
     from emodistill.sweep import run_sweep
     from emodistill.tracking.best import best_generator
 
@@ -99,7 +98,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not result.best_run_id:
         return 1
     generator = best_generator(result.name, metric=result.objective, tracking_uri=tracking_uri)
-    sample = write_table(generator.sample(DEMO_SAMPLE_PPC, seed=0), out / "synthetic.arrow")
+    sample = generator.write_sample(out / "synthetic.arrow", DEMO_SAMPLE_PPC, seed=0)
     print(f"sampled {DEMO_SAMPLE_PPC} utterances per class from the best generator: {sample}")
     print(f"demo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
     print(f"open the MLflow UI: emodistill ui --tracking-uri {tracking_uri}")

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     sample.add_argument("--champion", action="store_true", help="use the registry's champion, not the best run")
     sample.add_argument("--model-name", help="registered model name for --champion (default: the experiment)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", type=int, default=256,
+                        help="utterances generated and written at a time (bounds memory; the noise drawn does not depend on it)")
     sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
     sample.set_defaults(func=run_sample)
 
@@ -71,21 +73,18 @@ def run_best(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    """Write a synthetic table drawn from the best (or champion) generator and print its counts per label."""
-    from emodistill.features.store import write_table
+    """Stream a synthetic table drawn from the best (or champion) generator to disk; print its counts per label."""
+    from emodistill.features.store import read_table
     from emodistill.tracking.best import best_generator
 
     generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
                                model_name=args.model_name)
     n_classes = len(generator.label_names)
-    if args.imbalanced:
-        table = generator.sample(0, balanced=False, seed=args.seed, total=args.ppc * n_classes)
-    else:
-        table = generator.sample(args.ppc, seed=args.seed)
-    write_table(table, args.out)
-    counts = Counter(table.column("label").to_pylist())
+    draw = {"ppc": 0, "balanced": False, "total": args.ppc * n_classes} if args.imbalanced else {"ppc": args.ppc}
+    path = generator.write_sample(args.out, seed=args.seed, batch_size=args.batch_size, progress=True, **draw)
+    counts = Counter(read_table(path).column("label").to_pylist())
     per_label = ", ".join(f"{label} {counts[label]}" for label in generator.label_names)
-    print(f"wrote {table.num_rows} synthetic utterances to {args.out}: {per_label}")
+    print(f"wrote {sum(counts.values())} synthetic utterances to {path}: {per_label}")
     return 0
 
 

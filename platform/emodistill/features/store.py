@@ -70,11 +70,24 @@ def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: Feat
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
     """Validate `table` and write it as an Arrow IPC file, atomically."""
+    return write_tables([table], table.schema, path)
+
+
+def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: str | Path) -> Path:
+    """Write consecutive tables of one schema as a single Arrow IPC file, validating each, atomically.
+
+    Only one table is held at a time, so a caller that produces them lazily writes files of any size.
+    """
     path = Path(path)
-    validate_table(table, str(path))
+    validate_table(schema.empty_table(), str(path))
     with atomic_path(path) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
+            for table in tables:
+                validate_table(table, str(path))
+                if not table.schema.equals(schema, check_metadata=True):
+                    raise FeatureTableError(f"{path}: a batch's schema differs from the file's:\n"
+                                            f"{table.schema}\nexpected\n{schema}")
+                writer.write_table(table)
     return path
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import FeatureMeta
-from emodistill.features.store import build_table
+from emodistill.features.schema import FeatureMeta, feature_schema
+from emodistill.features.store import build_table, write_tables
 from emodistill.models import make_latent
 
 
@@ -90,37 +92,67 @@ class TrainedGenerator:
         return replace(meta, split="synthetic", created=self.config["created"])
 
     @torch.no_grad()
+    def _generate_batch(self, labels: np.ndarray, rng: torch.Generator) -> np.ndarray:
+        """Features (n, frames, dim) float32 in the real feature space; noise drawn from `rng` on the CPU."""
+        y = torch.as_tensor(labels, dtype=torch.long)
+        noise = torch.randn(len(y), self.config["model"]["noise_dim"], generator=rng)
+        x = self.module(make_latent(y, noise, len(self.label_names)).to(self.device)).float().cpu()
+        norm = self.config["normalization"]
+        if norm:
+            x = x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"])
+        return x.numpy()
+
     def generate(self, labels: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Features (N, frames, dim) float32 in the real feature space for the given label indexes."""
-        noise_dim = self.config["model"]["noise_dim"]
         rng = torch.Generator().manual_seed(seed)  # CPU noise: the same draw on every device
-        norm = self.config["normalization"]
-        std, mean = (torch.tensor(norm["std"]), torch.tensor(norm["mean"])) if norm else (1.0, 0.0)
-        out = []
-        for start in range(0, len(labels), batch_size):
-            y = torch.as_tensor(labels[start:start + batch_size], dtype=torch.long)
-            noise = torch.randn(len(y), noise_dim, generator=rng)
-            x = self.module(make_latent(y, noise, len(self.label_names)).to(self.device)).float().cpu()
-            out.append((x * std + mean).numpy())
+        out = [self._generate_batch(labels[start:start + batch_size], rng)
+               for start in range(0, len(labels), batch_size)]
         frames, dim = self.config["model"]["frames"], self.config["model"]["dim"]
         return np.concatenate(out) if out else np.zeros((0, frames, dim), np.float32)
+
+    def sample_batches(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
+                       total: int | None = None, batch_size: int = 256) -> Iterator[pa.Table]:
+        """`sample(...)` as consecutive tables of at most `batch_size` utterances, so memory stays bounded."""
+        if batch_size < 1:
+            raise ConfigError(f"sample: batch_size must be >= 1, got {batch_size}")
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        labels = np.repeat(np.arange(len(counts)), counts)
+        index_in_class = np.concatenate([np.arange(c) for c in counts])
+        rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
+        meta = self.feature_meta
+        for start in range(0, len(labels), batch_size):
+            batch = labels[start:start + batch_size]
+            features = self._generate_batch(batch, rng)
+            items = (
+                ({"utt_id": f"syn_{self.label_names[y]}_{i:06d}", "speaker": "synthetic", "gender": None,
+                  "session": None, "label": self.label_names[y]}, x)
+                for y, i, x in zip(batch, index_in_class[start:start + batch_size], features)
+            )
+            yield build_table(items, meta)
 
     def sample(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                total: int | None = None, batch_size: int = 256) -> pa.Table:
         """A synthetic feature table: `ppc` utterances per class (or the real prior when balanced=False)."""
+        tables = list(self.sample_batches(ppc, balanced, seed, total, batch_size))
+        return pa.concat_tables(tables) if tables else build_table([], self.feature_meta)
+
+    def write_sample(self, path: str | Path, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
+                     total: int | None = None, batch_size: int = 256, progress: bool = False) -> Path:
+        """Stream `sample(...)` into an Arrow file batch by batch (atomically); the same table, any size."""
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
-        labels = np.repeat(np.arange(len(counts)), counts)
-        features = self.generate(labels, seed=seed, batch_size=batch_size)
-        index_in_class = np.concatenate([np.arange(c) for c in counts])
-        items = (
-            ({"utt_id": f"syn_{self.label_names[y]}_{i:06d}", "speaker": "synthetic", "gender": None,
-              "session": None, "label": self.label_names[y]}, x)
-            for y, i, x in zip(labels, index_in_class, features)
-        )
-        return build_table(items, self.feature_meta)
+        batches = self.sample_batches(ppc, balanced, seed, total, batch_size)
+        with tqdm(total=int(counts.sum()), unit="utt", desc="sampling", disable=not progress) as bar:
+            return write_tables(_counted(batches, bar), feature_schema(self.feature_meta), path)
 
     def sample_features(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                         total: int | None = None, batch_size: int = 256) -> FeatureSet:
         """`sample(...)` viewed as a FeatureSet, ready for the downstream trainer."""
         table = self.sample(ppc, balanced=balanced, seed=seed, total=total, batch_size=batch_size)
         return FeatureSet.from_table(table, "<synthetic>")
+
+
+def _counted(tables: Iterator[pa.Table], bar: tqdm) -> Iterator[pa.Table]:
+    """Pass `tables` through, advancing `bar` by their rows."""
+    for table in tables:
+        bar.update(table.num_rows)
+        yield table
