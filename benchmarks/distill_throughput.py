@@ -26,10 +26,10 @@ import torch
 from emodistill.distill import load_config
 from emodistill.distill.trainer import Distiller
 from emodistill.downstream import Downstream
-from emodistill.runtime import resolve_device
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import build_table
+from emodistill.runtime import resolve_device
 
 LABELS = ["neu", "hap", "ang", "sad"]
 CPU_LARGE = ["optim.batch_size=2", "optim.n_critic=1"]  # the D=768 cases on a CPU

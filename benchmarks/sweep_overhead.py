@@ -31,8 +31,6 @@ from ray.util.state import list_objects
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the feature-table builder the sweep tests use
 
-from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
-
 from emodistill.distill.pool import train_pool  # noqa: E402
 from emodistill.distill.trainer import Hooks, distill  # noqa: E402
 from emodistill.downstream import DownstreamConfig  # noqa: E402
@@ -41,6 +39,7 @@ from emodistill.features.store import load_splits  # noqa: E402
 from emodistill.sweep import load_space, run_sweep  # noqa: E402
 from emodistill.sweep.trainable import PID_DIR_ENV, trial_config  # noqa: E402
 from emodistill.sweep.tuning import trial_overrides  # noqa: E402
+from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
 
 MIB = 2**20
 BIG_TABLE = {"sizes": {"train": 1200, "dev": 40, "test": 40}, "dim": 80, "frames": (150, 250)}  # ~77 MiB train

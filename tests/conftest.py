@@ -11,6 +11,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
+
 from iemocap_fixture import make_iemocap_tree  # noqa: E402
 
 

@@ -7,11 +7,11 @@ import shutil
 from collections import Counter
 
 import pytest
-from iemocap_fixture import EXPECTED_LABELS, EXPECTED_TOTAL, KEPT_PER_SESSION, MISSING_WAV, SPAN, make_iemocap_tree
 
 from emodistill.cli.main import main
 from emodistill.corpora import SUPERB_LABELS, load_iemocap, load_manifest, read_iemocap, require_audio
 from emodistill.errors import CorpusError
+from iemocap_fixture import EXPECTED_LABELS, EXPECTED_TOTAL, KEPT_PER_SESSION, MISSING_WAV, SPAN, make_iemocap_tree
 
 
 def test_counts_and_superb_label_mapping(iemocap_root):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sweep_fixtures import make_feature_dir
-
 from emodistill import generator
 from emodistill.cli.main import main
+from sweep_fixtures import make_feature_dir
 
 MICRO = ["--set", "model.frames=16", "--set", "optim.batch_size=8", "--set", "optim.n_critic=1",
          "--set", "train.steps=2", "--set", "train.device=cpu"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from evaluate_helpers import quick_downstream, toy_splits
 
 from emodistill.errors import ConfigError
 from emodistill.evaluate import EvalConfig, evaluate_baselines, herding_subset, random_subset, train_reference
 from emodistill.evaluate.baselines import herding_order
+from evaluate_helpers import quick_downstream, toy_splits
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from evaluate_helpers import micro_generator, write_feature_dir
 
 from emodistill.cli.main import main
+from evaluate_helpers import micro_generator, write_feature_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,11 +6,11 @@ import csv
 
 import numpy as np
 import pytest
-from evaluate_helpers import quick_downstream, toy_splits
 
 from emodistill.errors import ConfigError, CorpusError
 from emodistill.evaluate import privacy_probe, speaker_probe, train_reference
 from emodistill.evaluate.cost import audio_bytes, directory_bytes, reduction_pct, size_report, time_report
+from evaluate_helpers import quick_downstream, toy_splits
 
 SPEAKERS = np.repeat([f"spk{i}" for i in range(4)], 30)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from evaluate_helpers import micro_generator, quick_downstream, toy_splits
 from pydantic import ValidationError
 
 from emodistill import generator
 from emodistill.errors import ConfigError, FeatureTableError
 from emodistill.evaluate import EvalConfig, EvalResult, compare_predictions, evaluate_generator, train_reference
 from emodistill.evaluate.protocol import conditions, evaluate_source, generator_draw, repeat_seed
+from evaluate_helpers import micro_generator, quick_downstream, toy_splits
 
 
 @pytest.fixture(scope="module")

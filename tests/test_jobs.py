@@ -9,11 +9,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from ray.job_submission import JobStatus, JobSubmissionClient
-from ray_nodes import LoopbackCluster
-from sweep_fixtures import REPO, make_feature_dir, micro_space
 
 from emodistill import best_generator
 from emodistill.tracking.server import free_port, start_server
+from ray_nodes import LoopbackCluster
+from sweep_fixtures import REPO, make_feature_dir, micro_space
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "jobs-smoke"

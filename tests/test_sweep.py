@@ -16,7 +16,6 @@ import pytest
 import ray
 import yaml
 from mlflow import MlflowClient
-from sweep_fixtures import LABELS, make_feature_dir, micro_space
 
 from emodistill import best_generator
 from emodistill.cli.main import main
@@ -25,6 +24,7 @@ from emodistill.sweep import run_sweep
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
 from emodistill.sweep.trainable import PID_DIR_ENV
 from emodistill.tracking.registry import champion_run_id
+from sweep_fixtures import LABELS, make_feature_dir, micro_space
 
 pytestmark = pytest.mark.slow
 

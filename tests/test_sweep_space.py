@@ -7,13 +7,13 @@ import pytest
 import yaml
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
-from sweep_fixtures import REPO
 
 from emodistill.cli.main import main
 from emodistill.errors import ConfigError
 from emodistill.sweep.space import load_space
 from emodistill.sweep.trainable import trial_config
 from emodistill.sweep.tuning import DefineByRun, param_space, trial_overrides, tune_config
+from sweep_fixtures import REPO
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     sample.add_argument("--model-name", help="registered model name for --champion (default: the experiment)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--batch-size", type=int, default=256,
-                        help="utterances generated and written at a time (bounds memory; the noise drawn does not depend on it)")
+                        help="utterances generated and written at once (bounds memory; the draw does not depend on it)")
     sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
     sample.set_defaults(func=run_sample)
 

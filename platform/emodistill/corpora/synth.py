@@ -15,7 +15,7 @@ import os
 import queue
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from math import gcd
 from pathlib import Path
 
@@ -128,7 +128,7 @@ def plan_corpus(preset: str = "default", seed: int = 0) -> list[PlannedUtterance
     return plans
 
 
-@lru_cache(maxsize=None)
+@cache
 def _resampling_filter(up: int, down: int) -> np.ndarray:
     # resample_poly's own default design, computed once instead of on every call.
     rate = max(up, down)

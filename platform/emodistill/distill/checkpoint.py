@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from emodistill.files import atomic_path
 from emodistill.errors import ConfigError
+from emodistill.files import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -26,7 +26,7 @@ class Normalization:
     std: np.ndarray  # (D,) float32
 
     @classmethod
-    def of(cls, features: FeatureSet) -> "Normalization":
+    def of(cls, features: FeatureSet) -> Normalization:
         """Statistics over every frame of `features`, accumulated in float64."""
         if len(features.frames) == 0:
             raise FeatureTableError("cannot compute normalisation statistics: the training split has no frames")

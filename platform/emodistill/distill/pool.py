@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from emodistill.files import write_text_atomic
 from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
+from emodistill.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

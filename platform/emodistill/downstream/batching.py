@@ -19,7 +19,7 @@ class Batch:
     mask: torch.Tensor
     y: torch.Tensor
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """The same batch on `device`."""
         return Batch(self.x.to(device), self.mask.to(device), self.y.to(device))
 

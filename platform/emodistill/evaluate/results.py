@@ -35,7 +35,7 @@ class ConditionResult:
                 "mcnemar_p": self.mcnemar_p}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "ConditionResult":
+    def from_dict(cls, data: Mapping) -> ConditionResult:
         """The inverse of to_dict."""
         return cls(**{**data, "predictions": np.asarray(data["predictions"], np.int64),
                       "confusion": np.asarray(data["confusion"], np.int64)})
@@ -71,7 +71,7 @@ class EvalResult:
                 "conditions": {k: c.to_dict() for k, c in self.conditions.items()}}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "EvalResult":
+    def from_dict(cls, data: Mapping) -> EvalResult:
         """The inverse of to_dict."""
         return cls(name=data["name"], label_names=tuple(data["label_names"]),
                    y_true=np.asarray(data["y_true"], np.int64),
@@ -99,7 +99,7 @@ class ReferenceResult:
                 "train_seconds": self.train_seconds, "best_step": self.best_step}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "ReferenceResult":
+    def from_dict(cls, data: Mapping) -> ReferenceResult:
         """The inverse of to_dict."""
         arrays = {k: np.asarray(data[k], np.int64) for k in ("y_true", "predictions", "confusion")}
         return cls(**{**data, **arrays, "label_names": tuple(data["label_names"])})

@@ -23,7 +23,7 @@ class FeatureSet:
     meta: FeatureMeta
 
     @classmethod
-    def from_table(cls, table: pa.Table, source: str = "<table>") -> "FeatureSet":
+    def from_table(cls, table: pa.Table, source: str = "<table>") -> FeatureSet:
         """View a validated feature table without copying the frame data."""
         meta = validate_table(table, source)
         column = table.column("features")
@@ -68,7 +68,7 @@ class FeatureSet:
         """Utterances per class, in label order."""
         return np.bincount(self.labels, minlength=len(self.label_names))
 
-    def subset(self, index: np.ndarray) -> "FeatureSet":
+    def subset(self, index: np.ndarray) -> FeatureSet:
         """A new FeatureSet holding the utterances at `index` (copies their frames)."""
         index = np.asarray(index, dtype=np.int64)
         parts = [self.utterance(i) for i in index]

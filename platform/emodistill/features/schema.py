@@ -38,7 +38,7 @@ class FeatureMeta:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, source: str) -> "FeatureMeta":
+    def from_json(cls, raw: bytes, source: str) -> FeatureMeta:
         """Parse the metadata, naming the missing or unexpected key on failure."""
         try:
             data = json.loads(raw)

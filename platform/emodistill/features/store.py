@@ -18,11 +18,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from emodistill.files import atomic_path, read_json, write_text_atomic
 from emodistill.corpora.records import Utterance
 from emodistill.errors import FeatureTableError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
+from emodistill.files import atomic_path, read_json, write_text_atomic
 
 SPLITS = ("train", "dev", "test")
 INDEX_NAME = "features.json"

@@ -16,11 +16,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
-from emodistill.files import atomic_path, read_json
-from emodistill.runtime import resolve_device
 from emodistill.errors import ConfigError
+from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator
+from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -106,7 +106,7 @@ class CategoricalParam(_Strict):
     when: dict[str, Any] = Field(default_factory=dict)
 
 
-Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 class Asha(_Strict):
@@ -164,7 +164,7 @@ class SearchSpace(_Strict):
     resources: Resources = Field(default_factory=Resources)
     base: BaseConfig = Field(default_factory=BaseConfig)
     evaluation: Evaluation
-    search: Annotated[Union[GridSearch, SampledSearch], Field(discriminator="type")]
+    search: Annotated[GridSearch | SampledSearch, Field(discriminator="type")]
 
     @model_validator(mode="after")
     def _objective_is_evaluated(self) -> SearchSpace:

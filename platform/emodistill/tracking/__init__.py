@@ -3,8 +3,8 @@
 from emodistill.tracking.best import best_generator, best_run
 from emodistill.tracking.registry import load_champion, register_champion
 from emodistill.tracking.runs import (
-    finish_run,
     find_or_resume_trial_run,
+    finish_run,
     log_generator_artifact,
     log_generator_model,
     log_metrics,
