@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from emodistill.downstream import DownstreamConfig
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import build_table, split_summary, write_index, write_table
-from emodistill.generator import save_generator
-from emodistill.models import ModelConfig, build_generator
+from toy import LABELS, save_micro_generator, toy_meta
 
-LABELS = ("neu", "hap", "ang", "sad")
 DIM = 12
 SPEAKERS = ("s1F", "s1M", "s2F", "s2M")
-META = FeatureMeta(corpus="toy", upstream="toy", upstream_config={}, layer=None, sample_rate=16000,
-                   frame_rate=100.0, dim=DIM, labels=list(LABELS))
-
+META = toy_meta(DIM, upstream="toy")
 
 
 def split_table(counts, seed: int, split: str) -> pa.Table:
@@ -63,12 +57,7 @@ def write_feature_dir(directory: Path) -> Path:
 
 def micro_generator(out_dir: Path, seed: int = 0) -> Path:
     """An untrained micro GAN-CNN saved as a generator artifact with the toy label set and prior."""
-    torch.manual_seed(seed)
-    config = ModelConfig(arch="gan_cnn", frames=16, dim=DIM, n_classes=len(LABELS), noise_dim=8, g_channels=8,
-                         d_channels=4).model_dump()
-    module = build_generator(ModelConfig(**config))
-    return save_generator(module, out_dir, model_config=config, label_names=LABELS, class_prior=[0.4, 0.3, 0.2, 0.1],
-                          feature_meta=asdict(META), normalization=None, training_config={}, metrics={})
+    return save_micro_generator(out_dir, DIM, seed=seed, meta=META)[1]
 
 
 def quick_downstream(**overrides) -> DownstreamConfig:

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import SPLITS, build_table, split_summary, write_index, write_table
+from toy import LABELS, toy_meta
 
-LABELS = ("neu", "hap", "ang", "sad")
 DIM = 16
 SPLIT_SIZES = {"train": 32, "dev": 12, "test": 16}
 REPO = Path(__file__).resolve().parents[1]
@@ -23,8 +22,7 @@ def make_feature_dir(directory: Path, seed: int = 0, sizes: dict[str, int] = SPL
     centres = rng.normal(0.0, 1.0, (len(LABELS), dim))
     summaries = {}
     for split in SPLITS:
-        meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
-                           frame_rate=100.0, dim=dim, labels=list(LABELS), split=split)
+        meta = toy_meta(dim, split=split)
         items = []
         for i in range(sizes[split]):
             label = i % len(LABELS)

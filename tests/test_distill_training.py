@@ -14,8 +14,9 @@ from emodistill.distill.data import crop_or_repeat
 from emodistill.downstream import DownstreamConfig, predict, train_downstream
 from emodistill.errors import ConfigError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import FeatureMeta, validate_table
+from emodistill.features.schema import validate_table
 from emodistill.features.store import build_table
+from toy import toy_meta
 
 LABELS = ["neu", "hap", "ang", "sad"]
 DIM = 12
@@ -28,8 +29,7 @@ MICRO = ["model.frames=16", "optim.batch_size=8", "optim.n_critic=1", "optim.gp_
 def toy_features(n: int, seed: int, nan: bool = False) -> FeatureSet:
     """Utterances of 6..40 frames whose mean depends on the class, as a validated feature table."""
     rng = np.random.default_rng(seed)
-    meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
-                       frame_rate=100.0, dim=DIM, labels=LABELS, split="train")
+    meta = toy_meta(DIM, labels=LABELS, split="train")
     items = []
     for i in range(n):
         y = i % len(LABELS)

@@ -19,7 +19,8 @@ from emodistill.downstream import (
 from emodistill.downstream.batching import eval_batches, make_batch, train_batches
 from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import FeatureMeta, feature_schema
+from emodistill.features.schema import feature_schema
+from toy import toy_meta
 
 DIM = 6
 LABELS = ("neu", "hap", "ang")
@@ -33,8 +34,7 @@ def toy_set(n: int, seed: int, lengths=(3, 12), dtype: str = "float32") -> Featu
     n_frames = rng.integers(lengths[0], lengths[1] + 1, n)
     frames = rng.normal(0, 1, (n_frames.sum(), DIM))
     frames[np.arange(len(frames)), np.repeat(labels, n_frames)] += 3.0
-    meta = FeatureMeta(corpus="toy", upstream="toy", upstream_config={}, layer=None, sample_rate=16000,
-                       frame_rate=100.0, dim=DIM, labels=list(LABELS), dtype=dtype)
+    meta = toy_meta(DIM, labels=LABELS, upstream="toy", dtype=dtype)
     return FeatureSet(frames=frames.astype(dtype), offsets=np.concatenate([[0], np.cumsum(n_frames)]),
                       labels=labels, label_names=LABELS, speakers=tuple(f"spk{i % 2}" for i in range(n)),
                       utt_ids=tuple(f"utt{i}" for i in range(n)), meta=meta)

@@ -26,14 +26,13 @@ from emodistill.features.store import (
     write_index,
     write_table,
 )
+from toy import toy_meta
 
 DIM = 6
 
 
 def make_meta(dtype: str = "float32", **changes) -> FeatureMeta:
-    meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={"n_mels": DIM}, layer=None,
-                       sample_rate=16000, frame_rate=100.0, dim=DIM, labels=list(SUPERB_LABELS), dtype=dtype)
-    return replace(meta, **changes)
+    return toy_meta(DIM, labels=SUPERB_LABELS, upstream_config={"n_mels": DIM}, dtype=dtype, **changes)
 
 
 def make_items(n: int = 5, seed: int = 0) -> list[tuple[Utterance, np.ndarray]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -12,32 +11,14 @@ import torch
 from emodistill import generator
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.schema import FeatureMeta, validate_table
+from emodistill.features.schema import validate_table
 from emodistill.features.store import read_table
-from emodistill.models import ModelConfig, build_generator
-
-LABELS = ("neu", "hap", "ang", "sad")
-PRIOR = [0.4, 0.3, 0.2, 0.1]
-
-
-def micro_model_config() -> dict:
-    return ModelConfig(arch="gan_cnn", frames=16, dim=12, n_classes=4, noise_dim=8, g_channels=8,
-                       d_channels=4).model_dump()
-
-
-def feature_meta() -> dict:
-    return asdict(FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
-                              frame_rate=100.0, dim=12, labels=list(LABELS), split="train"))
+from toy import LABELS, PRIOR, save_micro_generator
 
 
 def save_micro(out_dir, normalization=None, metrics=None):
-    torch.manual_seed(0)
-    config = micro_model_config()
-    module = build_generator(ModelConfig(**config))
-    path = generator.save_generator(module, out_dir, model_config=config, label_names=LABELS, class_prior=PRIOR,
-                                    feature_meta=feature_meta(), normalization=normalization,
-                                    training_config={"steps": 1}, metrics=metrics or {"uar": 0.5})
-    return module, path
+    return save_micro_generator(out_dir, dim=12, normalization=normalization, training_config={"steps": 1},
+                                metrics=metrics or {"uar": 0.5})
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path):

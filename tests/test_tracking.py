@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from emodistill.cli.main import main
 from emodistill.errors import ConfigError, EmodistillError
-from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import read_table
-from emodistill.generator import save_generator
-from emodistill.models import ModelConfig, build_generator
 from emodistill.tracking import best, registry, runs, store
-
-LABELS = ("neu", "hap", "ang", "sad")
+from toy import LABELS, save_micro_generator
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +27,7 @@ def uri(tmp_path_factory):
 @pytest.fixture(scope="module")
 def generator_dir(tmp_path_factory):
     """An untrained micro GAN saved as a generator artifact."""
-    torch.manual_seed(0)
-    config = ModelConfig(arch="gan_cnn", frames=8, dim=8, n_classes=4, noise_dim=4, g_channels=8, d_channels=4)
-    meta = FeatureMeta(corpus="toy", upstream="fbank", upstream_config={}, layer=None, sample_rate=16000,
-                       frame_rate=100.0, dim=8, labels=list(LABELS), split="train")
-    return save_generator(build_generator(config), tmp_path_factory.mktemp("gen") / "generator",
-                          model_config=config.model_dump(), label_names=LABELS, class_prior=[0.4, 0.3, 0.2, 0.1],
-                          feature_meta=asdict(meta), normalization=None, training_config={}, metrics={})
+    return save_micro_generator(tmp_path_factory.mktemp("gen") / "generator", dim=8, frames=8)[1]
 
 
 def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, generator_dir=None):
