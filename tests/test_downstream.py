@@ -6,16 +6,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from emodistill.downstream import (
-    Downstream,
-    DownstreamConfig,
-    embed_set,
-    load_downstream,
-    predict,
-    predict_logits,
-    save_downstream,
-    train_downstream,
-)
+from emodistill.downstream import (Downstream, DownstreamConfig, embed_set, load_downstream, predict, predict_logits,
+                                   save_downstream, train_downstream)
 from emodistill.downstream.batching import eval_batches, make_batch, train_batches
 from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet

@@ -15,17 +15,8 @@ from emodistill.errors import FeatureTableError
 from emodistill.features import store
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import METADATA_KEY, FeatureMeta
-from emodistill.features.store import (
-    build_table,
-    dataset_fingerprint,
-    fingerprint,
-    load_splits,
-    open_splits,
-    read_table,
-    split_summary,
-    write_index,
-    write_table,
-)
+from emodistill.features.store import (build_table, dataset_fingerprint, fingerprint, load_splits, open_splits,
+                                       read_table, split_summary, write_index, write_table)
 from toy import toy_meta
 
 DIM = 6

@@ -6,15 +6,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from emodistill.corpora import (
-    SUPERB_LABELS,
-    LoadReport,
-    Utterance,
-    read_iemocap,
-    read_manifest,
-    require_audio,
-    write_manifest,
-)
+from emodistill.corpora import (SUPERB_LABELS, LoadReport, Utterance, read_iemocap, read_manifest, require_audio,
+                                write_manifest)
 from emodistill.corpora.iemocap import SESSIONS
 from emodistill.errors import CorpusError
 

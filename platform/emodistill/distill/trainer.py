@@ -35,15 +35,8 @@ from emodistill.downstream import Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator, artifact_config, save_generator
-from emodistill.losses import (
-    class_cross_entropy,
-    critic_loss,
-    diversity_loss,
-    feature_matching,
-    generator_adversarial_loss,
-    gradient_penalty,
-    sml_loss,
-)
+from emodistill.losses import (class_cross_entropy, critic_loss, diversity_loss, feature_matching,
+                               generator_adversarial_loss, gradient_penalty, sml_loss)
 from emodistill.models import build_discriminator, build_generator, make_latent
 from emodistill.runtime import resolve_device
 

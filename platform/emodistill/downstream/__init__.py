@@ -3,14 +3,8 @@
 from emodistill.downstream.io import load_downstream, read_downstream_config, save_downstream
 from emodistill.downstream.metrics import confusion_matrix, uar
 from emodistill.downstream.model import Downstream
-from emodistill.downstream.train import (
-                                         DownstreamConfig,
-                                         DownstreamResult,
-                                         embed_set,
-                                         predict,
-                                         predict_logits,
-                                         train_downstream,
-)
+from emodistill.downstream.train import (DownstreamConfig, DownstreamResult, embed_set, predict, predict_logits,
+                                         train_downstream)
 
 __all__ = [
     "Downstream", "DownstreamConfig", "DownstreamResult", "train_downstream", "predict", "predict_logits",

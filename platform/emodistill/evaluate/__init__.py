@@ -4,14 +4,8 @@ privacy probe, the cost report, and the report's tables and figures."""
 from emodistill.downstream.metrics import confusion_matrix, uar
 from emodistill.evaluate.baselines import evaluate_baselines, herding_subset, random_subset
 from emodistill.evaluate.privacy import ProbeResult, privacy_probe, speaker_probe
-from emodistill.evaluate.protocol import (
-                                          EvalConfig,
-                                          EvalResult,
-                                          ReferenceResult,
-                                          compare_predictions,
-                                          evaluate_generator,
-                                          train_reference,
-)
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, compare_predictions,
+                                          evaluate_generator, train_reference)
 from emodistill.evaluate.stats import McNemarResult, MeanCI, mcnemar, mean_ci
 from emodistill.evaluate.suite import evaluate_all
 

@@ -14,15 +14,8 @@ import numpy as np
 
 from emodistill.downstream import embed_set
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import (
-    Draw,
-    EvalConfig,
-    EvalResult,
-    InfeasibleBudget,
-    ReferenceResult,
-    check_splits,
-    evaluate_source,
-)
+from emodistill.evaluate.protocol import (Draw, EvalConfig, EvalResult, InfeasibleBudget, ReferenceResult, check_splits,
+                                          evaluate_source)
 from emodistill.features.dataset import FeatureSet
 
 log = logging.getLogger(__name__)

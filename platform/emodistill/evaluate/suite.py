@@ -11,14 +11,8 @@ from emodistill.downstream import Downstream
 from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.cost import size_report, time_report
 from emodistill.evaluate.privacy import privacy_probe
-from emodistill.evaluate.protocol import (
-    EvalConfig,
-    EvalResult,
-    ReferenceResult,
-    balanced_budgets,
-    evaluate_generator,
-    train_reference,
-)
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, evaluate_generator,
+                                          train_reference)
 from emodistill.evaluate.report import assemble
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
