@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ from pathlib import Path
 import ray
 import torch
 import yaml
-from ray.util.state import list_objects
+from ray.util.state import list_actors, list_objects
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the feature-table builder the sweep tests use
@@ -37,7 +36,7 @@ from emodistill.downstream import DownstreamConfig  # noqa: E402
 from emodistill.evaluate.protocol import evaluate_generator, train_reference  # noqa: E402
 from emodistill.features.store import load_splits  # noqa: E402
 from emodistill.sweep import load_space, run_sweep  # noqa: E402
-from emodistill.sweep.trainable import PID_DIR_ENV, trial_config  # noqa: E402
+from emodistill.sweep.trainable import trial_config  # noqa: E402
 from emodistill.sweep.tuning import trial_overrides  # noqa: E402
 from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
 
@@ -88,21 +87,26 @@ class Sampler(threading.Thread):
     the driver process exits.
     """
 
-    def __init__(self, pid_dir: Path):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.pid_dir, self.stop = pid_dir, threading.Event()
+        self.stop = threading.Event()
         self.store_before, self.store_peak, self.workers = object_store_bytes(), 0, {}
 
     def run(self) -> None:
         while not self.stop.is_set():
             self.store_peak = max(self.store_peak, object_store_bytes() - self.store_before)
-            for pid_file in self.pid_dir.glob("*.pid"):
-                pid = int(pid_file.read_text())
+            for pid in trial_worker_pids():
                 rss = read_rss(pid)
                 if rss:
                     peak = self.workers.setdefault(pid, rss)
                     self.workers[pid] = {k: max(peak[k], rss[k]) for k in rss}
             time.sleep(0.5)
+
+
+def trial_worker_pids() -> list[int]:
+    """Pids of the live trial workers (Tune runs a function trainable in a `...ImplicitFunc` actor)."""
+    actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
+    return [a.pid for a in actors if a.class_name.endswith("ImplicitFunc") and a.state == "ALIVE" and a.pid]
 
 
 def read_rss(pid: int) -> dict[str, int] | None:
@@ -117,10 +121,7 @@ def read_rss(pid: int) -> dict[str, int] | None:
 
 def memory_run(space: Path, features: Path, work: Path, name: str) -> dict:
     """Run a sweep while sampling; peak object store and per-trial-worker RSS in MiB."""
-    pid_dir = Path(os.environ[PID_DIR_ENV])
-    for stale in pid_dir.glob("*.pid"):
-        stale.unlink()
-    sampler = Sampler(pid_dir)
+    sampler = Sampler()
     sampler.start()
     started = time.perf_counter()
     run_sweep(space, features, name=name, tracking_uri=f"sqlite:///{work / 'mlruns.db'}",
@@ -142,16 +143,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
-    pid_dir = work / "pids"
-    pid_dir.mkdir(parents=True, exist_ok=True)
-    os.environ[PID_DIR_ENV] = str(pid_dir)
     torch.set_num_threads(1)
     small = make_feature_dir(work / "small")
     big = make_feature_dir(work / "big", **BIG_TABLE)
     big_mib = (big / "train.arrow").stat().st_size / MIB
 
     started = time.perf_counter()
-    ray.init(num_cpus=2, runtime_env={"env_vars": {PID_DIR_ENV: str(pid_dir)}})
+    ray.init(num_cpus=2)
     ray_init = time.perf_counter() - started
 
     serial = write_space(work / "serial.yaml", args.trials, concurrency=1, cpu=1)

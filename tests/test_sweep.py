@@ -3,6 +3,7 @@ inputs read from the object store, a trial killed mid-run that resumes from its 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,6 @@ from emodistill.cli.main import main
 from emodistill.features.schema import validate_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
-from emodistill.sweep.trainable import PID_DIR_ENV
 from emodistill.tracking.registry import champion_run_id
 from sweep_fixtures import LABELS, make_feature_dir, micro_space
 
@@ -30,14 +30,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def pid_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("pids")
-
-
-@pytest.fixture(scope="module")
-def cluster(pid_dir):
-    """One local 2-CPU Ray instance for the module; trials write their worker pid to pid_dir."""
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {PID_DIR_ENV: str(pid_dir)}})
+def cluster():
+    """One local 2-CPU Ray instance for the module."""
+    ray.init(num_cpus=2, include_dashboard=False)
     yield
     ray.shutdown()
 
@@ -48,7 +43,7 @@ def features(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def smoke(cluster, features, pid_dir, tmp_path_factory):
+def smoke(cluster, features, tmp_path_factory):
     """The smoke sweep (Baseline, +L_DIV, +L_SML, both; two at a time) plus a trial that diverges, run once.
 
     The +L_DIV trial runs longer and its worker is SIGKILLed once Tune holds its first checkpoint.
@@ -62,7 +57,7 @@ def smoke(cluster, features, pid_dir, tmp_path_factory):
     uri = f"sqlite:///{root / 'mlruns.db'}"
     killed: list[str] = []
     done = threading.Event()
-    killer = threading.Thread(target=_kill_when_checkpointed, args=(pid_dir, root / "sweeps", "div", killed, done))
+    killer = threading.Thread(target=_kill_when_checkpointed, args=(root / "sweeps", "div", killed, done))
     killer.start()
     try:
         result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
@@ -75,29 +70,36 @@ def smoke(cluster, features, pid_dir, tmp_path_factory):
     return result, client, uri, runs, killed
 
 
-def _kill_when_checkpointed(pid_dir: Path, storage: Path, variant: str, killed: list, done: threading.Event) -> None:
+def _kill_when_checkpointed(storage: Path, variant: str, killed: list, done: threading.Event) -> None:
     """SIGKILL the worker of the trial of `variant` once Tune's driver holds a checkpoint of it (until `done`).
 
     A `checkpoint_*` folder appears as soon as the worker persists it, before the driver registers it; the
     driver saves a report's checkpoint before it asks for the next report, so a second row in the trial's
-    result.json means the first checkpoint is Tune's to restore.
+    result.json means the first checkpoint is Tune's to restore. Tune adds the worker's pid to every row.
     """
     while not done.is_set():
         for trial_dir in storage.glob(f"*/*variant={variant}_*"):
-            for pid_file in pid_dir.glob("*.pid"):
-                if trial_dir.name.startswith(pid_file.stem + "_") and _reports_processed(trial_dir) >= 2:
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
-                    killed.append(pid_file.stem)
-                    return
+            rows = _processed_reports(trial_dir)
+            if len(rows) >= 2:
+                os.kill(rows[-1]["pid"], signal.SIGKILL)
+                killed.append(rows[-1]["trial_id"])
+                return
         time.sleep(0.1)
 
 
-def _reports_processed(trial_dir: Path) -> int:
-    """How many of the trial's reports Tune's driver has processed (rows of its result.json)."""
+def _processed_reports(trial_dir: Path) -> list[dict]:
+    """The trial's reports that Tune's driver has processed (the complete rows of its result.json)."""
     try:
-        return sum(1 for line in (trial_dir / "result.json").read_text().splitlines() if line.endswith("}"))
+        lines = (trial_dir / "result.json").read_text().splitlines()
     except (FileNotFoundError, NotADirectoryError):
-        return 0
+        return []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the row being written
+            break
+    return rows
 
 
 def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):
@@ -168,13 +170,13 @@ def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):
     result, client, _, runs, killed = smoke
     assert killed, "the +L_DIV trial finished before it could be killed"
     run = runs["div"]
-    assert run.info.status == "FINISHED" and run.data.tags["ray.trial_name"] == killed[0]
+    assert run.info.status == "FINISHED" and run.data.tags["ray.trial_id"] == killed[0]
     resumed = client.get_metric_history(run.info.run_id, "resumed_from_step")
     assert resumed and resumed[0].value >= 2
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
     assert steps.count(1) == 1 and max(steps) == 10  # continued, never started over
-    names = [r.info.run_name for r in client.search_runs([result.experiment_id])]
-    assert names.count(killed[0]) == 1  # the restarted trial kept its run
+    trial_ids = [r.data.tags.get("ray.trial_id") for r in client.search_runs([result.experiment_id])]
+    assert trial_ids.count(killed[0]) == 1  # the restarted trial kept its run
 
 
 def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
@@ -201,7 +203,7 @@ def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features
         driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                   env={**os.environ, "RAY_AUTH_MODE": "token"})
     deadline = time.monotonic() + 300
-    while not any(_reports_processed(trial) >= 2 for trial in storage.glob("resume-test-*/*")) \
+    while not any(len(_processed_reports(trial)) >= 2 for trial in storage.glob("resume-test-*/*")) \
             and driver.poll() is None:
         assert time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
         time.sleep(0.2)

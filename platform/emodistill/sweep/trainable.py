@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ CHECKPOINTS = "checkpoints"  # the trainer's checkpoint folder inside its out_di
 PREDICTIONS_FILE = "predictions.json"
 RESULTS_FILE = "results.json"
 REFERENCE_TAG = "mcnemar.reference"  # the run id of the real-data reference the p-values compare with
-PID_DIR_ENV = "EMODISTILL_TRIAL_PID_DIR"  # tests: where each trial writes its worker pid (to kill it)
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,6 @@ class TrialContext:
 def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) -> None:
     """Tune function trainable: distil with this trial's overrides, report UAR per budget, checkpoint via Tune."""
     trial = tune.get_context()
-    _announce_pid(trial.get_trial_name())
     space = context.space
     overrides = trial_overrides(space, config)
     distill_config = trial_config(space, overrides)
@@ -105,13 +102,6 @@ def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
         raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "
                           f"so every trial reports its metrics, got {train.eval_every}")
     return config.model_copy(update={"train": train.model_copy(update={"checkpoint_every": train.eval_every})})
-
-
-def _announce_pid(trial_name: str) -> None:
-    """Write this worker's pid where a fault-injection test can find it (only when asked to)."""
-    directory = os.environ.get(PID_DIR_ENV)
-    if directory:
-        Path(directory, f"{trial_name}.pid").write_text(str(os.getpid()))
 
 
 def _restore(out_dir: Path) -> dict:
