@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from collections import Counter
 
 import numpy as np
 import pytest
 import soundfile as sf
+from tqdm import tqdm
 
 from emodistill.corpora.records import SUPERB_LABELS
 from emodistill.corpora.synth import (
@@ -16,9 +19,10 @@ from emodistill.corpora.synth import (
     CorpusPreset,
     class_counts,
     plan_corpus,
+    run_in_fresh_workers,
     synthesize_corpus,
 )
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, CorpusError
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +125,15 @@ def test_angry_speech_is_louder_than_sad(tiny):
 def test_class_counts_split_exactly():
     for n in (1, 7, 20, 1085):
         assert sum(class_counts(n).values()) == n
+
+
+def _crash(_: str) -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def test_a_crashed_worker_is_an_error_not_a_hang():
+    with tqdm(disable=True) as bar, pytest.raises(CorpusError, match="died without a Python error.*session 2"):
+        run_in_fresh_workers(_crash, {"session 2": ("x",)}, workers=1, bar=bar)
 
 
 def test_unknown_preset_is_a_config_error(tmp_path):

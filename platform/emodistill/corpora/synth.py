@@ -14,6 +14,8 @@ import multiprocessing as mp
 import os
 import queue
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
 from math import gcd
@@ -28,7 +30,7 @@ from emodistill.corpora.espeak import Espeak
 from emodistill.corpora.prosody import SPEAKERS, Prosody, Speaker, draw_prosody, to_ssml
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.corpora.sentences import sentence_pool
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, CorpusError
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,32 @@ def _synthesize_session(plans: list[PlannedUtterance], wav_dir: Path) -> list[in
     return lengths
 
 
+def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) -> list:
+    """`fn(*args)` for every job, each in a fresh worker process; the workers' progress ticks advance `bar`.
+
+    Each job gets its own child, forked from a server that never ran espeak-ng, so every session starts
+    from a clean engine whatever ran before it; preloading (the caller's script too) makes the forks cheap.
+    A child that dies without a Python error (a crash inside espeak-ng, the OOM killer) fails the call
+    with a CorpusError naming its job instead of hanging it.
+    """
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", __name__])
+    progress_queue = ctx.Queue()
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,),
+                             max_tasks_per_child=1) as pool:
+        futures = {name: pool.submit(fn, *args) for name, args in jobs.items()}
+        while not all(f.done() for f in futures.values()) or not progress_queue.empty():
+            try:
+                bar.update(progress_queue.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        broken = [name for name, future in futures.items() if isinstance(future.exception(), BrokenProcessPool)]
+        if broken:
+            raise CorpusError(f"a worker process died without a Python error (a crash inside espeak-ng, or killed "
+                              f"for memory) while synthesising {', '.join(broken)}; try fewer workers")
+        return [future.result() for future in futures.values()]
+
+
 def synthesize_corpus(
     out_dir: str | Path, preset: str = "default", seed: int = 0, progress: bool = True, workers: int | None = None
 ) -> list[Utterance]:
@@ -196,22 +224,9 @@ def synthesize_corpus(
     logger.info("synthesising %d utterances (preset %s, seed %d) into %s with %d workers",
                 len(plans), preset, seed, out_dir, workers)
     start = time.perf_counter()
-    # One session per child, forked from a server that never ran espeak-ng: every session starts from a
-    # clean engine, whatever ran before it. Preloading (the caller's script too) makes the forks cheap.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", __name__])
-    progress_queue = ctx.Queue()
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(progress_queue,), maxtasksperchild=1) as pool, \
-            tqdm(total=len(plans), desc=f"synth {preset}", unit="utt", disable=not progress) as bar:
-        pending = pool.starmap_async(
-            _synthesize_session, [(by_session[s], out_dir / "wav" / f"Session{s}") for s in sessions], chunksize=1
-        )
-        while bar.n < len(plans) and not (pending.ready() and progress_queue.empty()):
-            try:
-                bar.update(progress_queue.get(timeout=0.5))
-            except queue.Empty:
-                pass
-        lengths = dict(zip(sessions, pending.get()))
+    jobs = {f"session {s}": (by_session[s], out_dir / "wav" / f"Session{s}") for s in sessions}
+    with tqdm(total=len(plans), desc=f"synth {preset}", unit="utt", disable=not progress) as bar:
+        lengths = dict(zip(sessions, run_in_fresh_workers(_synthesize_session, jobs, workers, bar)))
     records = [
         Utterance(
             utt_id=p.utt_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ def artifact_config(module: nn.Module, *, model_config: dict, label_names, class
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": dict(model_config),
         "label_names": list(label_names),
         "class_prior": (prior / prior.sum()).tolist(),
