@@ -27,6 +27,9 @@ from emodistill.tracking.registry import champion_run_id
 from sweep_fixtures import LABELS, make_feature_dir, micro_space
 
 pytestmark = pytest.mark.slow
+# The killed trial reports every 2 steps and is killed after its second report: leave it steps to lose.
+KILLED_TRIAL_STEPS = 16
+INTERRUPTED_TRIAL_STEPS = 12  # the same margin for the sweep interrupted by Ctrl+C
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def smoke(cluster, features, tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     space = micro_space(root / "space.yaml")
     data = yaml.safe_load(space.read_text())
-    data["search"]["variants"]["div"]["train.steps"] = 10
+    data["search"]["variants"]["div"]["train.steps"] = KILLED_TRIAL_STEPS
     data["search"]["variants"]["diverge"] = {"optim.lr_g": 1.0e30, "optim.lr_d": 1.0e30}
     space.write_text(yaml.safe_dump(data, sort_keys=False))
     uri = f"sqlite:///{root / 'mlruns.db'}"
@@ -174,7 +177,7 @@ def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):
     resumed = client.get_metric_history(run.info.run_id, "resumed_from_step")
     assert resumed and resumed[0].value >= 2
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
-    assert steps.count(1) == 1 and max(steps) == 10  # continued, never started over
+    assert steps.count(1) == 1 and max(steps) == KILLED_TRIAL_STEPS  # continued, never started over
     trial_ids = [r.data.tags.get("ray.trial_id") for r in client.search_runs([result.experiment_id])]
     assert trial_ids.count(killed[0]) == 1  # the restarted trial kept its run
 
@@ -191,7 +194,7 @@ def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
 def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
     space = micro_space(tmp_path / "space.yaml")
     data = yaml.safe_load(space.read_text())
-    data["base"]["overrides"]["train.steps"] = 8
+    data["base"]["overrides"]["train.steps"] = INTERRUPTED_TRIAL_STEPS
     data["search"] = {"type": "optuna", "seed": 0, "scheduler": {"type": "asha", "grace_period": 4},
                       "params": {"loss.lambda_fm": {"type": "float", "low": 0.5, "high": 2.0, "log": True}}}
     space.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -218,4 +221,4 @@ def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features
     assert run.info.status == "FINISHED" and 0.5 <= float(run.data.params["loss.lambda_fm"]) <= 2.0
     assert client.get_metric_history(run.info.run_id, "resumed_from_step")[0].value >= 2
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
-    assert steps.count(1) == 1 and max(steps) == 8
+    assert steps.count(1) == 1 and max(steps) == INTERRUPTED_TRIAL_STEPS
