@@ -188,7 +188,7 @@ def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) ->
     Each job gets its own child, forked from a server that never ran espeak-ng, so every session starts
     from a clean engine whatever ran before it; preloading (the caller's script too) makes the forks cheap.
     A child that dies without a Python error (a crash inside espeak-ng, the OOM killer) fails the call
-    with a CorpusError naming its job instead of hanging it.
+    with a CorpusError naming the jobs still running, instead of hanging it.
     """
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["__main__", __name__])
