@@ -192,6 +192,15 @@ def test_best_run_errors_name_what_exists(uri, sweep):
         best.best_run("sweep-best", "uar_ppc1", uri)
 
 
+def test_reading_a_missing_store_names_it_and_creates_nothing(tmp_path):
+    missing = tmp_path / "typo" / "mlruns.db"
+    for read in (lambda: best.best_run("sweep-best", tracking_uri=f"sqlite:///{missing}"),
+                 lambda: best.best_generator("sweep-best", tracking_uri=f"sqlite:///{missing}", champion=True)):
+        with pytest.raises(EmodistillError, match=f"tracking store {missing} does not exist"):
+            read()
+    assert not (tmp_path / "typo").exists()
+
+
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EMODISTILL_CACHE", str(tmp_path / "cache"))
     assert main(["best", "--experiment", "sweep-best", "--json", "--tracking-uri", uri]) == 0

@@ -11,32 +11,46 @@ from emodistill import __version__
 from emodistill.errors import EmodistillError
 
 # Each module defines `register(subparsers)`, adding its subcommand(s) with `set_defaults(func=...)`.
-COMMAND_MODULES = (
-    "emodistill.cli.corpus",
-    "emodistill.cli.features",
-    "emodistill.cli.distill",
-    "emodistill.cli.evaluate",
-    "emodistill.cli.sweep",
-    "emodistill.cli.tracking",
-)
+# Which module holds which command is spelled out so that one command imports only its own module:
+# `emodistill ui` should not wait seconds for torch (tests check this map against the modules).
+COMMAND_MODULES = {
+    "corpus": "emodistill.cli.corpus",
+    "features": "emodistill.cli.features",
+    "distill": "emodistill.cli.distill",
+    "evaluate": "emodistill.cli.evaluate",
+    "baselines": "emodistill.cli.evaluate",
+    "report": "emodistill.cli.evaluate",
+    "sweep": "emodistill.cli.sweep",
+    "demo": "emodistill.cli.sweep",
+    "best": "emodistill.cli.tracking",
+    "sample": "emodistill.cli.tracking",
+    "ui": "emodistill.cli.tracking",
+}
 DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generator: "
                "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every stage's subcommands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every stage's subcommands, or only those of `command`'s module when it is known."""
     parser = argparse.ArgumentParser(prog="emodistill", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"emodistill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
+    for name in dict.fromkeys(modules):
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in argv (the first word that is not an option), if any."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; bad input exits 2 with a one-line reason."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_of(argv)).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:

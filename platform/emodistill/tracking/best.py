@@ -12,12 +12,12 @@ from emodistill.errors import EmodistillError
 from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.registry import load_champion
 from emodistill.tracking.runs import KIND_TAG, download_generator
-from emodistill.tracking.store import search_all_runs, tracking_client
+from emodistill.tracking.store import reading_client, search_all_runs
 
 
 def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | None = None) -> Run:
     """The finished trial with the highest `metric` (NaN values are ignored)."""
-    client = tracking_client(tracking_uri)
+    client = reading_client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())

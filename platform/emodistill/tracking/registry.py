@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from emodistill.errors import EmodistillError
 from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.runs import download_generator
-from emodistill.tracking.store import global_tracking_uri, tracking_client
+from emodistill.tracking.store import global_tracking_uri, reading_client, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _logged_model_uri(client: mlflow.MlflowClient, run_id: str) -> str:
 
 def champion_run_id(model_name: str, tracking_uri: str | None = None) -> str:
     """The run that produced the version aliased `champion` of `model_name`."""
-    client = tracking_client(tracking_uri)
+    client = reading_client(tracking_uri)
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as exc:

@@ -57,6 +57,15 @@ def tracking_client(uri: str | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def reading_client(uri: str | None = None) -> MlflowClient:
+    """A client for reading runs: a sqlite store must exist (a mistyped path is an error, not a new empty store)."""
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith("sqlite:") and not sqlite_path(uri).is_file():
+        raise EmodistillError(f"tracking store {sqlite_path(uri)} does not exist "
+                              "(check --tracking-uri or $MLFLOW_TRACKING_URI)")
+    return MlflowClient(tracking_uri=uri)
+
+
 @contextmanager
 def global_tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's process-wide URI at `uri` for the block, for the few APIs that accept no client."""
