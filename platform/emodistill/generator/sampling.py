@@ -113,9 +113,13 @@ class TrainedGenerator:
     def sample_batches(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                        total: int | None = None, batch_size: int = 256) -> Iterator[pa.Table]:
         """`sample(...)` as consecutive tables of at most `batch_size` utterances, so memory stays bounded."""
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        return self._tables(counts, seed, batch_size)
+
+    def _tables(self, counts: np.ndarray, seed: int, batch_size: int) -> Iterator[pa.Table]:
+        """Tables of at most `batch_size` utterances holding `counts[c]` of class c, in class order."""
         if batch_size < 1:
             raise ConfigError(f"sample: batch_size must be >= 1, got {batch_size}")
-        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
         labels = np.repeat(np.arange(len(counts)), counts)
         index_in_class = np.concatenate([np.arange(c) for c in counts])
         rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
@@ -140,7 +144,7 @@ class TrainedGenerator:
                      total: int | None = None, batch_size: int = 256, progress: bool = False) -> Path:
         """Stream `sample(...)` into an Arrow file batch by batch (atomically); the same table, any size."""
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
-        batches = self.sample_batches(ppc, balanced, seed, total, batch_size)
+        batches = self._tables(counts, seed, batch_size)
         with tqdm(total=int(counts.sum()), unit="utt", desc="sampling", disable=not progress) as bar:
             return write_tables(_counted(batches, bar), feature_schema(self.feature_meta), path)
 
