@@ -70,7 +70,7 @@ def test_wavs_are_complete_16k_mono_pcm16(tiny):
         assert r.path.parent == out / "wav" / f"Session{r.session}"
         assert info.frames / 16000 == pytest.approx(r.duration)
         assert 0.5 < r.duration < 15
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob("*.tmp"))  # atomic_path's temporary names
 
 
 def test_same_seed_gives_identical_wavs_whatever_the_workers(tiny, tmp_path):
@@ -132,7 +132,8 @@ def _crash(_: str) -> None:
 
 
 def test_a_crashed_worker_is_an_error_not_a_hang():
-    with tqdm(disable=True) as bar, pytest.raises(CorpusError, match="died without a Python error.*session 2"):
+    died = "worker process died before returning while synthesising session 2"
+    with tqdm(disable=True) as bar, pytest.raises(CorpusError, match=died):
         run_in_fresh_workers(_crash, {"session 2": ("x",)}, workers=1, bar=bar)
 
 

@@ -26,8 +26,8 @@ def check_device_name(value: str) -> str:
     """Validate a config's device field: 'auto' or a torch device string."""
     if value != "auto":
         try:
-            torch.device(value)
-        except RuntimeError:
+            resolve_device(value)
+        except ConfigError:
             raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
     return value
 

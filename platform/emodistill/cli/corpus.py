@@ -6,12 +6,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from emodistill.corpora import (SUPERB_LABELS, LoadReport, Utterance, read_iemocap, read_manifest, require_audio,
-                                write_manifest)
+from emodistill.corpora import MANIFEST_NAME, SUPERB_LABELS, LoadReport, Utterance, read_iemocap, require_audio
+from emodistill.corpora.audio import audio_duration
 from emodistill.corpora.iemocap import SESSIONS
+from emodistill.corpora.manifest import read_checked_manifest, write_manifest
 from emodistill.errors import CorpusError
-
-CORPUS_CSV = "corpus.csv"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help=f"output folder (gets {CORPUS_CSV})")
+    parser.add_argument("--out", type=Path, required=True, help=f"output folder (gets {MANIFEST_NAME})")
 
 
 def _add_strict(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +56,7 @@ def run_iemocap(args: argparse.Namespace) -> int:
 
 def run_manifest(args: argparse.Namespace) -> int:
     """Check a user's manifest and write it, with resolved paths, as OUT/corpus.csv (keeping its splits)."""
-    records, split_of = read_manifest(args.csv)
-    records, report = require_audio(records, source=args.csv, strict=args.strict)
+    records, split_of, report = read_checked_manifest(args.csv, strict=args.strict)
     return _finish(records, args.out, report, split_of)
 
 
@@ -72,8 +70,8 @@ def run_synth(args: argparse.Namespace) -> int:
 def _finish(records: list[Utterance], out: Path, report: LoadReport | None = None,
             split_of: dict[str, str] | None = None) -> int:
     if not records:
-        raise CorpusError(f"no utterances with audio to write to {out / CORPUS_CSV}")
-    path = write_manifest(records, out / CORPUS_CSV, split_of)
+        raise CorpusError(f"no utterances with audio to write to {out / MANIFEST_NAME}")
+    path = write_manifest(records, out / MANIFEST_NAME, split_of)
     print(summarize(records, report))
     print(f"wrote {path}")
     return 0
@@ -81,8 +79,6 @@ def _finish(records: list[Utterance], out: Path, report: LoadReport | None = Non
 
 def summarize(records: list[Utterance], report: LoadReport | None = None) -> str:
     """A table of utterances per session and label, then speakers, hours of audio and skipped utterances."""
-    from emodistill.corpora.audio import audio_duration  # lazy: scipy.signal costs seconds at `emodistill` start
-
     lines = _count_table(records)
     # IEMOCAP and synthetic records know their duration; a user's manifest may not, and the header tells it.
     seconds = sum(r.duration if r.duration is not None else audio_duration(r.path) for r in records)

@@ -6,8 +6,8 @@ import argparse
 from datetime import timedelta
 from pathlib import Path
 
-from emodistill.corpora.manifest import load_manifest, manifest_splits
-from emodistill.errors import ConfigError, CorpusError
+from emodistill.corpora.manifest import group_by_split, manifest_path, read_checked_manifest
+from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
 from emodistill.features.store import INDEX_NAME, read_index
 from emodistill.features.upstream import make_upstream
@@ -38,14 +38,6 @@ def register(subparsers) -> None:
     info.set_defaults(func=run_info)
 
 
-def _manifest_path(corpus: Path) -> Path:
-    """`--corpus` as a CSV path: a directory means its corpus.csv."""
-    path = corpus / "corpus.csv" if corpus.is_dir() else corpus
-    if not path.is_file():
-        raise CorpusError(f"{path}: corpus manifest not found (give a corpus.csv or the directory holding one)")
-    return path
-
-
 def _upstream(args: argparse.Namespace):
     """The upstream named by --upstream, rejecting options it does not use."""
     if args.upstream == "fbank":
@@ -60,14 +52,15 @@ def _upstream(args: argparse.Namespace):
 
 def run_extract(args: argparse.Namespace) -> int:
     """Extract the three splits and print their summary."""
-    csv_path = _manifest_path(args.corpus)
+    csv_path = manifest_path(args.corpus)
+    kept, split_of, _ = read_checked_manifest(csv_path, strict=True)
     # A `split` column in the manifest fixes the splits; otherwise leave one session out.
-    records = manifest_splits(csv_path, strict=True) or load_manifest(csv_path, strict=True)
+    records = kept if split_of is None else group_by_split(kept, split_of)
     upstream = _upstream(args)
     name = args.corpus_name or csv_path.resolve().parent.name
-    extract_features(records, upstream, args.out, name, dtype=args.dtype, test_session=args.test_session,
-                     dev_fraction=args.dev_fraction, seed=args.seed)
-    print(format_summary(read_index(args.out), args.out))
+    index = extract_features(records, upstream, args.out, name, dtype=args.dtype, test_session=args.test_session,
+                             dev_fraction=args.dev_fraction, seed=args.seed)
+    print(format_summary(index, args.out))
     return 0
 
 

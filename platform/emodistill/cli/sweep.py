@@ -107,7 +107,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def demo_features(out: Path) -> Path:
     """The demo's fbank feature directory, synthesising the small corpus first (both reused when present)."""
-    from emodistill.corpora.manifest import load_manifest, write_manifest
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
     from emodistill.features.store import INDEX_NAME
@@ -116,7 +116,7 @@ def demo_features(out: Path) -> Path:
     features = out / "features"
     if (features / INDEX_NAME).is_file():
         return features
-    manifest = out / "corpus" / "corpus.csv"
+    manifest = out / "corpus" / MANIFEST_NAME
     if manifest.is_file():
         records = load_manifest(manifest, strict=True)
     else:

@@ -2,11 +2,13 @@
 
 from emodistill.corpora.folds import Fold, leave_one_session_out
 from emodistill.corpora.iemocap import load_iemocap, read_iemocap
-from emodistill.corpora.manifest import load_manifest, manifest_splits, read_manifest, write_manifest
+from emodistill.corpora.manifest import (MANIFEST_NAME, load_manifest, manifest_path, manifest_splits, read_manifest,
+                                         write_manifest)
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.corpora.report import LoadReport, require_audio
 
 __all__ = [
+    "MANIFEST_NAME",
     "SUPERB_LABELS",
     "Fold",
     "LoadReport",
@@ -14,6 +16,7 @@ __all__ = [
     "leave_one_session_out",
     "load_iemocap",
     "load_manifest",
+    "manifest_path",
     "manifest_splits",
     "read_iemocap",
     "read_manifest",

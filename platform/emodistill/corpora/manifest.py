@@ -13,31 +13,51 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
-from emodistill.corpora.report import require_audio
+from emodistill.corpora.report import LoadReport, require_audio
 from emodistill.errors import CorpusError
 from emodistill.files import atomic_path
 
+MANIFEST_NAME = "corpus.csv"  # what every `corpus` command writes, and what a corpus folder is read through
 REQUIRED_COLUMNS = ("path", "label", "speaker")
 OPTIONAL_COLUMNS = ("utt_id", "session", "gender", "duration", "split")
 SPLITS = ("train", "dev", "test")
 _GENDERS = {"F": "F", "M": "M", "": None}
 
 
+def manifest_path(corpus: str | Path) -> Path:
+    """A corpus given as a manifest CSV or as the folder holding its corpus.csv, as the CSV's path."""
+    corpus = Path(corpus)
+    path = corpus / MANIFEST_NAME if corpus.is_dir() else corpus
+    if not path.is_file():
+        raise CorpusError(f"{path}: corpus manifest not found (give a {MANIFEST_NAME} or the directory holding one)")
+    return path
+
+
 def load_manifest(csv_path: str | Path, labels: Sequence[str] = SUPERB_LABELS,
                   strict: bool = False) -> list[Utterance]:
     """The manifest's utterances that have audio; missing files are warned about, or a CorpusError if strict."""
-    records, _ = read_manifest(csv_path, labels)
-    return require_audio(records, source=csv_path, strict=strict)[0]
+    return read_checked_manifest(csv_path, labels, strict)[0]
 
 
 def manifest_splits(csv_path: str | Path, labels: Sequence[str] = SUPERB_LABELS,
                     strict: bool = False) -> dict[str, list[Utterance]] | None:
     """The manifest's utterances with audio grouped by its `split` column (keys SPLITS); None without that column."""
+    kept, split_of, _ = read_checked_manifest(csv_path, labels, strict)
+    return None if split_of is None else group_by_split(kept, split_of)
+
+
+def read_checked_manifest(csv_path: str | Path, labels: Sequence[str] = SUPERB_LABELS, strict: bool = False
+                          ) -> tuple[list[Utterance], dict[str, str] | None, LoadReport]:
+    """The records that have audio, utt_id -> split (None without a `split` column) and what was skipped."""
     records, split_of = read_manifest(csv_path, labels)
-    if split_of is None:
-        return None
-    kept, _ = require_audio(records, source=csv_path, strict=strict)
-    return {name: [r for r in kept if split_of[r.utt_id] == name] for name in SPLITS}
+    kept, report = require_audio(records, source=csv_path, strict=strict)
+    return kept, split_of, report
+
+
+def group_by_split(records: Iterable[Utterance], split_of: Mapping[str, str]) -> dict[str, list[Utterance]]:
+    """Records grouped by their split (keys SPLITS, in order)."""
+    records = list(records)
+    return {name: [r for r in records if split_of[r.utt_id] == name] for name in SPLITS}
 
 
 def read_manifest(csv_path: str | Path,
@@ -69,7 +89,6 @@ def write_manifest(records: Iterable[Utterance], csv_path: str | Path,
                    split_of: Mapping[str, str] | None = None) -> Path:
     """Write records atomically as a manifest (paths relative when under the CSV's folder); `split_of` adds `split`."""
     csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
     base = csv_path.parent.resolve()
     columns = ["utt_id", "path", "label", "speaker", "gender", "session", "duration"]
     columns += ["split"] if split_of is not None else []

@@ -31,6 +31,7 @@ from emodistill.corpora.prosody import SPEAKERS, Prosody, Speaker, draw_prosody,
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.corpora.sentences import sentence_pool
 from emodistill.errors import ConfigError, CorpusError
+from emodistill.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +156,9 @@ def render(plan: PlannedUtterance, engine: Espeak) -> np.ndarray:
 
 
 def write_wav(path: Path, wav: np.ndarray) -> None:
-    """16-bit PCM wav written to a temp file and renamed, so a crash never leaves a truncated file."""
-    tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    """16-bit PCM wav written atomically, so a crash never leaves a truncated file."""
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
 _progress: mp.Queue | None = None
@@ -187,8 +187,8 @@ def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) ->
 
     Each job gets its own child, forked from a server that never ran espeak-ng, so every session starts
     from a clean engine whatever ran before it; preloading (the caller's script too) makes the forks cheap.
-    A child that dies without a Python error (a crash inside espeak-ng, the OOM killer) fails the call
-    with a CorpusError naming the jobs still running, instead of hanging it.
+    A child that dies before returning (a crash inside espeak-ng, the OOM killer) fails the call with a
+    CorpusError naming the jobs still running, instead of hanging it.
     """
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["__main__", __name__])
@@ -203,8 +203,9 @@ def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) ->
                 pass
         broken = [name for name, future in futures.items() if isinstance(future.exception(), BrokenProcessPool)]
         if broken:
-            raise CorpusError(f"a worker process died without a Python error (a crash inside espeak-ng, or killed "
-                              f"for memory) while synthesising {', '.join(broken)}; try fewer workers")
+            raise CorpusError(f"a worker process died before returning while synthesising {', '.join(broken)} (a "
+                              "crash inside espeak-ng, killed for memory, or a calling script without "
+                              "`if __name__ == \"__main__\":`; its output above may say which)")
         return [future.result() for future in futures.values()]
 
 

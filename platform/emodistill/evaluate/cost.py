@@ -7,13 +7,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from emodistill.corpora import SUPERB_LABELS, read_manifest
+from emodistill.corpora import MANIFEST_NAME, SUPERB_LABELS, read_manifest
 from emodistill.errors import ConfigError, CorpusError
 
 log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "corpus.csv"  # what every `emodistill corpus` command writes
-
 
 def reduction_pct(before: float, after: float) -> float:
     """How much smaller (or faster) `after` is than `before`, in percent."""

@@ -155,9 +155,8 @@ def read_index(directory: str | Path) -> dict:
     path = directory / INDEX_NAME
     if not directory.is_dir():
         raise FeatureTableError(f"{directory}: feature directory not found")
-    if not path.is_file():
-        raise FeatureTableError(f"{path}: index not found (run `emodistill features extract` to completion)")
-    index = read_json(path, missing="index not found", error=FeatureTableError)
+    index = read_json(path, missing="index not found (run `emodistill features extract` to completion)",
+                      error=FeatureTableError)
     missing = [k for k in ("meta", "splits", "fingerprint") if k not in index]
     missing += [f"splits.{s}.{k}" for s, entry in index.get("splits", {}).items() for k in SUMMARY_KEYS
                 if k not in entry]
