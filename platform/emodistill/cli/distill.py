@@ -10,7 +10,7 @@ import yaml
 from emodistill import generator
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
-from emodistill.features.store import load_splits
+from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.runtime import cache_dir
 
 
@@ -36,8 +36,9 @@ def run_distill(args: argparse.Namespace) -> int:
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
-                   pool_cache_dir=args.pool_cache or cache_dir("pools"))
-    gen = generator.load(path)
+                   pool_cache_dir=args.pool_cache or cache_dir("pools"),
+                   pool_fingerprint=dataset_fingerprint(args.features))
+    n_parameters = generator.read_config(path)["num_parameters"]
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
-    print(f"generator written to {path}: {gen.num_parameters:,} parameters, {weights_mb:.2f} MB of weights")
+    print(f"generator written to {path}: {n_parameters:,} parameters, {weights_mb:.2f} MB of weights")
     return 0

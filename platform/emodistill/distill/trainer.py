@@ -221,15 +221,20 @@ def _check_splits(train: FeatureSet, dev: FeatureSet) -> None:
 
 
 def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: str | Path, *,
-            pool: list[Downstream] | None = None, pool_cache_dir: str | Path | None = None, resume: bool = False,
-            hooks: Hooks | None = None, progress: bool = True) -> Path:
-    """Train a generator on `train`, write its artifact to out_dir/generator and return that path."""
+            pool: list[Downstream] | None = None, pool_cache_dir: str | Path | None = None,
+            pool_fingerprint: str | None = None, resume: bool = False, hooks: Hooks | None = None,
+            progress: bool = True) -> Path:
+    """Train a generator on `train`, write its artifact to out_dir/generator and return that path.
+
+    `pool_fingerprint` keys the pool cache (a feature directory's recorded fingerprint); without it the
+    frames of `train` and `dev` are hashed.
+    """
     _check_splits(train, dev)
     out_dir, hooks = Path(out_dir), hooks or Hooks()
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
-        pool = train_pool(train, dev, config.pool, pool_cache_dir, progress=progress)
+        pool = train_pool(train, dev, config.pool, pool_cache_dir, fingerprint=pool_fingerprint, progress=progress)
     run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [])
     seconds = 0.0
     state = load_checkpoint(checkpoints) if resume else None

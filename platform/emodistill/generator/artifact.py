@@ -19,7 +19,7 @@ from emodistill import __version__
 from emodistill.errors import ConfigError
 from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
-from emodistill.models import ModelConfig, build_generator
+from emodistill.models import ModelConfig, build_generator, count_parameters
 from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def artifact_config(module: nn.Module, *, model_config: dict, label_names, class
             "mean": np.asarray(normalization[0], np.float32).tolist(),
             "std": np.asarray(normalization[1], np.float32).tolist(),
         },
-        "num_parameters": sum(p.numel() for p in module.parameters()),
+        "num_parameters": count_parameters(module),
         "training": training_config,
         "metrics": metrics,
     }

@@ -17,7 +17,7 @@ from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta, feature_schema
 from emodistill.features.store import build_table, write_tables
-from emodistill.models import make_latent
+from emodistill.models import count_parameters, make_latent
 
 
 def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
@@ -77,7 +77,7 @@ class TrainedGenerator:
     @property
     def num_parameters(self) -> int:
         """Parameter elements of the generator."""
-        return sum(p.numel() for p in self.module.parameters())
+        return count_parameters(self.module)
 
     @property
     def size_bytes(self) -> int:
