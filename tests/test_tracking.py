@@ -97,8 +97,10 @@ def test_trial_run_is_resumed_not_duplicated(uri):
     assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
                                          run_id=first) == first
     assert client.get_run(first).info.status == "RUNNING"
-    # Restarted before its first checkpoint: found by name under the same parent.
-    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001}) == first
+    # Restarted before its first checkpoint: found by name under the same parent, and tagged with its new node.
+    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
+                                         {"ray.node_id": "node-b"}) == first
+    assert client.get_run(first).data.tags["ray.node_id"] == "node-b"
     other = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_2", {})
     assert other != first
     other_parent = runs.start_parent_run("resume", "sweep-s", {}, None, uri)

@@ -10,12 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def objective_chart(values: dict[str, float | None], metric: str, mode: str) -> Figure:
-    """A bar per trial (best highlighted; trials with no value shown as failed) of the sweep's objective."""
+def objective_chart(values: dict[str, float | None], metric: str, mode: str, best: str | None) -> Figure:
+    """A bar per trial (`best` highlighted; trials with no value shown as failed) of the sweep's objective."""
     names = list(values)
     scores = [values[n] if values[n] is not None else 0.0 for n in names]
-    finished = {n: v for n, v in values.items() if v is not None}
-    best = (max if mode == "max" else min)(finished, key=finished.get) if finished else None
     colors = ["tab:orange" if n == best else "tab:blue" if values[n] is not None else "lightgrey" for n in names]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.5), layout="constrained")
     ax.bar(range(len(names)), scores, color=colors)

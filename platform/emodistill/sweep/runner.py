@@ -200,25 +200,24 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
     metric, mode = space.objective.metric, space.objective.mode
+    outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
+                          parent_run_id=state.parent_run_id, experiment_path=str(experiment_path), objective=metric)
     # Tune marks a trial's last result done when it returned or the scheduler stopped it; after Ctrl+C
     # some trials have neither that nor an error, and the sweep is left as it is, to be resumed.
     if any(result.error is None and not result.metrics.get("done") for result in results):
         log.warning("sweep %s interrupted; continue it with `emodistill sweep --resume %s`",
                     state.name, experiment_path)
-        return SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
-                           parent_run_id=state.parent_run_id, experiment_path=str(experiment_path),
-                           objective=metric, interrupted=True)
-    trials = search_all_runs(client, state.experiment_id, f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' "
-                                                          f"and tags.`{KIND_TAG}` = 'trial'")
-    runs = {run.data.tags.get("ray.trial_id"): run for run in trials}
+        outcome.interrupted = True
+        return outcome
+    trials = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'trial'"
+    runs = {run.data.tags.get("ray.trial_id"): run for run in search_all_runs(client, state.experiment_id, trials)}
     for result in results:
         run = runs.get(result.metrics.get("trial_id") if result.metrics else None)
         if run is not None and run.info.status == "RUNNING":
             _close_unfinished(client, run, result)
-    runs = {run.info.run_name: client.get_run(run.info.run_id) for run in runs.values()}
+    # Once more, for the runs just closed: one paged query rather than a request per trial.
+    runs = {run.info.run_name: run for run in search_all_runs(client, state.experiment_id, trials)}
     _compare_with_baselines(client, runs, space)
-    outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
-                          parent_run_id=state.parent_run_id, experiment_path=str(experiment_path), objective=metric)
     for name, run in sorted(runs.items()):
         value = run.data.metrics.get(metric)
         outcome.trials[name] = {"run_id": run.info.run_id, "status": run.info.status, metric: value,
@@ -226,11 +225,11 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
                                 "reason": run.data.tags.get("emodistill.failure")}
     finished = {n: t[metric] for n, t in outcome.trials.items()
                 if t["status"] == "FINISHED" and t[metric] is not None and not math.isnan(t[metric])}
-    figure = objective_chart({n: finished.get(n) for n in outcome.trials}, metric, mode)
+    best = (max if mode == "max" else min)(finished, key=finished.get) if finished else None
+    figure = objective_chart({n: finished.get(n) for n in outcome.trials}, metric, mode, best)
     client.log_figure(state.parent_run_id, figure, "figures/objective_per_trial.png")
     plt.close(figure)
-    if finished:
-        best = (max if mode == "max" else min)(finished, key=finished.get)
+    if best is not None:
         outcome.best_run_id, outcome.best_value = outcome.trials[best]["run_id"], finished[best]
         outcome.champion_version = _register_best(state, outcome.best_run_id)
         client.set_tag(state.parent_run_id, "best_run_id", outcome.best_run_id)

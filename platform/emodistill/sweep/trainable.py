@@ -73,9 +73,6 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
                                       trial.get_trial_name(), distill_config.flatten(), tags,
                                       run_id=restored.get("run_id"))
     if restored:
-        # A restart may land on another node: record where the last attempt ran, and where it resumed.
-        client.set_tag(run_id, "ray.node_id", tags["ray.node_id"])
-        client.set_tag(run_id, "ray.hostname", tags["ray.hostname"])
         log_metrics(client, run_id, {"resumed_from_step": restored["step"]}, step=restored["step"])
 
     reference = ray.get(shared.reference) if shared.reference is not None else None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus
+from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, Schema
@@ -88,7 +88,8 @@ def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_i
     """The trial's run, reopened (RUNNING) when `run_id` or a child of the parent named `name` exists; else a new one.
 
     A Ray trial restored from its checkpoint passes the run id saved there; a trial restarted before its
-    first checkpoint is found by name, so neither leaves a duplicate run behind.
+    first checkpoint is found by name, so neither leaves a duplicate run behind. A reopened run gets `tags`
+    again: a restart may land on another node.
     """
     client = tracking_client(tracking_uri)
     existing = _trial_by_id(client, parent_run_id, run_id) if run_id else _trial_by_name(
@@ -96,6 +97,7 @@ def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_i
     if existing is None:
         return start_trial_run(tracking_uri, experiment_id, parent_run_id, name, params, tags)
     client.update_run(existing, status=RunStatus.to_string(RunStatus.RUNNING))
+    client.log_batch(existing, tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()])
     # Params are immutable in MLflow; logging the same values again is a no-op that fills any gap
     # left by an attempt that died before logging them.
     log_params_flat(client, existing, params)
@@ -178,7 +180,7 @@ def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: st
 def _checked_generator_dir(generator_dir: str | Path) -> Path:
     """`generator_dir` if it holds a generator artifact's files."""
     path = Path(generator_dir)
-    missing = [name for name in GENERATOR_FILES if not (path / name).is_file()]
+    missing = _missing_generator_files(path)
     if missing:
         raise ConfigError(f"{path}: not a generator directory (missing {', '.join(missing)})")
     return path
@@ -194,16 +196,16 @@ def finish_run(client: MlflowClient, run_id: str, status: str = "FINISHED", reas
     client.set_terminated(run_id, status=status)
 
 
-def _is_complete(path: Path) -> bool:
-    """True if `path` holds every file of a generator artifact."""
-    return all((path / name).is_file() for name in GENERATOR_FILES)
+def _missing_generator_files(path: Path) -> list[str]:
+    """The files of a generator artifact that `path` lacks."""
+    return [name for name in GENERATOR_FILES if not (path / name).is_file()]
 
 
 def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """The run's `generator/` artifact as a local directory, downloaded once into the cache."""
     client = tracking_client(tracking_uri)
     target = Path(cache_dir) / "generators" / run_id if cache_dir else runtime_cache_dir("generators", run_id)
-    if _is_complete(target):
+    if not _missing_generator_files(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.tmp-", dir=target.parent))
@@ -218,7 +220,7 @@ def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: 
         try:
             os.replace(local, target)
         except OSError:
-            if not _is_complete(target):  # else another process cached the same run meanwhile
+            if _missing_generator_files(target):  # else another process cached the same run meanwhile
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
