@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
 
-# Ray reads RAY_AUTH_MODE once, at import: clients of a `ray start --head` cluster (token auth is on by
-# default in Ray 2.60) need it set before any test module imports Ray.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+def write_token(path: Path) -> Path:
+    """A new Ray auth token (Ray's own format: 256 random bits as hex) in a file only this user can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_hex(32))
+    return path
+
+
+# Every Ray cluster the suite starts and every client it runs use token authentication with one token made
+# here, in the session's own temp dir, never ~/.ray/auth_token: on a fresh machine that file does not exist
+# (a local ray.init() would create it, world-readable, as a side effect), and on a used one it must not
+# decide whether the suite passes. Ray reads both variables once, at import, so they are set before any
+# test module imports Ray; nodes and jobs inherit them through the environment.
+_TOKEN_DIR = Path(tempfile.mkdtemp(prefix="emodistill-ray-token-"))
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN_PATH"] = str(write_token(_TOKEN_DIR / "auth_token"))
+os.environ.pop("RAY_AUTH_TOKEN", None)  # would take precedence over the file
+atexit.register(shutil.rmtree, _TOKEN_DIR, ignore_errors=True)
 # Nothing in the suite may reach a model hub; huggingface_hub also reads this once, at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

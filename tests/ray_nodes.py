@@ -7,9 +7,11 @@ through the process group of the `ray start --block` command that launched it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,22 +26,30 @@ RAY = str(Path(sys.executable).with_name("ray"))
 def node_environment() -> dict[str, str]:
     """This environment as if its venv were activated: jobs' `python` must be the one emodistill is installed in."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return {**os.environ, "PATH": path, "RAY_AUTH_MODE": "token"}
+    return {**os.environ, "PATH": path}  # with RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH (conftest.py)
 
 
 class RayNode:
     """One `ray start --block` process group; `.stop()` ends it and everything it spawned."""
 
-    def __init__(self, args: list[str], temp_dir: Path, log: Path):
-        self.temp_dir = temp_dir
+    def __init__(self, args: list[str], log: Path):
+        # Ray's session sockets live under its temp dir and a socket path has at most 107 bytes, so the temp
+        # dir is a short one of the node's own (under $TMPDIR), not one under the test's deep tmp_path.
+        self.temp_dir, self.log = Path(tempfile.mkdtemp(prefix="ray-")), log
         # One agent/metrics port set per node: two nodes on one machine would collide on the defaults.
         ports = {"--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
                  "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port()}
-        command = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--temp-dir={temp_dir}",
+        command = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
                    "--disable-usage-stats", *args, *(f"{k}={v}" for k, v in ports.items())]
-        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        env=node_environment())
+        with log.open("w") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, env=node_environment())
+
+    def check_running(self) -> None:
+        """Raise with the end of its log if `ray start` has exited (it blocks for as long as the node runs)."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"ray start exited with {self.process.returncode}; {self.log}:\n"
+                               f"{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         """SIGTERM the group (ray start --block then stops its processes), SIGKILL what remains."""
@@ -54,6 +64,7 @@ class RayNode:
                 try:
                     os.killpg(self.process.pid, 0)
                 except ProcessLookupError:
+                    shutil.rmtree(self.temp_dir, ignore_errors=True)
                     return
                 time.sleep(0.2)
 
@@ -67,12 +78,12 @@ class LoopbackCluster:
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
         self.nodes = [RayNode(["--head", f"--port={self.port}", f"--num-cpus={num_cpus}",
                                "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-                               f"--ray-client-server-port={free_port()}"], root / "head", root / "head.log")]
+                               f"--ray-client-server-port={free_port()}"], root / "head.log")]
         try:
             self._wait_for_nodes(1)
             for i in range(workers):
                 self.nodes.append(RayNode([f"--address={self.address}", f"--num-cpus={num_cpus}"],
-                                          root / f"worker{i}", root / f"worker{i}.log"))
+                                          root / f"worker{i}.log"))
             self._wait_for_nodes(1 + workers)
         except BaseException:
             self.stop()
@@ -83,9 +94,11 @@ class LoopbackCluster:
         return {node.node_id for node in list_nodes(address=self.dashboard) if node.state == "ALIVE"}
 
     def _wait_for_nodes(self, count: int, timeout_s: float = 180.0) -> None:
-        """Block until the dashboard answers and `count` nodes are alive."""
+        """Block until the dashboard answers and `count` nodes are alive; fail at once if a node's process ended."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            for node in self.nodes:
+                node.check_running()
             try:
                 if len(self.node_ids()) >= count:
                     return

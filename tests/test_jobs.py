@@ -3,6 +3,7 @@ tracked by a real MLflow server with proxied artifacts; and the refusal of a loc
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from emodistill import best_generator
 from emodistill.tracking.server import free_port, start_server
-from ray_nodes import LoopbackCluster
+from ray_nodes import RAY, LoopbackCluster, node_environment
 from sweep_fixtures import REPO, make_feature_dir, micro_space
 
 pytestmark = pytest.mark.slow
@@ -97,3 +98,14 @@ def test_local_store_is_refused_on_a_multi_node_cluster(cluster, inputs, tmp_pat
     assert f"tracking URI '{uri}' is a local store, but the Ray cluster has 2 nodes" in logs
     assert "--serve-artifacts" in logs
     assert not (tmp_path / "local.db").exists()
+
+
+def test_cluster_refuses_a_client_without_its_token(cluster, tmp_path):
+    """Token auth is on for every cluster the suite starts: a client holding another token is turned away."""
+    wrong = tmp_path / "other_token"
+    wrong.write_text("0" * 64)
+    env = {**node_environment(), "RAY_AUTH_TOKEN_PATH": str(wrong), "HOME": str(tmp_path)}
+    done = subprocess.run([RAY, "job", "list", "--address", cluster.dashboard], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "Invalid authentication token" in done.stderr, done.stderr[-2000:]
