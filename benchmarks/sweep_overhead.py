@@ -149,7 +149,7 @@ def main() -> None:
     big_mib = (big / "train.arrow").stat().st_size / MIB
 
     started = time.perf_counter()
-    ray.init(num_cpus=2)
+    ray.init(address="local", num_cpus=2)
     ray_init = time.perf_counter() - started
 
     serial = write_space(work / "serial.yaml", args.trials, concurrency=1, cpu=1)

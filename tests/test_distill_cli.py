@@ -25,3 +25,23 @@ def test_distill_command_rejects_a_typo(tmp_path, capsys):
     code = main(["distill", "--features", str(features), "--config", "micro", "--set", "loss.lamda_sml=1"])
     assert code == 2
     assert "unknown key 'loss.lamda_sml'" in capsys.readouterr().err
+
+
+def test_distill_command_chooses_its_checkpoint_on_dev(tmp_path, capsys):
+    features = make_feature_dir(tmp_path / "features")
+    code = main(["distill", "--features", str(features), "--config", "micro", *MICRO, "--set", "train.steps=4",
+                 "--set", "train.eval_every=2", "--select-ppc", "3", "--select-draws", "2",
+                 "--select-downstream-steps", "4", "--out", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    metrics = generator.load(tmp_path / "run" / "generator").config["metrics"]
+    assert metrics["selected_step"] in (2, 4) and metrics["selected_by"] == "dev_uar_ppc3"
+    assert 0.0 <= metrics["dev_uar_ppc3"] <= 1.0
+    assert not any(key.startswith("uar_") for key in metrics)  # nothing read the test split
+    assert f"chosen at step {metrics['selected_step']} of 4 by dev_uar_ppc3" in out
+
+
+def test_distill_command_rejects_a_zero_selection_budget(tmp_path, capsys):
+    features = make_feature_dir(tmp_path / "features")
+    assert main(["distill", "--features", str(features), "--config", "micro", "--select-ppc", "0"]) == 2
+    assert "--select-ppc must be >= 1, got 0" in capsys.readouterr().err

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from emodistill import generator
-from emodistill.distill import Hooks, Normalization, RealBatches, distill, load_config, train_pool
+from emodistill.distill import Normalization, RealBatches, distill, load_config, train_pool
+from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
 from emodistill.distill.data import crop_or_repeat
 from emodistill.downstream import DownstreamConfig, predict, train_downstream
 from emodistill.errors import ConfigError, TrainingDiverged
@@ -96,12 +97,12 @@ def test_micro_distillation_end_to_end(splits, pool, tmp_path):
                                            "loss.lambda_div=1", "loss.lambda_sml=1"])
     logged, evaluated = [], []
 
-    def on_eval(step, gen):
+    def evaluate(step, gen):
         evaluated.append(step)
         return {"eval_rows": gen.sample(1).num_rows}
 
-    hooks = Hooks(on_log=lambda step, metrics: logged.append((step, metrics)), on_eval=on_eval)
-    path = distill(train, dev, config, tmp_path / "run", pool=pool, hooks=hooks, progress=False)
+    path = distill(train, dev, config, tmp_path / "run", pool=pool, evaluate=evaluate,
+                   on_log=lambda step, metrics: logged.append((step, metrics)), progress=False)
 
     assert [step for step, _ in logged] == [2, 4] and evaluated == [2, 4]
     expected = {"loss_d", "loss_g", "wasserstein", "gp", "cls_real", "cls_fake", "fm", "div", "sml"}
@@ -124,18 +125,12 @@ def test_resume_is_bit_identical(splits, pool, tmp_path):
                                            "loss.lambda_div=1", "loss.lambda_sml=1"])
     whole = generator.load(distill(train, dev, config, tmp_path / "whole", pool=pool, progress=False))
 
-    def crash_at_2(step, path):
-        if step == 2:
-            raise KeyboardInterrupt("simulated kill after the first checkpoint")
-
-    with pytest.raises(KeyboardInterrupt):
-        distill(train, dev, config, tmp_path / "split", pool=pool, hooks=Hooks(on_checkpoint=crash_at_2),
-                progress=False)
+    with pytest.raises(KeyboardInterrupt):  # killed after the checkpoint of step 2
+        distill(train, dev, config, tmp_path / "split", pool=pool, on_log=_crash_at(3), progress=False)
     assert not (tmp_path / "split" / "generator").exists()
     steps_run = []
-    hooks = Hooks(on_log=lambda step, metrics: steps_run.append(step))
-    resumed = generator.load(distill(train, dev, config, tmp_path / "split", pool=pool, resume=True, hooks=hooks,
-                                     progress=False))
+    resumed = generator.load(distill(train, dev, config, tmp_path / "split", pool=pool, resume=True,
+                                     on_log=lambda step, losses: steps_run.append(step), progress=False))
     assert steps_run == [3, 4]  # it continued from the checkpoint rather than starting over
     for name, tensor in whole.module.state_dict().items():
         assert torch.equal(resumed.module.state_dict()[name], tensor), name
@@ -143,6 +138,71 @@ def test_resume_is_bit_identical(splits, pool, tmp_path):
     changed = config.model_copy(update={"loss": config.loss.model_copy(update={"lambda_fm": 0.5})})
     with pytest.raises(ConfigError, match="loss.lambda_fm"):
         distill(train, dev, changed, tmp_path / "split", pool=pool, resume=True, progress=False)
+
+
+def test_resume_refuses_other_features_and_checkpoints_of_another_version(splits, pool, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=2", "train.checkpoint_every=1"])
+    distill(train, dev, config, tmp_path / "run", pool=pool, features_fingerprint="aaaa", progress=False)
+    longer = config.model_copy(update={"train": config.train.model_copy(update={"steps": 3})})
+    with pytest.raises(ConfigError, match="trained on features aaaa, not on these \\(bbbb\\)"):
+        distill(train, dev, longer, tmp_path / "run", pool=pool, features_fingerprint="bbbb", resume=True,
+                progress=False)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    state = load_checkpoint(checkpoints)
+    del state["opt_g"]
+    save_checkpoint(checkpoints, state)
+    with pytest.raises(ConfigError, match=r"not a checkpoint of this emodistill version \(lacks \['opt_g'\]\)"):
+        distill(train, dev, longer, tmp_path / "run", pool=pool, features_fingerprint="aaaa", resume=True,
+                progress=False)
+
+
+def test_the_saved_generator_is_the_one_dev_chose_even_where_test_disagrees(splits, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=6", "train.eval_every=2", "train.checkpoint_every=2",
+                                           "train.ema=0.5"])
+    # Dev peaks at step 4, test at step 6: the artifact must be step 4's generator and carry step 4's metrics.
+    scores = {2: (0.4, 0.3), 4: (0.7, 0.5), 6: (0.6, 0.9)}
+    samples = {}
+
+    def evaluate(step, gen):
+        samples[step] = gen.sample(2, seed=5)
+        return {"dev_uar_ppc2": scores[step][0], "uar_ppc2": scores[step][1]}
+
+    path = distill(train, dev, config, tmp_path / "run", evaluate=evaluate, select="dev_uar_ppc2", progress=False)
+    chosen = generator.load(path)
+    assert chosen.config["metrics"]["selected_step"] == 4 and chosen.config["metrics"]["steps"] == 6
+    assert chosen.config["metrics"]["dev_uar_ppc2"] == 0.7 and chosen.config["metrics"]["uar_ppc2"] == 0.5
+    assert chosen.sample(2, seed=5).equals(samples[4]) and not chosen.sample(2, seed=5).equals(samples[6])
+    # The choice survives a resume: continuing the finished run to step 8 (dev 0.65) keeps step 4's generator.
+    scores[8] = (0.65, 0.95)
+    longer = config.model_copy(update={"train": config.train.model_copy(update={"steps": 8})})
+    again = generator.load(distill(train, dev, longer, tmp_path / "run", evaluate=evaluate, select="dev_uar_ppc2",
+                                   resume=True, progress=False))
+    assert again.config["metrics"]["selected_step"] == 4 and again.sample(2, seed=5).equals(samples[4])
+
+
+def test_ema_generator_is_the_average_and_resumes_exactly(splits, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=4", "train.checkpoint_every=2", "train.log_every=1",
+                                           "train.ema=0.9"])
+    plain = load_config("micro", MICRO + ["train.steps=4"])
+    averaged = generator.load(distill(train, dev, config, tmp_path / "ema", progress=False))
+    last = generator.load(distill(train, dev, plain, tmp_path / "plain", progress=False))
+    weights = [n for n, _ in last.module.named_parameters()]
+    assert any(not torch.equal(averaged.module.state_dict()[n], last.module.state_dict()[n]) for n in weights)
+    with pytest.raises(KeyboardInterrupt):
+        distill(train, dev, config, tmp_path / "split", on_log=_crash_at(3), progress=False)
+    resumed = generator.load(distill(train, dev, config, tmp_path / "split", resume=True, progress=False))
+    for name, tensor in averaged.module.state_dict().items():
+        assert torch.equal(resumed.module.state_dict()[name], tensor), name
+
+
+def _crash_at(step_to_crash: int):
+    def on_log(step, losses):
+        if step == step_to_crash:
+            raise KeyboardInterrupt(f"simulated kill at step {step}")
+    return on_log
 
 
 def test_nan_features_raise_training_diverged(tmp_path):

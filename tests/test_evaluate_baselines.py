@@ -55,9 +55,11 @@ def test_baselines_share_the_protocol_and_skip_infeasible_budgets(splits):
     config = EvalConfig(budgets=[2, 5], repeats=2, downstream=quick_downstream())
     reference = train_reference(splits, config.downstream, progress=False)
     results = {r.name: r for r in evaluate_baselines(splits, config, reference, progress=False)}
-    assert set(results) == {"random subset", "herding"}
-    for result in results.values():
+    assert set(results) == {"random subset", "herding", "gaussian"}
+    for name in ("random subset", "herding"):
         # 5 per class exceeds the 4 'sad' training utterances: skipped, not failed.
-        assert list(result.conditions) == ["ppc2"]
-        assert set(result.metrics) == {"uar_ppc2", "uar_ppc2_std", "mcnemar_p_ppc2"}
-        assert len(result.conditions["ppc2"].uars) == 2
+        assert list(results[name].conditions) == ["ppc2"]
+        assert set(results[name].metrics) == {"uar_ppc2", "uar_ppc2_std", "dev_uar_ppc2", "mcnemar_p_ppc2"}
+        assert len(results[name].conditions["ppc2"].uars) == 2
+    # The Gaussian generator is not bounded by the real class sizes.
+    assert list(results["gaussian"].conditions) == ["ppc2", "ppc5"]

@@ -46,11 +46,12 @@ def test_generator_metrics_repeats_and_mcnemar(splits, gen, reference):
     result = evaluate_generator(gen, splits, config, reference, name="gan", progress=False)
     keys = ["ppc2", "ppc2_imbalanced", "ppc3", "ppc3_imbalanced"]
     assert set(result.metrics) == {f"{p}{k}{s}" for k in keys for p, s in
-                                   (("uar_", ""), ("uar_", "_std"), ("mcnemar_p_", ""))}
+                                   (("uar_", ""), ("uar_", "_std"), ("dev_uar_", ""), ("mcnemar_p_", ""))}
     assert set(result.predictions) == set(keys)
     for key in keys:
         c = result.conditions[key]
         assert len(c.uars) == 2 and all(0.0 <= u <= 1.0 for u in c.uars)
+        assert len(c.dev_uars) == 2 and result.metrics[f"dev_uar_{key}"] == pytest.approx(np.mean(c.dev_uars))
         assert c.mean == pytest.approx(np.mean(c.uars)) and c.std == pytest.approx(np.std(c.uars, ddof=1))
         assert c.low <= c.mean <= c.high
         assert result.predictions[key].shape == splits["test"].labels.shape
@@ -110,4 +111,4 @@ def test_runs_inside_no_grad(splits, gen):
     with torch.no_grad():
         result = evaluate_generator(gen, splits, EvalConfig(budgets=[1], repeats=1, downstream=quick_downstream()),
                                     progress=False)
-    assert set(result.metrics) == {"uar_ppc1", "uar_ppc1_std"}
+    assert set(result.metrics) == {"uar_ppc1", "uar_ppc1_std", "dev_uar_ppc1"}

@@ -35,7 +35,7 @@ INTERRUPTED_TRIAL_STEPS = 12  # the same margin for the sweep interrupted by Ctr
 @pytest.fixture(scope="module")
 def cluster():
     """One local 2-CPU Ray instance for the module."""
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # never a cluster found on the machine
     yield
     ray.shutdown()
 
@@ -140,13 +140,20 @@ def test_smoke_sweep_logs_every_trial(smoke):
         assert tags["emodistill.features"] and tags["ray.node_id"]
         assert params["loss.lambda_sml"] == ("1.0" if "sml" in variant else "0.0")
         assert params["model.arch"] == "gan_cnn" and params["train.checkpoint_every"] == "2"
+        assert run.info.run_name == f"gan_cnn · {variant}" and tags["emodistill.arch"] == "gan_cnn"
         for n in (10, 20):
-            assert 0.0 <= metrics[f"uar_ppc{n}"] <= 1.0
+            assert 0.0 <= metrics[f"uar_ppc{n}"] <= 1.0 and 0.0 <= metrics[f"dev_uar_ppc{n}"] <= 1.0
             assert 0.0 <= metrics[f"mcnemar_p_ppc{n}"] <= 1.0
             assert (f"mcnemar_p_ppc{n}_vs_baseline" in metrics) == (variant != "baseline")
+        # The headline metrics are the dev-chosen checkpoint's: its point on the learning curves.
+        selected = int(metrics["selected_step"])
+        curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "curve/dev_uar_ppc20")}
+        assert curve[selected] == metrics["dev_uar_ppc20"] == max(curve.values())
+        test_curve = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "curve/uar_ppc20")}
+        assert test_curve[selected] == metrics["uar_ppc20"]
         if variant != "div":  # the killed one; see below
             assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")] == [1, 2, 3, 4]
-            assert [m.step for m in client.get_metric_history(run.info.run_id, "uar_ppc20")] == [2, 4]
+            assert sorted(curve) == sorted(test_curve) == [2, 4]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"generator", "results.json", "predictions.json", "figures"} <= artifacts
     parent = client.get_run(result.parent_run_id)
@@ -157,12 +164,12 @@ def test_smoke_sweep_logs_every_trial(smoke):
 
 def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     result, client, uri, _, _ = smoke
-    best = max((t for t in result.trials.values() if t["status"] == "FINISHED"), key=lambda t: t["uar_ppc20"])
-    assert result.best_value == best["uar_ppc20"]
+    best = max((t for t in result.trials.values() if t["status"] == "FINISHED"), key=lambda t: t["dev_uar_ppc20"])
+    assert result.objective == "dev_uar_ppc20" and result.best_value == best["dev_uar_ppc20"]
     assert champion_run_id("smoke-test", uri) == result.best_run_id
     version = client.get_model_version_by_alias("smoke-test", "champion")
     assert str(version.version) == str(result.champion_version)
-    table = best_generator("smoke-test", metric="uar_ppc20", tracking_uri=uri).sample(5, seed=1)
+    table = best_generator("smoke-test", tracking_uri=uri).sample(5, seed=1)  # by the sweep's objective
     validate_table(table, "sample")
     assert table.num_rows == 20 and set(table.column("label").to_pylist()) == set(LABELS)
     champion = best_generator("smoke-test", tracking_uri=uri, champion=True)

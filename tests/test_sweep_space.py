@@ -49,8 +49,15 @@ def test_typo_names_the_bad_key(tmp_path):
 
 def test_objective_must_be_an_evaluated_budget(tmp_path):
     data = smoke_dict()
-    data["objective"]["metric"] = "uar_ppc100"
+    data["objective"]["metric"] = "dev_uar_ppc100"
     with pytest.raises(ConfigError, match=r"needs budget 100 in evaluation.budgets \[10, 20\]"):
+        load_space(write(tmp_path, data))
+
+
+def test_objective_may_not_read_the_test_split(tmp_path):
+    data = smoke_dict()
+    data["objective"]["metric"] = "uar_ppc20"
+    with pytest.raises(ConfigError, match=r"'uar_ppc20' is a score on the test split.*use its dev twin 'dev_uar_ppc20'"):
         load_space(write(tmp_path, data))
 
 
@@ -88,7 +95,7 @@ def test_optuna_space_is_seeded_conditional_and_asha_stopped():
     space = load_space(REPO / "search_spaces" / "optuna_lambdas.yaml")
     config = tune_config(space, rounds=10)
     assert isinstance(config.search_alg, OptunaSearch) and isinstance(config.scheduler, ASHAScheduler)
-    assert (config.metric, config.mode, config.num_samples) == ("uar_ppc100", "max", 40)
+    assert (config.metric, config.mode, config.num_samples) == ("dev_uar_ppc100", "max", 40)
 
     def draw(seed_shift: int = 0):
         sampler = optuna.samplers.TPESampler(seed=space.search.seed + seed_shift)

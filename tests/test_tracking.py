@@ -160,26 +160,29 @@ def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, t
 
 @pytest.fixture(scope="module")
 def sweep(uri, generator_dir):
-    """Experiment 'sweep-best': finished trials at 0.5 and 0.7, a better failed and running one, one without metric."""
-    parent = runs.start_parent_run("sweep-best", "sweep-b", {}, None, uri)
+    """Experiment 'sweep-best' (objective dev_uar_ppc10): finished trials at dev 0.5 and 0.7 whose test scores
+    disagree, a better failed and running one, one without metric."""
+    parent = runs.start_parent_run("sweep-best", "sweep-b", {"objective.metric": "dev_uar_ppc10"}, None, uri)
     ids = {
-        "low": make_trial(uri, "sweep-best", parent, "low", metrics={"uar_ppc100": 0.5}, generator_dir=generator_dir),
-        "high": make_trial(uri, "sweep-best", parent, "high", metrics={"uar_ppc100": 0.7, "uar_ppc10": 0.4},
+        "low": make_trial(uri, "sweep-best", parent, "low", metrics={"dev_uar_ppc10": 0.5, "uar_ppc10": 0.8},
+                          generator_dir=generator_dir),
+        "high": make_trial(uri, "sweep-best", parent, "high", metrics={"dev_uar_ppc10": 0.7, "uar_ppc10": 0.4},
                            generator_dir=generator_dir),
-        "failed": make_trial(uri, "sweep-best", parent, "failed", "FAILED", metrics={"uar_ppc100": 0.9}),
-        "running": make_trial(uri, "sweep-best", parent, "running", "RUNNING", metrics={"uar_ppc100": 0.95}),
+        "failed": make_trial(uri, "sweep-best", parent, "failed", "FAILED", metrics={"dev_uar_ppc10": 0.9}),
+        "running": make_trial(uri, "sweep-best", parent, "running", "RUNNING", metrics={"dev_uar_ppc10": 0.95}),
         "unscored": make_trial(uri, "sweep-best", parent, "unscored", metrics={"loss.g": 1.0}),
     }
     # A baseline run may score higher, but it is not a trial.
     baseline = store.tracking_client(uri).create_run(store.get_or_create_experiment("sweep-best", uri),
                                                      tags={runs.KIND_TAG: "baseline"})
-    runs.log_metrics(store.tracking_client(uri), baseline.info.run_id, {"uar_ppc100": 0.99}, step=0)
+    runs.log_metrics(store.tracking_client(uri), baseline.info.run_id, {"dev_uar_ppc10": 0.99}, step=0)
     return ids
 
 
-def test_best_run_is_the_highest_finished_trial(uri, sweep, tmp_path):
-    assert best.best_run("sweep-best", tracking_uri=uri).info.run_id == sweep["high"]
-    assert best.best_run("sweep-best", "uar_ppc10", uri).info.run_id == sweep["high"]
+def test_best_run_is_the_highest_finished_trial_by_the_recorded_objective(uri, sweep, tmp_path):
+    assert best.sweep_objective("sweep-best", uri) == "dev_uar_ppc10"
+    assert best.best_run("sweep-best", tracking_uri=uri).info.run_id == sweep["high"]  # chosen on dev
+    assert best.best_run("sweep-best", "uar_ppc10", uri).info.run_id == sweep["low"]  # only when asked
     generator = best.best_generator("sweep-best", tracking_uri=uri, cache_dir=tmp_path)
     assert generator.label_names == LABELS
     assert sorted(p.name for p in (tmp_path / "generators" / sweep["high"]).iterdir()) == [
@@ -190,7 +193,7 @@ def test_best_run_errors_name_what_exists(uri, sweep):
     with pytest.raises(EmodistillError, match=r"no experiment 'nope'.*existing: \[.*'sweep-best'"):
         best.best_run("nope", tracking_uri=uri)
     with pytest.raises(EmodistillError, match=r"no finished trial has metric 'uar_ppc1'.*'FAILED': 1.*"
-                                              r"\['loss.g', 'uar_ppc10', 'uar_ppc100'\]"):
+                                              r"\['dev_uar_ppc10', 'loss.g', 'uar_ppc10'\]"):
         best.best_run("sweep-best", "uar_ppc1", uri)
 
 
@@ -208,6 +211,7 @@ def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
     assert main(["best", "--experiment", "sweep-best", "--json", "--tracking-uri", uri]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["run_id"] == sweep["high"] and shown["run_name"] == "high" and shown["value"] == 0.7
+    assert shown["metric"] == "dev_uar_ppc10"  # the objective the sweep recorded
     assert shown["params"] == {"loss.tau": "0.1"} and shown["metrics"]["uar_ppc10"] == 0.4
 
     out = tmp_path / "synthetic.arrow"

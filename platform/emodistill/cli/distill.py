@@ -10,6 +10,9 @@ import yaml
 from emodistill import generator
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
+from emodistill.downstream import DownstreamConfig
+from emodistill.errors import ConfigError
+from emodistill.evaluate.protocol import dev_selection
 from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.runtime import cache_dir
 
@@ -26,19 +29,40 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     parser.add_argument("--pool-cache", type=Path, default=None,
                         help=f"cache of downstream pools for L_SML (default {cache_dir('pools')})")
+    select = parser.add_argument_group(
+        "checkpoint selection", "every train.eval_every steps the generator is scored on the real DEV split (never "
+        "on test) and the best-scoring one is saved; with train.eval_every 0 the last one is")
+    select.add_argument("--select-ppc", type=int, default=100, metavar="N",
+                        help="samples per class each scoring downstream trains on (default 100)")
+    select.add_argument("--select-draws", type=int, default=2, metavar="K",
+                        help="samples and downstreams averaged per scoring, against the luck of a draw (default 2)")
+    select.add_argument("--select-downstream-steps", type=int, default=1000, metavar="S",
+                        help="steps of each scoring downstream, dev checked 10 times (default 1000)")
     parser.set_defaults(func=run_distill)
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    """Print the config, train with a progress bar, report the written generator."""
+    """Print the config, train with a progress bar (choosing the checkpoint on dev), report the written generator."""
     config = load_config(args.config, args.overrides)
+    for flag in ("select_ppc", "select_draws", "select_downstream_steps"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     splits = load_splits(args.features)
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
+    downstream = DownstreamConfig(max_steps=args.select_downstream_steps,
+                                  eval_every=max(1, args.select_downstream_steps // 10), device=config.train.device)
+    evaluate = dev_selection(splits["train"], splits["dev"], args.select_ppc, args.select_draws, downstream,
+                             seed=config.train.seed)
+    metric = f"dev_uar_ppc{args.select_ppc}"
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),
-                   pool_fingerprint=dataset_fingerprint(args.features))
-    n_parameters = generator.read_config(path)["num_parameters"]
+                   features_fingerprint=dataset_fingerprint(args.features), evaluate=evaluate, select=metric)
+    written = generator.read_config(path)
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
-    print(f"generator written to {path}: {n_parameters:,} parameters, {weights_mb:.2f} MB of weights")
+    metrics = written["metrics"]
+    chosen = (f"; chosen at step {metrics['selected_step']} of {metrics['steps']} by {metric} = {metrics[metric]:.4f}"
+              if "selected_step" in metrics else "")
+    print(f"generator written to {path}: {written['num_parameters']:,} parameters, {weights_mb:.2f} MB of "
+          f"weights{chosen}")
     return 0

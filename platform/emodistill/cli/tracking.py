@@ -42,29 +42,31 @@ def register(subparsers) -> None:
 def _store_arguments(parser: argparse.ArgumentParser) -> None:
     """--experiment, --metric, --tracking-uri."""
     parser.add_argument("--experiment", required=True, help="experiment (sweep) name")
-    parser.add_argument("--metric", default="uar_ppc100", help="metric to maximise (default: uar_ppc100)")
+    parser.add_argument("--metric", help="metric to maximise (default: the objective the sweep recorded, e.g. "
+                                         "dev_uar_ppc100)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
 
 
 def run_best(args: argparse.Namespace) -> int:
     """Print the best run's id, name, params and metrics."""
-    from emodistill.tracking.best import best_run
+    from emodistill.tracking.best import best_run, sweep_objective
 
-    run = best_run(args.experiment, args.metric, args.tracking_uri)
+    metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
+    run = best_run(args.experiment, metric, args.tracking_uri)
     summary = {
         "experiment": args.experiment,
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
-        "metric": args.metric,
-        "value": run.data.metrics[args.metric],
+        "metric": metric,
+        "value": run.data.metrics[metric],
         "metrics": dict(sorted(run.data.metrics.items())),
         "params": dict(sorted(run.data.params.items())),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"best run of {args.experiment!r} by {args.metric}: {summary['run_id']} ({summary['run_name']}), "
-          f"{args.metric} = {summary['value']:.4f}")
+    print(f"best run of {args.experiment!r} by {metric}: {summary['run_id']} ({summary['run_name']}), "
+          f"{metric} = {summary['value']:.4f}")
     for section in ("metrics", "params"):
         print(f"{section}:")
         for key, value in summary[section].items():

@@ -3,9 +3,9 @@
 from emodistill.distill.config import DistillConfig, LossConfig, OptimConfig, PoolConfig, TrainConfig, load_config
 from emodistill.distill.data import Normalization, RealBatches
 from emodistill.distill.pool import train_pool
-from emodistill.distill.trainer import Distiller, Hooks, distill
+from emodistill.distill.trainer import Distiller, Evaluate, distill, fit_gaussian_generator
 
 __all__ = [
-    "DistillConfig", "Distiller", "Hooks", "LossConfig", "Normalization", "OptimConfig", "PoolConfig", "RealBatches",
-    "TrainConfig", "distill", "load_config", "train_pool",
+    "DistillConfig", "Distiller", "Evaluate", "LossConfig", "Normalization", "OptimConfig", "PoolConfig", "RealBatches",
+    "TrainConfig", "distill", "fit_gaussian_generator", "load_config", "train_pool",
 ]

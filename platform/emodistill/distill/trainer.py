@@ -16,43 +16,39 @@ it is then multiplied by `gp_every` (lazy regularisation, as in StyleGAN2) so it
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from emodistill.distill.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.data import Normalization, RealBatches
-from emodistill.distill.pool import frozen, train_pool
+from emodistill.distill.gaussian import fit_gaussian
+from emodistill.distill.pool import feature_fingerprint, frozen, train_pool
 from emodistill.downstream import Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
-from emodistill.generator import TrainedGenerator, artifact_config, save_generator
+from emodistill.generator import TrainedGenerator, artifact_config, save_generator, save_trained
 from emodistill.losses import (class_cross_entropy, critic_loss, diversity_loss, feature_matching,
                                generator_adversarial_loss, gradient_penalty, sml_loss)
-from emodistill.models import build_discriminator, build_generator, make_latent
+from emodistill.models import ModelConfig, build_discriminator, build_generator, make_latent
 from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Hooks:
-    """Callbacks into a running distillation; any may be None."""
-
-    # Every train.log_every steps, the latest value of each term: critic loss_d, wasserstein, gp, cls_real,
-    # cls_fake; generator loss_g, adversarial, cls_fake_g, fm, div, sml (a term whose λ is 0 is absent).
-    on_log: Callable[[int, dict[str, float]], None] | None = None
-    # Every train.eval_every steps, with the generator in eval mode; the metrics it returns go into the artifact.
-    on_eval: Callable[[int, TrainedGenerator], dict | None] | None = None
-    on_checkpoint: Callable[[int, Path], None] | None = None  # after each checkpoint is written
+T = TypeVar("T")
+# (step, generator in eval mode) -> metrics, e.g. {"dev_uar_ppc100": 0.61}
+Evaluate = Callable[[int, TrainedGenerator], dict[str, float]]
 
 
 def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
@@ -64,19 +60,32 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
                                "lower optim.lr_g / optim.lr_d or check the features for NaN/inf")
 
 
+CHECKPOINT_KEYS = ("step", "seconds", "config", "features", "generator", "discriminator", "generator_ema", "opt_g",
+                   "opt_d", "rng", "best")
+
+
+@dataclass
+class Selection:
+    """The generator chosen on dev so far: when, by which metric, its metrics, and its weights (on the CPU)."""
+
+    step: int
+    metric: str
+    value: float
+    metrics: dict[str, float]
+    weights: dict[str, torch.Tensor]
+
+
 class Distiller:
     """The networks, optimisers, data and random streams of one run, and its two update rules."""
 
-    def __init__(self, train: FeatureSet, config: DistillConfig, pool: list[Downstream]):
-        self.config, self.train_meta = config, train.meta
+    def __init__(self, train: FeatureSet, config: DistillConfig, pool: list[Downstream], features: str | None = None):
+        self.config, self.train, self.features = config, train, features  # features: the tables' fingerprint
         if config.loss.lambda_sml > 0 and not pool:
             raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
         self.device = resolve_device(config.train.device)
         self.bf16 = self.device.type == "cuda" and config.train.precision in ("auto", "bf16")
         if config.train.precision == "bf16" and not self.bf16:
             log.warning("train.precision=bf16 applies on CUDA only; training in fp32 on %s", self.device)
-        self.label_names = train.label_names
-        self.class_prior = train.class_counts() / len(train)
         self.model_config = config.model_for(train.dim, len(train.label_names))
         self.normalization = Normalization.of(train)
         seed = config.train.seed
@@ -91,8 +100,11 @@ class Distiller:
         self.batches = RealBatches(train, self.model_config.frames, config.optim.batch_size, self.normalization,
                                    self.rng, self.device)
         self.pool = [frozen(m).to(self.device) for m in pool]
+        # With train.ema > 0, an exponential moving average of G's weights is what is sampled and saved.
+        self.G_ema = frozen(copy.deepcopy(self.G)) if config.train.ema > 0 else None
         self.step = 0
         self.latest: dict[str, torch.Tensor] = {}  # last value of every loss term (gp may skip critic steps)
+        self.best: Selection | None = None  # the checkpoint chosen on dev so far (see `select`)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when the config asks for it; a no-op otherwise."""
@@ -161,7 +173,18 @@ class Distiller:
         loss.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
+        self._update_ema()
         return {name: value.detach() for name, value in terms.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """G_ema <- decay·G_ema + (1 - decay)·G; buffers (BatchNorm statistics) are G's own."""
+        if self.G_ema is None:
+            return
+        for averaged, current in zip(self.G_ema.parameters(), self.G.parameters()):
+            averaged.lerp_(current, 1.0 - self.config.train.ema)
+        for averaged, current in zip(self.G_ema.buffers(), self.G.buffers()):
+            averaged.copy_(current)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """n_critic critic updates, then one generator update; returns the latest value of every term."""
@@ -172,15 +195,70 @@ class Distiller:
         self.latest.update(self.generator_step())
         return self.latest
 
+    def train_steps(self, n: int) -> dict[int, dict[str, float]]:
+        """Run `n` generator steps; the losses of every step that falls on train.log_every (and of the last)."""
+        logged = {}
+        for i in range(n):
+            terms = self.train_step()
+            if self.step % self.config.train.log_every == 0 or i == n - 1:
+                logged[self.step] = {name: value.item() for name, value in terms.items()}
+        return logged
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The network that is sampled and saved: G_ema with train.ema, else G."""
+        return self.G if self.G_ema is None else self.G_ema
+
+    def generator(self, metrics: dict | None = None) -> TrainedGenerator:
+        """A copy of the current generator in eval mode, ready to sample (training goes on unaffected)."""
+        module = copy.deepcopy(self.sampler).eval()
+        return TrainedGenerator(module=module, config=artifact_config(module, **self.artifact_fields(metrics or {})),
+                                device=self.device)
+
+    def evaluate(self, fn: Callable[[TrainedGenerator], T]) -> T:
+        """`fn(generator)` on a copy of the current generator, with the run's random streams shielded from it
+        (evaluating never changes what training draws next)."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return fn(self.generator())
+
+    def select(self, metrics: dict[str, float], metric: str) -> bool:
+        """Keep the current generator if `metrics[metric]` (a dev score, higher is better) beats the best so far."""
+        if metric not in metrics:
+            raise ConfigError(f"selection metric {metric!r} is not among the evaluated metrics {sorted(metrics)}")
+        value = float(metrics[metric])
+        if self.best is not None and not value > self.best.value:
+            return False
+        weights = {name: t.detach().to("cpu", copy=True) for name, t in self.sampler.state_dict().items()}
+        self.best = Selection(step=self.step, metric=metric, value=value, metrics=dict(metrics), weights=weights)
+        return True
+
+    def selected(self) -> tuple[nn.Module, dict]:
+        """The generator to save (the dev-selected one if any, else the current one) and its metrics."""
+        if self.best is None:
+            return self.sampler, {}
+        module = copy.deepcopy(self.sampler)
+        module.load_state_dict(self.best.weights)
+        return module, {**self.best.metrics, "selected_step": self.best.step, "selected_by": self.best.metric}
+
     def state(self, seconds: float) -> dict:
         """Everything needed to continue bit-identically (weights_only-loadable)."""
+        best = None if self.best is None else {**asdict(self.best), "metrics": json.dumps(self.best.metrics)}
         return {"step": self.step, "seconds": seconds, "config": json.dumps(self.config.model_dump(mode="json")),
-                "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+                "features": self.features, "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
+                "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": rng_state(self.rng, self.noise)}
+                "rng": rng_state(self.rng, self.noise), "best": best}
 
     def restore(self, state: dict, source: Path) -> None:
-        """Continue from a checkpoint written by `state` for the same model, losses, optimiser, pool and seed."""
+        """Continue from a checkpoint written by `state` for the same features, model, losses, optimiser, pool, seed."""
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise ConfigError(f"{source}: not a checkpoint of this emodistill version (lacks {missing}); "
+                              "start a new run in another folder")
+        if state["features"] != self.features:
+            raise ConfigError(f"{source}: the checkpoint was trained on features {state['features']}, not on these "
+                              f"({self.features}); resume with the feature folder it was trained on")
         saved = DistillConfig.model_validate(json.loads(state["config"])).flatten()
         current = self.config.flatten()
         # The train section may change between runs (more steps, other logging), except the seed.
@@ -190,28 +268,46 @@ class Distiller:
             raise ConfigError(f"{source}: cannot resume, the config differs in {changed}")
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["generator_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         restore_rng(state["rng"], self.rng, self.noise)
         self.step = state["step"]
+        best = state["best"]
+        self.best = None if best is None else Selection(**{**best, "metrics": json.loads(best["metrics"])})
 
     def artifact_fields(self, metrics: dict) -> dict:
         """What the generator artifact records besides the weights (keyword arguments of save_generator)."""
-        return {"model_config": self.model_config.model_dump(), "label_names": self.label_names,
-                "class_prior": self.class_prior, "feature_meta": asdict(self.train_meta),
-                "normalization": self.normalization.as_tuple(),
-                "training_config": self.config.model_dump(mode="json"), "metrics": metrics}
+        return artifact_fields(self.train, self.config, self.model_config, self.normalization, metrics)
 
-    def evaluate(self, hook: Callable[[int, TrainedGenerator], dict | None]) -> dict:
-        """Hand the current generator (eval mode) to `hook`, shielding the run's random streams from it."""
-        self.G.eval()
-        generator = TrainedGenerator(module=self.G, config=artifact_config(self.G, **self.artifact_fields({})),
-                                     device=self.device)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # no no_grad: hooks may train models (the sweep's UAR)
-            result = hook(self.step, generator) or {}
-        self.G.train()
-        return result
+
+def artifact_fields(train: FeatureSet, config: DistillConfig, model_config: ModelConfig,
+                    normalization: Normalization, metrics: dict) -> dict:
+    """What a generator artifact records besides the weights (keyword arguments of save_generator)."""
+    return {"model_config": model_config.model_dump(), "label_names": train.label_names,
+            "class_prior": train.class_counts() / len(train), "feature_meta": asdict(train.meta),
+            "normalization": normalization.as_tuple(), "training_config": config.model_dump(mode="json"),
+            "metrics": metrics}
+
+
+def fit_gaussian_generator(train: FeatureSet, config: DistillConfig) -> TrainedGenerator:
+    """The Gaussian baseline (model.arch 'gaussian') fitted to `train`, in memory; its metrics hold the fit time."""
+    started = time.perf_counter()
+    model_config = config.model_for(train.dim, len(train.label_names))
+    normalization = Normalization.of(train)
+    module = fit_gaussian(train, model_config, normalization)
+    metrics = {"steps": 0, "train_seconds": round(time.perf_counter() - started, 3)}
+    fields = artifact_fields(train, config, model_config, normalization, metrics)
+    return TrainedGenerator(module=module, config=artifact_config(module, **fields), device=torch.device("cpu"))
+
+
+def _distill_gaussian(train: FeatureSet, config: DistillConfig, out_dir: Path, evaluate: Evaluate | None) -> Path:
+    """Fit the Gaussian baseline (no steps, no checkpoints), evaluate it once at step 0, save it."""
+    generator = fit_gaussian_generator(train, config)
+    if evaluate is not None:
+        generator.config["metrics"].update(evaluate(0, generator))
+    return save_trained(generator, out_dir / "generator")
 
 
 def _check_splits(train: FeatureSet, dev: FeatureSet) -> None:
@@ -220,22 +316,35 @@ def _check_splits(train: FeatureSet, dev: FeatureSet) -> None:
                                 f"labels {dev.label_names}) do not come from the same feature extraction")
 
 
+def _next_stop(step: int, total: int, *every: int) -> int:
+    """The first step after `step` that is a multiple of one of `every` (zeros ignored), or `total`."""
+    stops = [(step // e + 1) * e for e in every if e] + [total]
+    return min(stops)
+
+
 def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: str | Path, *,
             pool: list[Downstream] | None = None, pool_cache_dir: str | Path | None = None,
-            pool_fingerprint: str | None = None, resume: bool = False, hooks: Hooks | None = None,
+            features_fingerprint: str | None = None, resume: bool = False, evaluate: Evaluate | None = None,
+            select: str | None = None, on_log: Callable[[int, dict[str, float]], None] | None = None,
             progress: bool = True) -> Path:
     """Train a generator on `train`, write its artifact to out_dir/generator and return that path.
 
-    `pool_fingerprint` keys the pool cache (a feature directory's recorded fingerprint); without it the
-    frames of `train` and `dev` are hashed.
+    Every train.eval_every steps `evaluate(step, generator)` returns metrics; with `select` (the name of one of
+    them, a dev score), the saved generator is the evaluated one that scored best on it, not the last one.
+    `on_log(step, losses)` sees the losses every train.log_every steps. `features_fingerprint` (a feature
+    directory's recorded fingerprint) keys the pool cache and is recorded in checkpoints, so that a resume on
+    other features is refused; without it the frames of `train` and `dev` are hashed.
     """
     _check_splits(train, dev)
-    out_dir, hooks = Path(out_dir), hooks or Hooks()
+    out_dir = Path(out_dir)
+    if config.model.arch == "gaussian":
+        return _distill_gaussian(train, config, out_dir, evaluate)
+    fingerprint = features_fingerprint or feature_fingerprint(train, dev)
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
-        pool = train_pool(train, dev, config.pool, pool_cache_dir, fingerprint=pool_fingerprint, progress=progress)
-    run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [])
+        pool = train_pool(train, dev, config.pool, pool_cache_dir, fingerprint=fingerprint, progress=progress)
+    run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [], features=fingerprint)
     seconds = 0.0
     state = load_checkpoint(checkpoints) if resume else None
     if state is not None:
@@ -247,25 +356,27 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     log.info("distilling %d utterances (dim %d, %s) into %s, %d steps on %s%s", len(train), train.dim,
              "/".join(train.label_names), config.model.arch, train_cfg.steps, run.device, " (bf16)" if run.bf16 else "")
 
-    metrics: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    evaluated: dict[str, float] = {}
+    eval_every = train_cfg.eval_every if evaluate is not None else 0
     started = time.perf_counter() - seconds
     bar = tqdm(total=train_cfg.steps, initial=run.step, desc="distill", disable=not progress)
     while run.step < train_cfg.steps:
-        terms = run.train_step()
-        bar.update()
-        step = run.step
-        if step % train_cfg.log_every == 0 or step == train_cfg.steps:
-            losses = {name: value.item() for name, value in terms.items()}
-            metrics.update(losses)
-            bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("loss_d", "loss_g", "wasserstein") if k in losses})
-            if hooks.on_log:
-                hooks.on_log(step, losses)
-        if train_cfg.eval_every and step % train_cfg.eval_every == 0 and hooks.on_eval:
-            metrics.update(run.evaluate(hooks.on_eval))
-        if train_cfg.checkpoint_every and (step % train_cfg.checkpoint_every == 0 or step == train_cfg.steps):
-            path = save_checkpoint(checkpoints, run.state(time.perf_counter() - started))
-            if hooks.on_checkpoint:
-                hooks.on_checkpoint(step, path)
+        stop = _next_stop(run.step, train_cfg.steps, train_cfg.log_every, eval_every, train_cfg.checkpoint_every)
+        n = stop - run.step
+        for step, losses in run.train_steps(n).items():
+            if on_log:
+                on_log(step, losses)
+        bar.update(n)
+        bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("loss_d", "loss_g", "wasserstein") if k in losses})
+        if eval_every and stop % eval_every == 0:
+            evaluated = dict(run.evaluate(lambda generator: evaluate(stop, generator)))
+            if select:
+                run.select(evaluated, select)
+        if train_cfg.checkpoint_every and (stop % train_cfg.checkpoint_every == 0 or stop == train_cfg.steps):
+            save_checkpoint(checkpoints, run.state(time.perf_counter() - started))
     bar.close()
-    metrics.update(steps=run.step, train_seconds=round(time.perf_counter() - started, 3))
-    return save_generator(run.G, out_dir / "generator", **run.artifact_fields(metrics))
+    module, chosen = run.selected()
+    metrics = {**losses, **(chosen or evaluated), "steps": run.step,
+               "train_seconds": round(time.perf_counter() - started, 3)}
+    return save_generator(module, out_dir / "generator", **run.artifact_fields(metrics))

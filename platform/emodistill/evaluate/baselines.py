@@ -1,5 +1,6 @@
-"""Real-data baselines scored by the same protocol as the generators: a random real subset and a herding
-coreset at the same budget (the whole real training split is the reference, `protocol.train_reference`).
+"""Baselines scored by the same protocol as the generators: a random real subset and a herding coreset at the
+same budget, and the class-conditional Gaussian generator fitted to the real training split (the whole real
+training split is the reference, `protocol.train_reference`).
 
 The balanced real subset of paper Table 3 (the minority class's count per class) is the random subset
 at that budget: set `EvalConfig.minority_budget`.
@@ -12,13 +13,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from emodistill.distill import fit_gaussian_generator, load_config
 from emodistill.downstream import embed_set
 from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import (Draw, EvalConfig, EvalResult, InfeasibleBudget, ReferenceResult, check_splits,
-                                          evaluate_source)
+                                          evaluate_source, generator_draw)
 from emodistill.features.dataset import FeatureSet
+from emodistill.generator import TrainedGenerator
 
 log = logging.getLogger(__name__)
+
+GAUSSIAN = "gaussian"  # the baseline's name in results and reports
 
 
 def check_feasible(train: FeatureSet, counts: np.ndarray) -> None:
@@ -82,9 +87,15 @@ def herding_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
     return lambda counts, seed: train.subset(_first(train, orders, counts))
 
 
+def gaussian_baseline(train: FeatureSet, frames: int | None = None) -> TrainedGenerator:
+    """The class-conditional Gaussian generator fitted to `train`; `frames` per sample (default: median length)."""
+    frames = frames or max(int(np.median(train.lengths)), 8)
+    return fit_gaussian_generator(train, load_config(None, ["model.arch=gaussian", f"model.frames={frames}"]))
+
+
 def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, reference: ReferenceResult,
                        progress: bool = True) -> list[EvalResult]:
-    """Random real subset and herding coreset (in the reference model's embedding) at every feasible condition.
+    """Random real subset, herding coreset (in the reference model's embedding) and the Gaussian generator.
 
     Conditions needing more real utterances of a class than the training split holds are skipped (logged).
     """
@@ -94,6 +105,7 @@ def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, ref
     train = splits["train"]
     log.info("embedding %d training utterances for herding", len(train))
     embeddings = embed_set(reference.model, train, device=config.downstream.device)
-    sources = {"random subset": random_subset_draw(train), "herding": herding_draw(train, embeddings)}
+    sources = {"random subset": random_subset_draw(train), "herding": herding_draw(train, embeddings),
+               GAUSSIAN: generator_draw(gaussian_baseline(train, config.gaussian_frames), train.label_names)}
     return [evaluate_source(name, draw, splits, config, reference, progress, skip_infeasible=True)
             for name, draw in sources.items()]

@@ -22,6 +22,7 @@ from emodistill.errors import ConfigError, FeatureTableError
 from emodistill.evaluate.results import ConditionResult, EvalResult, ReferenceResult
 from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
 from emodistill.features.dataset import FeatureSet
+from emodistill.distill import Evaluate
 from emodistill.generator import TrainedGenerator, class_counts
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class EvalConfig(BaseModel):
     full_data: bool = False  # also evaluate at the real training split's size
     minority_budget: bool = False  # also evaluate at ppc = the real minority class's count (paper Table 3)
     repeats: PositiveInt = 3
+    # Frames per utterance of the Gaussian baseline's samples; None: the real training split's median length.
+    gaussian_frames: PositiveInt | None = None
     seed: int = 0
     confidence: float = Field(default=0.95, gt=0, lt=1)
     significance: float = Field(default=0.05, gt=0, lt=1)
@@ -139,7 +142,7 @@ def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, Feat
                      bar: tqdm) -> ConditionResult:
     """Train and test `config.repeats` downstreams on fresh draws of one condition."""
     test = splits["test"]
-    uars, seconds, first = [], [], None
+    uars, dev_uars, seconds, first = [], [], [], None
     for r in range(config.repeats):
         seed = repeat_seed(config.seed, r)
         train = draw(condition.counts, seed)
@@ -147,6 +150,7 @@ def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, Feat
                                    progress=False)
         pred = predict(trained.model, test, device=config.downstream.device)
         uars.append(uar(test.labels, pred))
+        dev_uars.append(trained.dev_uar)
         seconds.append(trained.train_seconds)
         if first is None:
             first = (pred, trained.model)
@@ -156,7 +160,7 @@ def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, Feat
     return ConditionResult(key=condition.key, counts=counts, uars=uars, train_seconds=seconds, mean=summary.mean,
                            std=summary.std, low=summary.low, high=summary.high, predictions=first[0],
                            confusion=confusion_matrix(test.labels, first[0], len(test.label_names)),
-                           model=first[1])
+                           model=first[1], dev_uars=dev_uars)
 
 
 def generator_draw(generator: TrainedGenerator, labels: tuple[str, ...]) -> Draw:
@@ -168,6 +172,29 @@ def generator_draw(generator: TrainedGenerator, labels: tuple[str, ...]) -> Draw
         return generator.sample_features({name: int(c) for name, c in zip(labels, counts)}, seed=seed)
 
     return draw
+
+
+def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, downstream: DownstreamConfig,
+                  seed: int = 0) -> Evaluate:
+    """An `evaluate` for `distill`'s checkpoint selection that never reads test: `dev_uar_ppc{ppc}`, the mean best
+    dev UAR of `draws` downstreams trained on `ppc` samples per class.
+
+    Every evaluation uses the same draw seeds (common random numbers), so two checkpoints differ by their
+    generators, not by the luck of the draw.
+    """
+    counts = class_counts(ppc, train.label_names, train.class_counts(), balanced=True)
+
+    def evaluate(step: int, generator: TrainedGenerator) -> dict[str, float]:
+        draw = generator_draw(generator, train.label_names)
+        scores = []
+        for d in range(draws):
+            seed_d = repeat_seed(seed, d)
+            trained = train_downstream(draw(counts, seed_d), dev, downstream.model_copy(update={"seed": seed_d}),
+                                       progress=False)
+            scores.append(trained.dev_uar)
+        return {f"dev_uar_ppc{ppc}": float(np.mean(scores))}
+
+    return evaluate
 
 
 def evaluate_generator(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], config: EvalConfig,

@@ -26,13 +26,19 @@ class ConditionResult:
     confusion: np.ndarray
     model: Downstream | None = None  # repeat 0's downstream (not serialised)
     mcnemar_p: float | None = None  # repeat 0 against the reference, when one was given
+    dev_uars: list[float] = field(default_factory=list)  # best dev UAR of each repeat's downstream (for choices)
+
+    @property
+    def dev_mean(self) -> float:
+        """Mean dev UAR over the repeats: what a choice between sources or checkpoints may read."""
+        return float(np.mean(self.dev_uars))
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the model is left out)."""
         return {"key": self.key, "counts": self.counts, "uars": self.uars, "train_seconds": self.train_seconds,
                 "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
                 "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
-                "mcnemar_p": self.mcnemar_p}
+                "mcnemar_p": self.mcnemar_p, "dev_uars": self.dev_uars}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ConditionResult:
@@ -52,10 +58,13 @@ class EvalResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """Flat metrics: `uar_{key}` (mean over repeats), `uar_{key}_std`, and `mcnemar_p_{key}` vs the reference."""
+        """Flat metrics: `uar_{key}` (test, mean over repeats), `uar_{key}_std`, `dev_uar_{key}` (dev, mean over
+        repeats) and `mcnemar_p_{key}` vs the reference."""
         out = {}
         for key, c in self.conditions.items():
             out[f"uar_{key}"], out[f"uar_{key}_std"] = c.mean, c.std
+            if c.dev_uars:
+                out[f"dev_uar_{key}"] = c.dev_mean
             if c.mcnemar_p is not None:
                 out[f"mcnemar_p_{key}"] = c.mcnemar_p
         return out
@@ -64,6 +73,10 @@ class EvalResult:
     def predictions(self) -> dict[str, np.ndarray]:
         """Condition key (`ppc100`, `full_imbalanced`, ...) -> repeat 0's test predictions."""
         return {key: c.predictions for key, c in self.conditions.items()}
+
+    def predictions_json(self) -> dict[str, list[int]]:
+        """`predictions` as JSON-ready lists."""
+        return {key: pred.tolist() for key, pred in self.predictions.items()}
 
     def to_dict(self) -> dict:
         """JSON-ready form (results.json)."""

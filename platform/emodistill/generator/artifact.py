@@ -73,6 +73,15 @@ def save_generator(module: nn.Module, out_dir: str | Path, *, model_config: dict
     return out_dir
 
 
+def save_trained(generator: TrainedGenerator, out_dir: str | Path) -> Path:
+    """Write an in-memory generator (its module and config.json fields) as an artifact at `out_dir`."""
+    config, norm = generator.config, generator.config["normalization"]
+    return save_generator(generator.module, out_dir, model_config=config["model"], label_names=config["label_names"],
+                          class_prior=config["class_prior"], feature_meta=config["feature_meta"],
+                          normalization=None if norm is None else (norm["mean"], norm["std"]),
+                          training_config=config["training"], metrics=config["metrics"])
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The artifact's config.json, checked for format and required keys."""
     file = Path(path) / CONFIG_FILE

@@ -150,9 +150,16 @@ class TrainedGenerator:
 
     def sample_features(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                         total: int | None = None, batch_size: int = 256) -> FeatureSet:
-        """`sample(...)` viewed as a FeatureSet, ready for the downstream trainer."""
-        table = self.sample(ppc, balanced=balanced, seed=seed, total=total, batch_size=batch_size)
-        return FeatureSet.from_table(table, "<synthetic>")
+        """`sample(...)` as a FeatureSet straight from the generated arrays (no Arrow table), for training."""
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        labels = np.repeat(np.arange(len(counts)), counts)
+        features = self.generate(labels, seed, batch_size)
+        n, frames, dim = features.shape
+        index_in_class = np.concatenate([np.arange(c) for c in counts]) if n else np.zeros(0, np.int64)
+        return FeatureSet(frames=features.reshape(n * frames, dim), offsets=np.arange(n + 1) * frames,
+                          labels=labels.astype(np.int64), label_names=self.label_names, speakers=("synthetic",) * n,
+                          utt_ids=tuple(f"syn_{self.label_names[y]}_{i:06d}" for y, i in zip(labels, index_in_class)),
+                          meta=self.feature_meta)
 
 
 def _counted(tables: Iterator[pa.Table], bar: tqdm) -> Iterator[pa.Table]:

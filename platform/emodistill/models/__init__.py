@@ -8,10 +8,12 @@ from emodistill.models.config import ModelConfig
 from emodistill.models.discriminator import Discriminator
 from emodistill.models.gan_att import GanAttGenerator
 from emodistill.models.gan_cnn import GanCnnGenerator
+from emodistill.models.gaussian import GaussianGenerator
 from emodistill.models.latent import make_latent
 from emodistill.models.size import count_parameters, size_mb
 
-GENERATORS = {"gan_cnn": GanCnnGenerator, "gan_att": GanAttGenerator}
+STATS_WIDTH = 64  # units of the critic's sample-statistics branch (model.critic_stats)
+GENERATORS = {"gan_cnn": GanCnnGenerator, "gan_att": GanAttGenerator, "gaussian": GaussianGenerator}
 
 
 def build_generator(config: ModelConfig) -> nn.Module:
@@ -21,13 +23,15 @@ def build_generator(config: ModelConfig) -> nn.Module:
 
 def build_discriminator(config: ModelConfig) -> Discriminator:
     """The critic for samples of `config`'s shape and classes."""
-    return Discriminator(config.frames, config.dim, config.n_classes, config.d_channels)
+    stats_width = STATS_WIDTH if config.critic_stats else 0
+    return Discriminator(config.frames, config.dim, config.n_classes, config.d_channels, stats_width)
 
 
 __all__ = [
     "Discriminator",
     "GanAttGenerator",
     "GanCnnGenerator",
+    "GaussianGenerator",
     "ModelConfig",
     "build_discriminator",
     "build_generator",

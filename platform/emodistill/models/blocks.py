@@ -60,8 +60,31 @@ class LatentSeed(nn.Module):
         return self.norm(self.project(z).view(-1, *self.shape))
 
 
+class MeanPath(nn.Module):
+    """A per-utterance mean frame linear in z, added to every generated frame (model option `mean_path`).
+
+    It starts at zero, so the generator starts as the paper's; its output is scaled by GAIN, which for Adam
+    is a GAIN-times larger learning rate on this path: the class-dependent level of an utterance has to move
+    by a whole feature standard deviation, which a small Adam step takes thousands of steps to reach through
+    the deep path (what a CPU run cannot afford).
+    """
+
+    GAIN = 10.0
+
+    def __init__(self, latent_dim: int, dim: int):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # no draw from the global stream: other layers' init unchanged
+            self.linear = nn.Linear(latent_dim, dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.GAIN * self.linear(z).unsqueeze(1)
+
+
 class GeneratorFrame(nn.Module):
-    """What both generators start with: their sizes and the latent seed map; subclasses add the body and `out`.
+    """What both generators start with: their sizes, the latent seed map and the optional mean path; subclasses
+    add the body and `out`, and end their forward with `finish`.
 
     Subclasses create their layers after this __init__ and `out` last, so parameters are initialised in the
     order seed -> body -> out (a seed gives the same generator whatever the class layout).
@@ -73,6 +96,12 @@ class GeneratorFrame(nn.Module):
         self.frames, self.dim = config.frames, config.dim
         self.widths = stage_widths(config.g_channels)
         self.seed = LatentSeed(config.latent_dim, self.widths[0], self.frames, self.dim)
+        self.mean_path = MeanPath(config.latent_dim, self.dim) if config.mean_path else None
+
+    def finish(self, maps: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T', D') output maps -> (B, T, D) features, plus the mean path when there is one."""
+        features = to_features(maps, self.frames, self.dim)
+        return features if self.mean_path is None else features + self.mean_path(z)
 
 
 def output_conv(channels: int) -> nn.Conv2d:

@@ -15,7 +15,9 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    arch: Literal["gan_cnn", "gan_att"] = "gan_att"
+    # gaussian: the fitted class-conditional Gaussian baseline (models/gaussian.py), no GAN; it ignores the
+    # channel and attention settings, and its noise is (frames + 1) * dim standard normals.
+    arch: Literal["gan_cnn", "gan_att", "gaussian"] = "gan_att"
     frames: int = Field(ge=8, description="T, frames per generated sample")
     dim: int = Field(ge=8, description="D, feature dimension per frame")
     n_classes: int = Field(ge=2)
@@ -23,9 +25,17 @@ class ModelConfig(BaseModel):
     g_channels: int | None = Field(default=None, ge=8)
     d_channels: int = Field(default=64, ge=1)
     attention_heads: int = Field(default=4, ge=1)
+    # Beyond the paper (both off in its configuration; see benchmarks/RESULTS.md for what they buy):
+    # the critic also sees each sample's per-dimension mean and std over time, which its LayerNorms hide ...
+    critic_stats: bool = False
+    # ... and the generator adds a per-utterance mean frame, linear in z, to its output.
+    mean_path: bool = False
 
     @model_validator(mode="after")
     def _resolve_channels(self) -> ModelConfig:
+        if self.arch == "gaussian":
+            self.noise_dim = (self.frames + 1) * self.dim
+            return self
         if self.g_channels is None:
             self.g_channels = PAPER_G_CHANNELS[self.arch]
         if self.g_channels % 4:

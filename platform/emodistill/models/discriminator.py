@@ -30,13 +30,31 @@ def critic_layer(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     )
 
 
+class SampleStats(nn.Module):
+    """Each sample's mean and std over time per feature dimension -> Linear -> LeakyReLU (a model option).
+
+    The paper's critic normalises every layer over (C, H, W), which removes most of a sample's overall level
+    and scale; but on fbank features an utterance's level (its loudness) is much of what tells the emotions
+    apart, and the SUPERB downstream sees nothing but the mean frame. This branch gives the critic's heads
+    those statistics unnormalised, so that both its score and its class head can hold the generator to them.
+    """
+
+    def __init__(self, dim: int, width: int):
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(2 * dim, width), nn.LeakyReLU(LEAK))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([x.mean(dim=1), x.std(dim=1)], dim=1))
+
+
 class Discriminator(nn.Module):
     """x (B, T, D) as a 1-channel map -> 8 conv layers -> flatten -> (score (B,), class logits (B, C), features).
 
-    `features` are the 8 layer activations, for feature matching (Eq. 3).
+    `features` are the 8 layer activations, for feature matching (Eq. 3). With `stats_width` > 0, the heads also
+    read a SampleStats branch of that width.
     """
 
-    def __init__(self, frames: int, dim: int, n_classes: int, channels: int = 64):
+    def __init__(self, frames: int, dim: int, n_classes: int, channels: int = 64, stats_width: int = 0):
         super().__init__()
         self.frames, self.dim, self.n_classes = frames, dim, n_classes
         widths = [channels * m for m in WIDTH_MULTIPLIERS]
@@ -45,7 +63,8 @@ class Discriminator(nn.Module):
             for c_in, c_out, stride in zip([1, *widths[:-1]], widths, STRIDES, strict=True)
         )
         n_down = STRIDES.count(2)
-        flat = widths[-1] * _halved(frames, n_down) * _halved(dim, n_down)
+        flat = widths[-1] * _halved(frames, n_down) * _halved(dim, n_down) + stats_width
+        self.stats = SampleStats(dim, stats_width) if stats_width else None
         self.score_head = nn.Linear(flat, 1)
         self.class_head = nn.Linear(flat, n_classes)
 
@@ -58,4 +77,6 @@ class Discriminator(nn.Module):
             h = layer(h)
             features.append(h)
         flat = h.flatten(1)
+        if self.stats is not None:
+            flat = torch.cat([flat, self.stats(x)], dim=1)
         return self.score_head(flat).squeeze(-1), self.class_head(flat), features

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emodistill.models.blocks import GeneratorFrame, output_conv, to_features, upsampling_stages
+from emodistill.models.blocks import GeneratorFrame, output_conv, upsampling_stages
 from emodistill.models.config import ModelConfig
 
 DILATIONS = [1, 2, 4, 8]  # one per stage: the receptive field grows without extra layers
@@ -45,4 +45,4 @@ class GanAttGenerator(GeneratorFrame):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         maps = self.tail(self.attention(self.head(self.seed(z))))
-        return to_features(self.out(maps), self.frames, self.dim)
+        return self.finish(self.out(maps), z)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emodistill.models.blocks import N_STAGES, GeneratorFrame, output_conv, to_features, upsampling_stages
+from emodistill.models.blocks import N_STAGES, GeneratorFrame, output_conv, upsampling_stages
 from emodistill.models.config import ModelConfig
 
 
@@ -18,4 +18,4 @@ class GanCnnGenerator(GeneratorFrame):
         self.out = output_conv(self.widths[-1])
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return to_features(self.out(self.body(self.seed(z))), self.frames, self.dim)
+        return self.finish(self.out(self.body(self.seed(z))), z)

@@ -26,13 +26,19 @@ def objective_chart(values: dict[str, float | None], metric: str, mode: str, bes
     return fig
 
 
-def uar_curves(curves: dict[int, list[tuple[int, float]]]) -> Figure:
-    """UAR on the real test split over the trial's training steps, one line per budget (samples per class)."""
-    fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
-    for n, points in curves.items():
-        steps, values = zip(*sorted(points)) if points else ((), ())
-        ax.plot(steps, values, marker="o", label=f"{n} per class")
+def learning_curves(curves: dict[int, dict[str, list[tuple[int, float]]]], selected_step: int,
+                    title: str) -> Figure:
+    """Dev (dashed) and test (solid) UAR over a trial's generator steps, a colour per budget; the chosen step marked."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for i, (n, splits) in enumerate(sorted(curves.items())):
+        for split, style in (("test", "-"), ("dev", "--")):
+            points = sorted(splits.get(split, []))
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, style, marker="o", color=f"C{i}", label=f"{split}, {n} per class")
+    ax.axvline(selected_step, color="grey", linestyle=":", label=f"chosen on dev (step {selected_step})")
     ax.set_xlabel("generator step")
-    ax.set_ylabel("UAR (real test split)")
+    ax.set_ylabel("UAR")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     return fig

@@ -32,11 +32,12 @@ from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.figures import objective_chart
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
-from emodistill.sweep.trainable import PREDICTIONS_FILE, TrialContext, distill_trial, trial_config
+from emodistill.sweep.trainable import TrialContext, distill_trial, trial_config
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model,
                                       log_metrics, start_parent_run)
+from emodistill.tracking.trial import PREDICTIONS_FILE
 from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, search_all_runs, tracking_client
 
 log = logging.getLogger(__name__)

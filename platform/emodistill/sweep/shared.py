@@ -22,7 +22,7 @@ from emodistill.distill.pool import frozen
 from emodistill.downstream import Downstream
 from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import SPLITS, open_splits
+from emodistill.features.store import SPLITS, dataset_fingerprint, open_splits
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class SharedInputs:
     """Object-store references to the sweep's shared inputs (small; passed to every trial)."""
 
     tables: dict[str, ray.ObjectRef]  # split -> uint8 array holding that split's Arrow IPC file
+    fingerprint: str  # the feature directory's recorded fingerprint (checked when a trial resumes)
     pool: ray.ObjectRef | None = None  # list of (Downstream config, weights as numpy arrays), for L_SML
     reference: ray.ObjectRef | None = None  # ReferenceResult (no model) of the real-data downstream
     reference_run_id: str | None = None  # its MLflow run (the tag `mcnemar.reference` of every trial)
@@ -54,9 +55,11 @@ def share_inputs(directory: str | Path, pool: list[Downstream] | None = None,
                  reference: ReferenceResult | None = None, reference_run_id: str | None = None) -> SharedInputs:
     """Put the feature tables, the checkpoint pool and the reference's predictions in the object store."""
     tables = put_features(directory)
+    fingerprint = dataset_fingerprint(directory)
     pool_ref = None if pool is None else ray.put([(member.config(), _to_numpy(member)) for member in pool])
     reference_ref = None if reference is None else ray.put(replace(reference, model=None))
-    return SharedInputs(tables=tables, pool=pool_ref, reference=reference_ref, reference_run_id=reference_run_id)
+    return SharedInputs(tables=tables, fingerprint=fingerprint, pool=pool_ref, reference=reference_ref,
+                        reference_run_id=reference_run_id)
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:

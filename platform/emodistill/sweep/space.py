@@ -20,7 +20,8 @@ from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import EvalConfig
 
 VARIANT_KEY = "variant"
-BUDGET_METRIC = re.compile(r"^uar_ppc(\d+)$")
+BUDGET_METRIC = re.compile(r"^dev_uar_ppc(\d+)$")
+TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
 
 
 class _Strict(BaseModel):
@@ -28,10 +29,11 @@ class _Strict(BaseModel):
 
 
 class Objective(_Strict):
-    """The metric the sweep optimises (reported by every trial at every evaluation)."""
+    """The metric the sweep optimises: a dev score (choices never read the test split), reported by every trial
+    at every evaluation; it also picks each trial's checkpoint, the searcher's next trials and the champion."""
 
-    metric: str = "uar_ppc100"
-    mode: Literal["max", "min"] = "max"
+    metric: str = "dev_uar_ppc100"
+    mode: Literal["max"] = "max"  # every objective is a UAR
 
 
 class Resources(_Strict):
@@ -168,12 +170,16 @@ class SearchSpace(_Strict):
 
     @model_validator(mode="after")
     def _objective_is_evaluated(self) -> SearchSpace:
-        match = BUDGET_METRIC.match(self.objective.metric)
-        if match and int(match.group(1)) not in self.evaluation.budgets:
-            raise ValueError(f"objective.metric {self.objective.metric!r} needs budget {match.group(1)} "
-                             f"in evaluation.budgets {self.evaluation.budgets}")
+        metric = self.objective.metric
+        if TEST_METRIC.match(metric):
+            raise ValueError(f"objective.metric {metric!r} is a score on the test split, which no choice may "
+                             f"read: use its dev twin 'dev_{metric}'")
+        match = BUDGET_METRIC.match(metric)
         if not match:
-            raise ValueError(f"objective.metric must be uar_ppc<N>, got {self.objective.metric!r}")
+            raise ValueError(f"objective.metric must be dev_uar_ppc<N>, got {metric!r}")
+        if int(match.group(1)) not in self.evaluation.budgets:
+            raise ValueError(f"objective.metric {metric!r} needs budget {match.group(1)} "
+                             f"in evaluation.budgets {self.evaluation.budgets}")
         if any(k.startswith("pool.") for k in self.varied_keys()):
             raise ValueError("the search may not vary 'pool.*': the checkpoint pool is trained once per sweep")
         return self

@@ -61,9 +61,9 @@ def tune_config(space: SearchSpace, rounds: int) -> tune.TuneConfig:
                             metric=space.objective.metric, mode=space.objective.mode)
     scheduler = None
     if search.scheduler is not None:
-        # max_t beyond the last report: reaching max_t means STOP, which would kill a trial that is
-        # about to save its generator.
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=rounds + 1,
+        # max_t beyond the last report (a trial reports every round, then once more with its chosen scores):
+        # reaching max_t means STOP, which would kill a trial that is about to save its generator.
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=rounds + 2,
                                   grace_period=min(search.scheduler.grace_period, rounds),
                                   reduction_factor=search.scheduler.reduction_factor)
     return tune.TuneConfig(num_samples=space.trials, search_alg=searcher, scheduler=scheduler, **common)

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from emodistill.errors import EmodistillError
@@ -15,14 +16,32 @@ from emodistill.tracking.runs import KIND_TAG, download_generator
 from emodistill.tracking.store import reading_client, search_all_runs
 
 
-def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | None = None) -> Run:
-    """The finished trial with the highest `metric` (NaN values are ignored)."""
-    client = reading_client(tracking_uri)
+DEFAULT_OBJECTIVE = "dev_uar_ppc100"
+OBJECTIVE_PARAM = "objective.metric"  # a sweep's parent run records its objective under this param
+
+
+def _experiment_id(client: MlflowClient, experiment: str) -> str:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
         raise EmodistillError(f"no experiment {experiment!r} in {client.tracking_uri}; existing: {names}")
-    trials = search_all_runs(client, found.experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
+    return found.experiment_id
+
+
+def sweep_objective(experiment: str, tracking_uri: str | None = None) -> str:
+    """The objective the experiment's latest sweep recorded (its parent run's param), else dev_uar_ppc100."""
+    client = reading_client(tracking_uri)
+    parents = client.search_runs([_experiment_id(client, experiment)], f"tags.`{KIND_TAG}` = 'sweep'",
+                                 max_results=1, order_by=["attributes.start_time DESC"])
+    return parents[0].data.params.get(OBJECTIVE_PARAM, DEFAULT_OBJECTIVE) if parents else DEFAULT_OBJECTIVE
+
+
+def best_run(experiment: str, metric: str | None = None, tracking_uri: str | None = None) -> Run:
+    """The finished trial with the highest `metric` (default: the sweep's recorded objective; NaNs are ignored)."""
+    client = reading_client(tracking_uri)
+    experiment_id = _experiment_id(client, experiment)
+    metric = metric or sweep_objective(experiment, tracking_uri)
+    trials = search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
     finished = [run for run in trials if run.info.status == "FINISHED"]
     scored = [run for run in finished if not math.isnan(run.data.metrics.get(metric, math.nan))]
     if not scored:
@@ -33,10 +52,11 @@ def best_run(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | No
     return max(scored, key=lambda run: run.data.metrics[metric])
 
 
-def best_generator(experiment: str, metric: str = "uar_ppc100", tracking_uri: str | None = None,
+def best_generator(experiment: str, metric: str | None = None, tracking_uri: str | None = None,
                    champion: bool = False, model_name: str | None = None,
                    cache_dir: str | Path | None = None) -> TrainedGenerator:
-    """The best trial's generator, or with champion=True the registry's champion (`model_name`: the experiment's)."""
+    """The best trial's generator by `metric` (default: the sweep's objective), or with champion=True the
+    registry's champion (`model_name`: the experiment's)."""
     if champion:
         return load_champion(model_name or experiment, tracking_uri, cache_dir)
     run = best_run(experiment, metric, tracking_uri)
