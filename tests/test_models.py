@@ -130,3 +130,38 @@ def test_sizes():
     assert size_mb(layer) == pytest.approx(32 / 1e6)
     norm = torch.nn.BatchNorm1d(5)  # 10 weights + 10 running statistics + 1 step counter, all stored
     assert count_parameters(norm) == 10 and size_mb(norm) == pytest.approx(21 * 4 / 1e6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_mean_path_starts_at_zero_and_leaves_the_paper_generator_unchanged(arch):
+    torch.manual_seed(0)
+    plain = build_generator(micro(arch))
+    torch.manual_seed(0)
+    with_path = build_generator(micro(arch, mean_path=True))
+    for name, tensor in plain.state_dict().items():  # the same initial weights: the path draws no randomness
+        assert torch.equal(with_path.state_dict()[name], tensor), name
+    z = latent(micro(arch), batch=4)
+    plain.eval(), with_path.eval()
+    assert torch.equal(plain(z), with_path(z))
+    # It is a per-utterance mean frame: constant over time, linear in z, and it learns.
+    with torch.no_grad():
+        with_path.mean_path.linear.bias.fill_(0.1)
+    offset = with_path(z) - plain(z)
+    assert torch.allclose(offset, torch.full_like(offset, 0.1 * with_path.mean_path.GAIN))
+    with_path(z).sum().backward()
+    assert with_path.mean_path.linear.weight.grad.abs().sum() > 0
+
+
+def test_critic_stats_feed_each_samples_level_and_spread_to_both_heads():
+    config = micro("gan_cnn", critic_stats=True)
+    critic = build_discriminator(config)
+    plain = build_discriminator(micro("gan_cnn"))
+    assert count_parameters(critic) - count_parameters(plain) == (2 * 20 * 64 + 64) + 64 * (1 + 3)
+    x = torch.randn(5, 12, 20, requires_grad=True)
+    score, logits, features = critic(x)
+    assert score.shape == (5,) and logits.shape == (5, 3) and len(features) == 8
+    # A louder copy of a sample (every frame + 1): the LayerNorm-ed conv path barely sees it, the branch does.
+    shifted = critic.stats(x + 1.0) - critic.stats(x)
+    assert shifted.abs().max() > 1e-3
+    (grad,) = torch.autograd.grad(score.sum(), x, create_graph=True)  # the gradient penalty still works
+    assert torch.isfinite(grad).all()

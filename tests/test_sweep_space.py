@@ -57,7 +57,7 @@ def test_objective_must_be_an_evaluated_budget(tmp_path):
 def test_objective_may_not_read_the_test_split(tmp_path):
     data = smoke_dict()
     data["objective"]["metric"] = "uar_ppc20"
-    with pytest.raises(ConfigError, match=r"'uar_ppc20' is a score on the test split.*use its dev twin 'dev_uar_ppc20'"):
+    with pytest.raises(ConfigError, match=r"'uar_ppc20' is a score on the test split.*its dev twin 'dev_uar_ppc20'"):
         load_space(write(tmp_path, data))
 
 

@@ -105,8 +105,9 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_features(out: Path) -> Path:
-    """The demo's fbank feature directory, synthesising the small corpus first (both reused when present)."""
+def demo_features(out: Path, preset: str = "small") -> Path:
+    """Fbank features of the embedded corpus of `preset` under `out` (fold 1), synthesising the corpus first;
+    both are reused when present."""
     from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
@@ -120,7 +121,7 @@ def demo_features(out: Path) -> Path:
     if manifest.is_file():
         records = load_manifest(manifest, strict=True)
     else:
-        records = synthesize_corpus(out / "corpus", preset="small")
+        records = synthesize_corpus(out / "corpus", preset=preset)
         write_manifest(records, manifest)
-    extract_features(records, make_upstream("fbank"), features, "espeak-small")
+    extract_features(records, make_upstream("fbank"), features, f"espeak-{preset}")
     return features

@@ -60,6 +60,7 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
                                "lower optim.lr_g / optim.lr_d or check the features for NaN/inf")
 
 
+STANDING_BATCHES = 32  # batches that measure the averaged generator's BatchNorm statistics
 CHECKPOINT_KEYS = ("step", "seconds", "config", "features", "generator", "discriminator", "generator_ema", "opt_g",
                    "opt_d", "rng", "best")
 
@@ -178,13 +179,11 @@ class Distiller:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        """G_ema <- decay·G_ema + (1 - decay)·G; buffers (BatchNorm statistics) are G's own."""
+        """G_ema <- decay·G_ema + (1 - decay)·G, weights only (`sampler` measures its BatchNorm statistics)."""
         if self.G_ema is None:
             return
         for averaged, current in zip(self.G_ema.parameters(), self.G.parameters()):
             averaged.lerp_(current, 1.0 - self.config.train.ema)
-        for averaged, current in zip(self.G_ema.buffers(), self.G.buffers()):
-            averaged.copy_(current)
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """n_critic critic updates, then one generator update; returns the latest value of every term."""
@@ -204,14 +203,37 @@ class Distiller:
                 logged[self.step] = {name: value.item() for name, value in terms.items()}
         return logged
 
-    @property
     def sampler(self) -> nn.Module:
-        """The network that is sampled and saved: G_ema with train.ema, else G."""
-        return self.G if self.G_ema is None else self.G_ema
+        """A copy of the network that is sampled and saved, in eval mode: G, or with train.ema its average.
+
+        The average's BatchNorm layers get "standing statistics" (as in BigGAN): their running mean and
+        variance are measured anew on the averaged weights, over STANDING_BATCHES batches of latents drawn at
+        the real class prior (seeded by the step, not drawn from the run's streams); G's own statistics
+        belong to G's weights, not to their average.
+        """
+        if self.G_ema is None:
+            return copy.deepcopy(self.G).eval()
+        module = copy.deepcopy(self.G_ema)
+        norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a plain average over the batches below
+        module.train()
+        generator = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + self.step)
+        prior = torch.as_tensor(self.train.class_counts() / len(self.train))
+        batch = self.config.optim.batch_size
+        with torch.no_grad():
+            for _ in range(STANDING_BATCHES if norms else 0):
+                labels = torch.multinomial(prior, batch, replacement=True, generator=generator)
+                noise = torch.randn(batch, self.model_config.noise_dim, generator=generator)
+                module(make_latent(labels, noise, self.model_config.n_classes).to(self.device))
+        for norm in norms:
+            norm.momentum = 0.1
+        return module.eval()
 
     def generator(self, metrics: dict | None = None) -> TrainedGenerator:
         """A copy of the current generator in eval mode, ready to sample (training goes on unaffected)."""
-        module = copy.deepcopy(self.sampler).eval()
+        module = self.sampler()
         return TrainedGenerator(module=module, config=artifact_config(module, **self.artifact_fields(metrics or {})),
                                 device=self.device)
 
@@ -229,15 +251,15 @@ class Distiller:
         value = float(metrics[metric])
         if self.best is not None and not value > self.best.value:
             return False
-        weights = {name: t.detach().to("cpu", copy=True) for name, t in self.sampler.state_dict().items()}
+        weights = {name: t.detach().to("cpu", copy=True) for name, t in self.sampler().state_dict().items()}
         self.best = Selection(step=self.step, metric=metric, value=value, metrics=dict(metrics), weights=weights)
         return True
 
     def selected(self) -> tuple[nn.Module, dict]:
         """The generator to save (the dev-selected one if any, else the current one) and its metrics."""
+        module = self.sampler()
         if self.best is None:
-            return self.sampler, {}
-        module = copy.deepcopy(self.sampler)
+            return module, {}
         module.load_state_dict(self.best.weights)
         return module, {**self.best.metrics, "selected_step": self.best.step, "selected_by": self.best.metric}
 
