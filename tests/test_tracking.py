@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from emodistill.cli.main import main
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.errors import ConfigError, EmodistillError, IntegrityError
+from emodistill.files import file_sha256
 from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
 from toy import LABELS, save_micro_generator
@@ -224,3 +225,48 @@ def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
 
     assert main(["best", "--experiment", "nope", "--tracking-uri", uri]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def _stored(uri: str, run_id: str, name: str) -> Path:
+    """A run's generator file in the local artifact store (where a server's artifact upload would land)."""
+    artifact_uri = store.tracking_client(uri).get_run(run_id).info.artifact_uri
+    return Path(artifact_uri.removeprefix("file://")) / "generator" / name
+
+
+def test_generator_files_are_checked_against_the_digests_the_run_recorded(uri, generator_dir, tmp_path):
+    parent = runs.start_parent_run("digests", "sweep-d", {}, None, uri)
+    run_id = make_trial(uri, "digests", parent, "trial_0", metrics={"dev_uar_ppc100": 0.5},
+                        generator_dir=generator_dir)
+    tags = store.tracking_client(uri).get_run(run_id).data.tags
+    assert tags["emodistill.sha256.model.safetensors"] == file_sha256(generator_dir / "model.safetensors")
+    cache = tmp_path / "cache"
+    cached = runs.download_generator(run_id, uri, cache)
+    # A corrupt cached copy is not trusted: it is fetched again.
+    (cached / "model.safetensors").write_bytes(b"not the weights")
+    again = runs.download_generator(run_id, uri, cache)
+    assert file_sha256(again / "model.safetensors") == tags["emodistill.sha256.model.safetensors"]
+    # A file replaced in the store after the run logged it is refused, with the file named.
+    _stored(uri, run_id, "config.json").write_text(_stored(uri, run_id, "config.json").read_text() + " ")
+    (again / "config.json").unlink()
+    with pytest.raises(IntegrityError, match=r"generator/config.json in .* does not match the SHA-256 recorded"):
+        runs.download_generator(run_id, uri, cache)
+    with pytest.raises(IntegrityError):
+        best.best_generator("digests", tracking_uri=uri, cache_dir=tmp_path / "other")
+    # A run that recorded no digests cannot be verified, so it is not loaded.
+    bare = store.tracking_client(uri).create_run(store.get_or_create_experiment("digests", uri)).info.run_id
+    with pytest.raises(IntegrityError, match="records no SHA-256"):
+        runs.download_generator(bare, uri, cache)
+
+
+def test_a_champion_whose_code_was_replaced_is_refused(uri, generator_dir, tmp_path):
+    parent = runs.start_parent_run("champ-code", "sweep-cc", {}, None, uri)
+    run_id = make_trial(uri, "champ-code", parent, "trial_0", generator_dir=generator_dir)
+    registry.register_champion(run_id, "champ-code", uri, runs.log_generator_model(run_id, generator_dir, uri))
+    assert registry.load_champion("champ-code", uri, cache_dir=tmp_path).label_names == LABELS
+    client = store.tracking_client(uri)
+    version = client.get_model_version_by_alias("champ-code", "champion")
+    location = client.get_logged_model(version.source.removeprefix("models:/")).artifact_location
+    code = Path(location.removeprefix("file://")) / "pyfunc_generator.py"
+    code.write_text(code.read_text() + "\nimport os  # planted\n")
+    with pytest.raises(IntegrityError, match=r"champ-code@champion: its code pyfunc_generator.py .* was replaced"):
+        registry.load_champion("champ-code", uri, cache_dir=tmp_path)

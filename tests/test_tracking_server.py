@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from emodistill.errors import EmodistillError
 from emodistill.tracking import runs, store
-from emodistill.tracking.server import free_port, start_server
+from emodistill.tracking.server import free_port, is_loopback, start_server
 
 
 def processes_in_group(pgid: int) -> list[int]:
@@ -61,3 +63,34 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.slow
+def test_auth_server_refuses_anonymous_uploads_and_serves_signed_in_clients(tmp_path, monkeypatch):
+    backend = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    with start_server(backend, port=free_port(), workers=1, auth=True) as server:
+        password = server.password_file.read_text()
+        assert stat.S_IMODE(server.password_file.stat().st_mode) == 0o600
+        assert stat.S_IMODE(server.password_file.parent.stat().st_mode) == 0o700
+        # What replaced a champion's code before: an anonymous PUT to the proxied artifact endpoint.
+        upload = urllib.request.Request(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/1/x/pyfunc_generator.py",
+                                        data=b"import os", method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(upload, timeout=10)
+        assert refused.value.code == 401
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+        parent = runs.start_parent_run("guarded", "sweep", {}, None, server.url)
+        runs.finish_run(store.tracking_client(server.url), parent, "FAILED", reason="signed in")
+        assert list((tmp_path / "mlartifacts").rglob(runs.FAILURE_ARTIFACT))
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+        with pytest.raises(Exception, match="401|Unauthorized|credentials"):
+            store.tracking_client(server.url).get_run(parent)
+
+
+def test_a_server_beyond_loopback_needs_authentication(tmp_path):
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.7")
+    with pytest.raises(EmodistillError, match="reachable from other machines: start it with authentication"):
+        start_server(f"sqlite:///{tmp_path / 'mlruns.db'}", host="0.0.0.0", port=free_port())
+    assert not (tmp_path / "mlruns.db").exists()

@@ -133,3 +133,16 @@ def test_cli_hf_errors(tiny_hubert, tmp_path, capsys):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1
+
+
+def test_a_model_with_only_pickled_weights_is_refused_unless_allowed(tiny_hubert, tmp_path):
+    pickled = tmp_path / "pickled-hubert"  # as older checkpoints on the Hub are (transformers 5 saves safetensors)
+    model = HubertModel.from_pretrained(tiny_hubert)
+    model.save_pretrained(pickled)
+    (pickled / "model.safetensors").unlink()
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    Wav2Vec2FeatureExtractor.from_pretrained(tiny_hubert).save_pretrained(pickled)
+    assert (pickled / "pytorch_model.bin").is_file() and not list(pickled.glob("*.safetensors"))
+    with pytest.raises(ConfigError, match=r"only a pickle-based checkpoint \(pytorch_model.bin\).*--allow-pickle"):
+        make_upstream("hf", model=str(pickled), device="cpu")
+    assert make_upstream("hf", model=str(pickled), device="cpu", allow_pickle=True)(noise(0.5)).shape[1] == HIDDEN

@@ -19,3 +19,7 @@ class ConfigError(EmodistillError):
 
 class TrainingDiverged(EmodistillError):
     """A loss became NaN or inf during training."""
+
+
+class IntegrityError(EmodistillError):
+    """A stored file does not match the digest recorded when it was written: it was changed since."""

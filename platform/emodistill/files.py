@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -61,3 +62,12 @@ def read_json(path: str | Path, *, missing: str, error: type[EmodistillError] = 
         raise error(f"{path}: {missing}") from None
     except (OSError, ValueError) as exc:
         raise error(f"{path}: not readable JSON ({exc})") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

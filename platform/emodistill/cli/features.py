@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     extract.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (--upstream hf)")
     extract.add_argument("--batch-size", type=int, help="utterances per forward pass (--upstream hf; default 8)")
+    extract.add_argument("--allow-pickle", action="store_true",
+                         help="load a model directory that has only pickle-based weights (--upstream hf; they can "
+                              "run code as they load: only a model you trust)")
     extract.add_argument("--corpus-name", help="name recorded in the tables (default: the corpus directory name)")
     extract.set_defaults(func=run_extract)
 
@@ -41,13 +44,14 @@ def register(subparsers) -> None:
 def _upstream(args: argparse.Namespace):
     """The upstream named by --upstream, rejecting options it does not use."""
     if args.upstream == "fbank":
-        if args.model is not None or args.layer is not None or args.batch_size is not None:
-            raise ConfigError("--model, --layer and --batch-size apply to --upstream hf only")
+        if args.model is not None or args.layer is not None or args.batch_size is not None or args.allow_pickle:
+            raise ConfigError("--model, --layer, --batch-size and --allow-pickle apply to --upstream hf only")
         return make_upstream("fbank")
     if args.model is None:
         raise ConfigError("--upstream hf needs --model (a Hugging Face model directory or hub name)")
     options = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    return make_upstream("hf", model=args.model, layer=args.layer or "last", device=args.device, **options)
+    return make_upstream("hf", model=args.model, layer=args.layer or "last", device=args.device,
+                         allow_pickle=args.allow_pickle, **options)
 
 
 def run_extract(args: argparse.Namespace) -> int:

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     sweep.add_argument("--storage-path", type=Path, default=Path("sweeps"),
                        help="trial checkpoints; on several machines a path every node reaches (default: ./sweeps)")
     sweep.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted sweep in DIR")
+    sweep.add_argument("--trust-unverified", action="store_true",
+                       help="with --resume: resume even if DIR's state files were written after the sweep last "
+                            "recorded their digests (its driver died); only for a directory nobody else can write")
     sweep.set_defaults(func=run_sweep_command)
 
     demo = subparsers.add_parser("demo", help="synthetic corpus -> fbank features -> smoke sweep -> best generator")
@@ -45,7 +48,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if args.space or args.features or args.name or args.tracking_uri:
             raise ConfigError("--resume takes the sweep's settings from DIR/sweep.json; "
                               "drop --space, --features, --name and --tracking-uri")
-        result = resume_sweep(args.resume, address=args.address)
+        result = resume_sweep(args.resume, address=args.address, trust_unverified=args.trust_unverified)
     else:
         if args.space is None or args.features is None:
             raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR)")

@@ -34,8 +34,11 @@ def register(subparsers) -> None:
 
     ui = subparsers.add_parser("ui", help="serve the MLflow UI on the tracking store until Ctrl-C")
     ui.add_argument("--tracking-uri", help="sqlite store (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
-    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="interface to bind (default: loopback only); any other turns authentication on")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--auth", action="store_true",
+                    help="require a user and password (MLflow basic auth) even on loopback")
     ui.set_defaults(func=run_ui)
 
 
@@ -92,12 +95,16 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
-    from emodistill.tracking.server import start_server
+    from emodistill.tracking.server import is_loopback, start_server
 
     # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with start_server(args.tracking_uri, host=args.host, port=args.port) as server:
+    auth = args.auth or not is_loopback(args.host)
+    with start_server(args.tracking_uri, host=args.host, port=args.port, auth=auth) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
+        if auth:
+            print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, best_generator) "
+                  "need MLFLOW_TRACKING_USERNAME=admin and MLFLOW_TRACKING_PASSWORD set", flush=True)
         try:
             while server.process.poll() is None:
                 time.sleep(1)

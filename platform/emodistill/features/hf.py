@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,18 +25,37 @@ def _min_samples(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
     return n
 
 
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.ckpt.index", "flax_model.msgpack")
+
+
+def _refuse_pickle_only(model: str) -> None:
+    """A local model directory without safetensors weights but with a pickle-based checkpoint is a ConfigError."""
+    directory = Path(model)
+    if not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return
+    pickled = [name for name in PICKLED_WEIGHTS if (directory / name).exists()]
+    if pickled:
+        raise ConfigError(f"--model {model}: only a pickle-based checkpoint ({pickled[0]}), which could run code as "
+                          "it loads; convert it to safetensors where you trust it (AutoModel.from_pretrained(DIR)"
+                          ".save_pretrained(DIR, safe_serialization=True)) or pass --allow-pickle")
+
+
 class HFUpstream:
     """Frames (T, hidden_size) from one hidden layer of a speech encoder loaded with AutoModel."""
 
     name = "hf"
 
-    def __init__(self, model: str, layer: int | str = "last", device: str = "auto", batch_size: int = 8):
+    def __init__(self, model: str, layer: int | str = "last", device: str = "auto", batch_size: int = 8,
+                 allow_pickle: bool = False):
+        if not allow_pickle:
+            _refuse_pickle_only(model)
         try:
             config = AutoConfig.from_pretrained(model)
             # Checked before the weights load, so that a typo fails in a second rather than a minute.
             self.layer = self._resolve_layer(layer, config.num_hidden_layers)
             self.extractor = AutoFeatureExtractor.from_pretrained(model)
-            self.model = AutoModel.from_pretrained(model, config=config)
+            # safetensors only, unless asked: a pickled checkpoint can run code as it loads.
+            self.model = AutoModel.from_pretrained(model, config=config, use_safetensors=not allow_pickle)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"--model {model}: not a loadable Hugging Face speech model ({exc})") from None
         if not hasattr(self.model, "_get_feat_extract_output_lengths"):

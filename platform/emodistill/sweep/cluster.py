@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import ray
 
@@ -28,12 +29,25 @@ def connected(address: str | None = None) -> Iterator[None]:
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        raise ConfigError("RAY_AUTH_MODE=disabled: emodistill does not start a Ray cluster without token "
+                          "authentication (its processes listen on every interface); unset RAY_AUTH_MODE")
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    if address == "local":
+        keep_token_private()
     log.info("Ray: %s, %d node(s), %s", address, len(alive_nodes()), ray.cluster_resources())
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def keep_token_private() -> None:
+    """Make the Ray token a local start may have created (~/.ray/auth_token, written 0644) readable by its owner only."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if path.is_file() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+        log.info("Ray token %s made private (0600)", path)
 
 
 def alive_nodes() -> list[dict]:

@@ -32,6 +32,7 @@ from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.figures import objective_chart
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
+from emodistill.sweep.state import check_private, record_state, verify_state
 from emodistill.sweep.trainable import TrialContext, distill_trial, trial_config
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
@@ -108,27 +109,43 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
                                name=run_name, storage_path=str(storage),
                                failure_config=tune.FailureConfig(max_failures=space.max_failures),
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
+        record_state(tracking_client(uri), parent, experiment_path)  # tuner.pkl exists from here on
         log.info("sweep %s: %s (resume with `emodistill sweep --resume %s`)", name, experiment_path, experiment_path)
         return _finish(state, space, tuner.fit(), experiment_path)
 
 
-def resume_sweep(experiment_path: str | Path, *, address: str | None = None) -> SweepResult:
-    """Continue an interrupted sweep in the same MLflow runs: unfinished and errored trials resume from checkpoints."""
+def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
+                 trust_unverified: bool = False) -> SweepResult:
+    """Continue an interrupted sweep in the same MLflow runs: unfinished and errored trials resume from checkpoints.
+
+    The directory must be writable by this user only, and the files Tune unpickles must match the digests the
+    sweep recorded in its parent run (`trust_unverified` skips the latter, after a driver that died uncleanly).
+    A resume that fails ends the parent run FAILED, with the reason.
+    """
     experiment_path = Path(experiment_path).resolve()
     state_file = experiment_path / STATE_FILE
     if not state_file.is_file():
         raise ConfigError(f"{experiment_path}: not a sweep directory (no {STATE_FILE}); "
                           "pass the Tune experiment path the sweep printed")
+    check_private(experiment_path)
     state = SweepState(**json.loads(state_file.read_text()))
-    space = SearchSpace.model_validate(state.space)
-    with connected(address):
-        check_tracking_uri(state.tracking_uri)
-        tracking_client(state.tracking_uri).update_run(state.parent_run_id, status="RUNNING")
-        trainable = _trainable(state, space, load_splits(state.features), trial_config(space, space.base.overrides))
-        # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
-        tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
-        return _finish(state, space, tuner.fit(), experiment_path)
+    client = tracking_client(state.tracking_uri)
+    try:
+        if not trust_unverified:
+            verify_state(client, state.parent_run_id, experiment_path)
+        space = SearchSpace.model_validate(state.space)
+        with connected(address):
+            check_tracking_uri(state.tracking_uri)
+            client.update_run(state.parent_run_id, status="RUNNING")
+            trainable = _trainable(state, space, load_splits(state.features),
+                                   trial_config(space, space.base.overrides))
+            # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
+            tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            return _finish(state, space, tuner.fit(), experiment_path)
+    except Exception as exc:
+        finish_run(client, state.parent_run_id, status="FAILED", reason=f"resume failed: {exc}")
+        raise
 
 
 def _rounds(base: DistillConfig) -> int:
@@ -200,6 +217,7 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
 def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, experiment_path: Path) -> SweepResult:
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
+    record_state(client, state.parent_run_id, experiment_path)  # what a later resume may unpickle
     metric, mode = space.objective.metric, space.objective.mode
     outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                           parent_run_id=state.parent_run_id, experiment_path=str(experiment_path), objective=metric)

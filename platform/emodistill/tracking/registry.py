@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from emodistill.errors import EmodistillError
+from emodistill.errors import EmodistillError, IntegrityError
+from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
-from emodistill.tracking.runs import download_generator
+from emodistill.tracking.runs import PYFUNC_FILE, download_generator, recorded_digests
 from emodistill.tracking.store import global_tracking_uri, reading_client, tracking_client
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,26 @@ def champion_run_id(model_name: str, tracking_uri: str | None = None) -> str:
 
 def load_champion(model_name: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None
                   ) -> TrainedGenerator:
-    """Load the `champion` generator of `model_name` from its run's `generator/` artifact (no pickle)."""
+    """Load the `champion` generator of `model_name` from its run's `generator/` artifact (no pickle, nothing run),
+    after checking its files and the registered model's code against the SHA-256 its run recorded."""
     run_id = champion_run_id(model_name, tracking_uri)
+    verify_champion_code(model_name, tracking_uri)
     return load(download_generator(run_id, tracking_uri, cache_dir))
+
+
+def verify_champion_code(model_name: str, tracking_uri: str | None = None) -> None:
+    """Raise IntegrityError if the champion's pyfunc code in the store is not the file its run logged.
+
+    `mlflow.pyfunc.load_model("models:/NAME@champion")` executes that file; anyone who could write the
+    artifact store could have replaced it. emodistill never executes it, but says so before a user does.
+    """
+    client = reading_client(tracking_uri)
+    version = client.get_model_version_by_alias(model_name, CHAMPION)
+    expected = recorded_digests(client, version.run_id, names=(PYFUNC_FILE.name,))[PYFUNC_FILE.name]
+    location = client.get_logged_model(version.source.removeprefix("models:/")).artifact_location
+    with tempfile.TemporaryDirectory() as tmp, global_tracking_uri(client.tracking_uri):
+        code = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{PYFUNC_FILE.name}", dst_path=tmp))
+        if file_sha256(code) != expected:
+            raise IntegrityError(f"{model_name}@{CHAMPION}: its code {PYFUNC_FILE.name} in {client.tracking_uri} does "
+                                 f"not match the SHA-256 its run {version.run_id} recorded: it was replaced; do not "
+                                 "load it with mlflow.pyfunc (which would execute it)")

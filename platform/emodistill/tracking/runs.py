@@ -25,7 +25,8 @@ from mlflow.utils.validation import (
 )
 
 from emodistill import __version__
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.errors import ConfigError, EmodistillError, IntegrityError
+from emodistill.files import file_sha256
 from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE
 from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
@@ -43,6 +44,9 @@ FAILURE_TAG = "emodistill.failure"
 GENERATOR_ARTIFACT = "generator"
 FAILURE_ARTIFACT = "failure.txt"
 GENERATOR_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+# SHA-256 of each generator file (and of the pyfunc code), recorded as run tags when the run logs them:
+# an artifact store may let others overwrite files, so what emodistill downloads is checked against these.
+DIGEST_TAG = "emodistill.sha256."
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_generator.py")
 # What the pyfunc model's predict() accepts: per-label counts, optionally a seed and balanced=False.
 PYFUNC_SIGNATURE = ModelSignature(inputs=Schema([
@@ -152,8 +156,27 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float],
 
 
 def log_generator_artifact(client: MlflowClient, run_id: str, generator_dir: str | Path) -> None:
-    """Store a generator directory (config.json + model.safetensors) as the run's artifact `generator/`."""
-    client.log_artifacts(run_id, str(_checked_generator_dir(generator_dir)), GENERATOR_ARTIFACT)
+    """Store a generator directory (config.json + model.safetensors) as the run's artifact `generator/`, and the
+    SHA-256 of each file as the run's tags."""
+    path = _checked_generator_dir(generator_dir)
+    client.log_batch(run_id, tags=[RunTag(DIGEST_TAG + name, file_sha256(path / name)) for name in GENERATOR_FILES])
+    client.log_artifacts(run_id, str(path), GENERATOR_ARTIFACT)
+
+
+def recorded_digests(client: MlflowClient, run_id: str, names=GENERATOR_FILES) -> dict[str, str]:
+    """The SHA-256 the run recorded for each file of `names`; a run without them cannot be verified (an error)."""
+    tags = client.get_run(run_id).data.tags
+    missing = [name for name in names if DIGEST_TAG + name not in tags]
+    if missing:
+        raise IntegrityError(f"run {run_id} records no SHA-256 for {missing} (logged by an emodistill before 0.2?): "
+                             "its files cannot be verified, so they are not loaded")
+    return {name: tags[DIGEST_TAG + name] for name in names}
+
+
+def mismatched(directory: Path, digests: Mapping[str, str]) -> list[str]:
+    """The files of `directory` whose SHA-256 differs from `digests` (a missing file counts)."""
+    return [name for name, digest in digests.items()
+            if not (directory / name).is_file() or file_sha256(directory / name) != digest]
 
 
 def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: str | None = None,
@@ -174,6 +197,8 @@ def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: st
             pip_requirements=[f"emodistill=={__version__}"],
             model_id=model.model_id,
         )
+    # MLflow runs this file when anyone loads the model: record what it must be.
+    client.set_tag(run_id, DIGEST_TAG + PYFUNC_FILE.name, file_sha256(PYFUNC_FILE))
     return info.model_uri
 
 
@@ -202,11 +227,16 @@ def _missing_generator_files(path: Path) -> list[str]:
 
 
 def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
-    """The run's `generator/` artifact as a local directory, downloaded once into the cache."""
+    """The run's `generator/` artifact as a local directory, downloaded once into the cache, its files checked
+    against the SHA-256 the run recorded (a cached copy that no longer matches is downloaded again)."""
     client = tracking_client(tracking_uri)
+    digests = recorded_digests(client, run_id)
     target = Path(cache_dir) / "generators" / run_id if cache_dir else runtime_cache_dir("generators", run_id)
-    if not _missing_generator_files(target):
-        return target
+    if target.is_dir():
+        if not mismatched(target, digests):
+            return target
+        log.warning("cached generator %s does not match its recorded SHA-256; downloading it again", target)
+        shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.tmp-", dir=target.parent))
     try:
@@ -216,11 +246,15 @@ def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: 
         except MlflowException as exc:
             raise EmodistillError(f"run {run_id} has no readable '{GENERATOR_ARTIFACT}/' artifact "
                                   f"in {client.tracking_uri} ({exc.message})") from None
-        _checked_generator_dir(local)
+        changed = mismatched(Path(local), digests)
+        if changed:
+            raise IntegrityError(f"run {run_id}: {GENERATOR_ARTIFACT}/{', '.join(changed)} in {client.tracking_uri} "
+                                 "does not match the SHA-256 recorded when the run logged it (the file was replaced "
+                                 "since); it is not loaded")
         try:
             os.replace(local, target)
         except OSError:
-            if _missing_generator_files(target):  # else another process cached the same run meanwhile
+            if mismatched(target, digests):  # else another process cached the same run meanwhile
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,8 +32,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class MlflowServer:
     """Handle on a running `mlflow server`: `.url`, `.pid`, `.stop()`; a context manager that stops it on exit."""
 
-    def __init__(self, process: subprocess.Popen, url: str, log_path: Path):
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path, password_file: Path | None = None):
         self.process, self.url, self.log_path = process, url, log_path
+        self.password_file = password_file  # with basic auth: where the admin's password is kept
 
     @property
     def pid(self) -> int:
@@ -77,15 +80,72 @@ class MlflowServer:
         self.stop()
 
 
+AUTH_DIR = "mlflow-auth"  # beside the store: the users database, the admin password and the session secret
+ADMIN = "admin"
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _private_secret(path: Path) -> str:
+    """The secret in `path` (mode 0600), created with 32 random bytes the first time."""
+    if not path.exists():
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def auth_settings(directory: Path) -> tuple[dict[str, str], Path]:
+    """MLflow basic-auth settings kept in `directory` (0700): the server's environment, and the admin password's file.
+
+    The admin password is $MLFLOW_TRACKING_PASSWORD when set, else a random one kept in `directory/admin_password`;
+    the Flask session secret is random. Clients sign in with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    password_file = directory / "admin_password"
+    if os.environ.get("MLFLOW_TRACKING_PASSWORD") and not password_file.exists():
+        with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+            file.write(os.environ["MLFLOW_TRACKING_PASSWORD"])
+    config = directory / "basic_auth.ini"
+    config.write_text("[mlflow]\ndefault_permission = READ\n"
+                      f"database_uri = sqlite:///{directory.resolve() / 'users.db'}\n"
+                      f"admin_username = {ADMIN}\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": _private_secret(password_file),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": _private_secret(directory / "session_secret")}
+    return env, password_file
+
+
 def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
                  artifacts_dir: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
-                 timeout_s: float = 90.0) -> MlflowServer:
-    """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers."""
+                 timeout_s: float = 90.0, auth: bool = False) -> MlflowServer:
+    """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers.
+
+    With `auth`, MLflow's basic-auth app guards every request (the UI, the REST API and artifact uploads), with
+    its settings in `mlflow-auth/` beside the store (see auth_settings). A server that listens beyond loopback
+    must have it: anyone who can write its artifacts could replace a registered model's code.
+    """
+    if not auth and not is_loopback(host):
+        raise EmodistillError(f"an MLflow server on {host} is reachable from other machines: start it with "
+                              "authentication (emodistill ui --auth), or on 127.0.0.1")
     backend_uri = resolve_tracking_uri(backend_uri)
     if backend_uri.startswith("sqlite:"):
         sqlite_path(backend_uri).parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
                "--host", host, "--port", str(port), "--workers", str(workers)]
+    env = dict(os.environ)
+    password_file = None
+    if auth:
+        root = sqlite_path(backend_uri).parent if backend_uri.startswith("sqlite:") else Path.cwd()
+        settings, password_file = auth_settings(root / AUTH_DIR)
+        env.update(settings)
+        command += ["--app-name", "basic-auth"]
     if serve_artifacts:
         artifacts = Path(artifacts_dir) if artifacts_dir else artifact_root_for(backend_uri)
         if artifacts is None:
@@ -95,9 +155,9 @@ def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: 
         command += ["--no-serve-artifacts"]
     log_file = tempfile.NamedTemporaryFile(prefix="mlflow-server-", suffix=".log", delete=False)
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
     log_file.close()
-    server = MlflowServer(process, f"http://{host}:{port}", Path(log_file.name))
+    server = MlflowServer(process, f"http://{host}:{port}", Path(log_file.name), password_file)
     try:
         _wait_healthy(server, timeout_s)
     except BaseException:
