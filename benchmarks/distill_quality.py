@@ -10,10 +10,10 @@ reference), a random real subset, a herding coreset, the class-conditional Gauss
 trained with the `small` preset as the Baseline WGAN-GP (λ5 = λ6 = 0), +L_SML and +L_DIV+L_SML; then the
 ablation of what the preset adds beyond the paper (+L_DIV+L_SML at ppc 100). Every generator keeps the
 checkpoint that scored best on dev (2 draws at ppc 100, every train.eval_every steps); its learning curve
-records dev and test UAR at each of those steps (test only reported, never used).
+records dev and test UAR at each of those steps (test is only reported, never used to choose).
 
 It writes benchmarks/results/distill_quality.json, the figures under benchmarks/figures/, and the section
-between the `distill_quality` markers of benchmarks/RESULTS.md; it prints the same tables and the CPU time.
+between the `distill_quality` markers of benchmarks/RESULTS.md; it prints the same tables and its CPU time.
 """
 
 from __future__ import annotations
@@ -34,41 +34,45 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "platform"))  # runnable from a source checkout without installing
 
 from emodistill.distill import distill, load_config, train_pool  # noqa: E402
-from emodistill.downstream import DownstreamConfig, predict, train_downstream, uar  # noqa: E402
+from emodistill.downstream import Downstream, DownstreamConfig, embed_set, predict, train_downstream, uar  # noqa: E402
 from emodistill.evaluate.baselines import class_herding_orders, gaussian_baseline, random_subset  # noqa: E402
+from emodistill.evaluate.privacy import privacy_probe  # noqa: E402
 from emodistill.evaluate.protocol import repeat_seed  # noqa: E402
 from emodistill.evaluate.stats import mcnemar, mean_ci  # noqa: E402
 from emodistill.features.store import dataset_fingerprint, load_splits  # noqa: E402
 from emodistill.generator import class_counts, load  # noqa: E402
 
-# The protocol's downstream for every score here (s3prl's recipe, shortened: the sets are small).
+# The protocol's downstream for every score here (s3prl's recipe, shortened: the training sets are small).
 DOWNSTREAM = DownstreamConfig(max_steps=1000, eval_every=100, device="cpu")
 BUDGETS = ("ppc10", "ppc50", "ppc100", "full")
-SELECT_PPC, SELECT_DRAWS = 100, 2
-PRESET = "small"  # the fixed recipe; its file says what it adds beyond the paper
+SELECT_DRAWS = 2  # samples + downstreams averaged per checkpoint evaluation (at ppc 100)
+PRESET = "small"  # the recipe; its file says what it adds beyond the paper
+BASELINE, SML, DIV_SML = "Baseline WGAN-GP", "+L_SML", "+L_DIV+L_SML"
 VARIANTS = {  # the paper's Table 2 rows, on GAN-ATT
-    "Baseline WGAN-GP": ["loss.lambda_div=0", "loss.lambda_sml=0"],
-    "+L_SML": ["loss.lambda_div=0", "loss.lambda_sml=1"],
-    "+L_DIV+L_SML": ["loss.lambda_div=1", "loss.lambda_sml=1"],
+    BASELINE: ["loss.lambda_div=0", "loss.lambda_sml=0"],
+    SML: ["loss.lambda_div=0", "loss.lambda_sml=1"],
+    DIV_SML: ["loss.lambda_div=1", "loss.lambda_sml=1"],
 }
-# +L_DIV+L_SML without each addition of the preset, and with none of them (the paper's losses, optimiser and
-# critic as the `small` preset had them before this benchmark: Adam (0.5, 0.9) at 2e-4, n_critic 5, λ3 = λ4 = 1).
+# +L_DIV+L_SML without each addition of the preset, and with none of them: the paper's configuration as the
+# `small` preset had it before this benchmark (Adam (0.5, 0.9) at 2e-4, n_critic 5, λ3 = λ4 = 1, no extras).
 ABLATIONS = {
     "without critic_stats": ["model.critic_stats=false"],
     "without mean_path": ["model.mean_path=false"],
     "without ema": ["train.ema=0"],
     "paper-faithful": ["model.critic_stats=false", "model.mean_path=false", "train.ema=0", "loss.lambda_fm=1",
-                       "loss.lambda_cls_fake=1", "optim.betas=[0.5, 0.9]", "optim.lr_g=2e-4", "optim.lr_d=2e-4",
-                       "optim.n_critic=5"],
+                       "optim.betas=[0.5, 0.9]", "optim.lr_g=2e-4", "optim.lr_d=2e-4", "optim.n_critic=5"],
 }
+REAL, RANDOM, HERDING, GAUSSIAN = "real training split", "random subset", "herding", "Gaussian"
+COLOURS = {REAL: "black", RANDOM: "tab:grey", HERDING: "tab:brown", GAUSSIAN: "tab:green", BASELINE: "tab:blue",
+           SML: "tab:orange", DIV_SML: "tab:red"}
 RESULTS_MD = HERE / "RESULTS.md"
 START, END = "<!-- distill_quality:start -->", "<!-- distill_quality:end -->"
 
-_splits = {}
+_splits: dict[str, dict] = {}
 
 
 def splits(features: str) -> dict:
-    """The feature directory's splits, opened once per worker process (memory-mapped)."""
+    """The feature directory's splits, opened once per process (memory-mapped); one torch thread per process."""
     if features not in _splits:
         import torch
 
@@ -77,73 +81,68 @@ def splits(features: str) -> dict:
     return _splits[features]
 
 
-def score(features: str, train_set, seed: int) -> dict:
+def score(features: str, train_set, seed: int, keep_model: bool = False) -> dict:
     """The protocol: downstream on `train_set`, checkpoint by real dev UAR, UAR and predictions on real test."""
     s = splits(features)
     trained = train_downstream(train_set, s["dev"], DOWNSTREAM.model_copy(update={"seed": seed}), progress=False)
     pred = predict(trained.model, s["test"], device="cpu")
-    return {"uar": float(uar(s["test"].labels, pred)), "dev": float(trained.dev_uar), "pred": pred.tolist(),
-            "seconds": trained.train_seconds}
+    cell = {"uar": float(uar(s["test"].labels, pred)), "dev": float(trained.dev_uar), "pred": pred.tolist()}
+    if keep_model:
+        cell["model"] = {k: v.numpy() for k, v in trained.model.state_dict().items()}
+    return cell
 
 
-def counts_of(features: str, budget: str) -> np.ndarray:
-    """Utterances per class of a budget key (balanced; `full`: the real training split's size)."""
+def budget_counts(features: str, budget: str) -> dict[str, int]:
+    """Utterances per label of a budget key (balanced; `full`: as many as the real training split)."""
     train = splits(features)["train"]
-    prior = train.class_counts()
-    if budget == "full":
-        return class_counts(0, train.label_names, prior, balanced=True, total=len(train))
-    return class_counts(int(budget[3:]), train.label_names, prior, balanced=True)
+    total = len(train) if budget == "full" else None
+    counts = class_counts(0 if total else int(budget[3:]), train.label_names, train.class_counts(), total=total)
+    return {name: int(c) for name, c in zip(train.label_names, counts)}
 
 
 def train_generator(features: str, name: str, overrides: list[str], seed: int, out: str, pools: str) -> dict:
-    """Distil one generator, choosing its checkpoint on dev; its learning curve (dev and test) and cost."""
+    """Distil one generator, choosing its checkpoint on dev; its learning curve (dev and test UAR) and cost."""
     s = splits(features)
     config = load_config(PRESET, [*overrides, f"train.seed={seed}", "train.device=cpu"])
-    counts = counts_of(features, f"ppc{SELECT_PPC}")
-    curve = []
+    counts = budget_counts(features, "ppc100")
+    curve, started = [], time.perf_counter()
 
     def evaluate(step, generator):
-        runs = [score(features, generator.sample_features(
-            {n: int(c) for n, c in zip(s["train"].label_names, counts)}, seed=repeat_seed(seed, d)), repeat_seed(seed, d))
-            for d in range(SELECT_DRAWS)]
-        point = {"step": step, "dev": float(np.mean([r["dev"] for r in runs])),
-                 "test": float(np.mean([r["uar"] for r in runs]))}
-        curve.append(point)
-        return {"dev_uar_ppc100": point["dev"]}
+        seeds = [repeat_seed(seed, d) for d in range(SELECT_DRAWS)]
+        draws = [score(features, generator.sample_features(counts, seed=d), d) for d in seeds]
+        curve.append({"step": step, "seconds": time.perf_counter() - started,
+                      "dev": float(np.mean([r["dev"] for r in draws])),
+                      "test": float(np.mean([r["uar"] for r in draws]))})
+        return {"dev_uar_ppc100": curve[-1]["dev"]}
 
-    started = time.perf_counter()
-    path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select="dev_uar_ppc100",
-                   features_fingerprint=dataset_fingerprint(features), pool_cache_dir=pools, progress=False)
-    metrics = load(path).config["metrics"]
-    return {"name": name, "seed": seed, "path": str(path), "curve": curve, "seconds": time.perf_counter() - started,
-            "train_seconds": metrics["train_seconds"], "selected_step": metrics.get("selected_step"),
-            "steps": metrics["steps"], "parameters": load(path).num_parameters}
+    path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select="dev_uar_ppc100", pool_cache_dir=pools,
+                   features_fingerprint=dataset_fingerprint(features), progress=False)
+    generator = load(path)
+    selected = generator.config["metrics"].get("selected_step")
+    to_selected = next((p["seconds"] for p in curve if p["step"] == selected), None)
+    return {"path": str(path), "curve": curve, "seconds": time.perf_counter() - started, "selected_step": selected,
+            "seconds_to_selected": to_selected, "steps": generator.config["metrics"]["steps"],
+            "parameters": generator.num_parameters}
 
 
 def score_source(features: str, source: dict, seed_index: int, budget: str) -> dict:
-    """One cell of the table for one seed: draw the training set of `source` at `budget` and score it."""
-    s = splits(features)
-    train = s["train"]
+    """One cell for one seed: draw the training set of `source` at `budget`, score it."""
+    train = splits(features)["train"]
     seed = repeat_seed(0, seed_index)
-    counts = counts_of(features, budget)
+    counts = budget_counts(features, budget)
     kind = source["kind"]
-    if kind in ("random", "herding") and (counts > train.class_counts()).any():
+    wanted = np.array(list(counts.values()))
+    if kind in ("random", "herding") and (wanted > train.class_counts()).any():
         return {"skipped": "a real subset cannot exceed the real class sizes"}
-    if kind == "real":
-        train_set = train
-    elif kind == "random":
-        train_set = train.subset(random_subset(train, counts, seed))
+    if kind == "random":
+        train_set = train.subset(random_subset(train, wanted, seed))
     elif kind == "herding":
-        train_set = train.subset(np.concatenate([np.asarray(o)[:int(n)] for o, n in zip(source["orders"], counts)]))
+        train_set = train.subset(np.concatenate([np.asarray(o)[:n] for o, n in zip(source["orders"], wanted)]))
     elif kind == "gaussian":
-        train_set = gaussian_baseline(train, source["frames"]).sample_features(_mapping(train, counts), seed=seed)
+        train_set = gaussian_baseline(train, source["frames"]).sample_features(counts, seed=seed)
     else:  # a trained generator: the one of this seed
-        train_set = load(source["paths"][seed_index]).sample_features(_mapping(train, counts), seed=seed)
-    return score(features, train_set, seed)
-
-
-def _mapping(train, counts) -> dict:
-    return {name: int(c) for name, c in zip(train.label_names, counts)}
+        train_set = load(source["paths"][seed_index]).sample_features(counts, seed=seed)
+    return score(features, train_set, seed, keep_model=seed_index == 0 and budget == "ppc100")
 
 
 def prepare(work: Path, preset: str) -> str:
@@ -151,17 +150,6 @@ def prepare(work: Path, preset: str) -> str:
     from emodistill.cli.sweep import demo_features
 
     return str(demo_features(work / preset, preset=preset))
-
-
-def summarise(cells: list[dict], reference: list[dict]) -> dict:
-    """Mean ± CI of test UAR, mean dev UAR, ratio to real-full, McNemar p against real-full per seed pair."""
-    uars = [c["uar"] for c in cells]
-    ci = mean_ci(uars)
-    y = reference[0]["y_true"]
-    p_real = [mcnemar(y, ref["pred"], c["pred"]).pvalue for ref, c in zip(reference, cells)]
-    real = float(np.mean([r["uar"] for r in reference]))
-    return {"uars": uars, "mean": ci.mean, "low": ci.low, "high": ci.high, "dev": float(np.mean([c["dev"] for c in cells])),
-            "ratio": ci.mean / real, "p_vs_real": p_real}
 
 
 def main(argv=None) -> int:
@@ -172,55 +160,51 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes, one torch thread each")
     parser.add_argument("--work", type=Path, default=Path("runs/distill_quality"), help="corpus, features, generators")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false")
-    parser.add_argument("--steps", type=int, help="override the preset's generator steps (quick checks)")
+    parser.add_argument("--steps", type=int, help="the generators' steps instead of the preset's, evaluated twice "
+                                                   "(quick checks)")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
                         help="write RESULTS.md's section, the figures and the JSON (default yes)")
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     features = prepare(args.work, args.preset)
     s = splits(features)
-    extra = [f"train.steps={args.steps}"] if args.steps else []
-    preset = load_config(PRESET)
-    frames = preset.model.frames
-    seeds = range(args.seeds)
+    seeds = list(range(args.seeds))
+    # A quick check: fewer steps, still two evaluations to choose between.
+    extra = [f"train.steps={args.steps}", f"train.eval_every={max(1, args.steps // 2)}"] if args.steps else []
+    recipe = load_config(PRESET)
 
-    # The reference (and herding's embedding, from its seed-0 model) in this process.
-    reference = []
-    for i in seeds:
-        cell = score(features, s["train"], repeat_seed(0, i))
-        cell["y_true"] = s["test"].labels.tolist()
-        reference.append(cell)
-    from emodistill.downstream import embed_set
-
-    ref_model = train_downstream(s["train"], s["dev"], DOWNSTREAM.model_copy(update={"seed": repeat_seed(0, 0)}),
-                                 progress=False).model
-    orders = [o.tolist() for o in class_herding_orders(s["train"], embed_set(ref_model, s["train"], device="cpu"))]
-
-    # The L_SML pool once, here: the workers then all read it from the cache.
+    # Here, before the workers: the reference, herding's embedding (its seed-0 model) and the L_SML pool.
+    reference = [score(features, s["train"], repeat_seed(0, i), keep_model=i == 0) for i in seeds]
+    reference_model = _model(reference[0], s)
+    embeddings = embed_set(reference_model, s["train"], device="cpu")
+    orders = [o.tolist() for o in class_herding_orders(s["train"], embeddings)]
     pools = str(args.work / "pools")
-    train_pool(s["train"], s["dev"], preset.pool, pools, fingerprint=dataset_fingerprint(features), progress=False)
+    train_pool(s["train"], s["dev"], recipe.pool, pools, fingerprint=dataset_fingerprint(features), progress=False)
+
     generators = dict(VARIANTS)
     if args.ablation:
-        generators.update({f"+L_DIV+L_SML {name}": VARIANTS["+L_DIV+L_SML"] + o for name, o in ABLATIONS.items()})
+        generators.update({f"{DIV_SML} {name}": VARIANTS[DIV_SML] + o for name, o in ABLATIONS.items()})
+    sources = {RANDOM: {"kind": "random"}, HERDING: {"kind": "herding", "orders": orders},
+               GAUSSIAN: {"kind": "gaussian", "frames": recipe.model.frames}}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        trained_futures = {(name, i): pool.submit(train_generator, features, name, generators[name] + extra, i,
-                                                  str(args.work / "generators" / _slug(name) / f"seed{i}"), pools)
-                           for name in generators for i in seeds}
-        sources = {"random subset": {"kind": "random"}, "herding": {"kind": "herding", "orders": orders},
-                   "Gaussian": {"kind": "gaussian", "frames": frames}}
-        baseline_futures = {(name, i, b): pool.submit(score_source, features, src, i, b)
-                            for name, src in sources.items() for i in seeds for b in BUDGETS}
-        trained = {key: f.result() for key, f in trained_futures.items()}
+        training = {(name, i): pool.submit(train_generator, features, name, generators[name] + extra, i,
+                                           str(args.work / "generators" / _slug(name) / f"seed{i}"), pools)
+                    for name in generators for i in seeds}
+        pending = {(name, i, b): pool.submit(score_source, features, src, i, b)
+                   for name, src in sources.items() for i in seeds for b in BUDGETS}
+        trained = {key: future.result() for key, future in training.items()}
         for name in generators:
             sources[name] = {"kind": "generator", "paths": [trained[(name, i)]["path"] for i in seeds]}
-        budgets_of = {name: BUDGETS if name in VARIANTS else ("ppc100",) for name in generators}
-        generator_futures = {(name, i, b): pool.submit(score_source, features, sources[name], i, b)
-                             for name in generators for i in seeds for b in budgets_of[name]}
-        cells = {k: f.result() for k, f in {**baseline_futures, **generator_futures}.items()}
+            for b in BUDGETS if name in VARIANTS else ("ppc100",):
+                pending.update({(name, i, b): pool.submit(score_source, features, sources[name], i, b) for i in seeds})
+        cells = {key: future.result() for key, future in pending.items()}
 
-    report = build_report(args, reference, sources, generators, trained, cells, seeds, s)
-    report["cpu_seconds"] = round(_cpu_seconds(), 1)
-    report["wall_seconds"] = round(time.perf_counter() - wall, 1)
+    kept = {name: cells[(name, 0, "ppc100")] for name in (RANDOM, GAUSSIAN, *VARIANTS)}
+    probe_models = {REAL: reference_model, **{name: _model(c, s) for name, c in kept.items() if "model" in c}}
+    privacy = {name: r.to_dict() for name, r in privacy_probe(probe_models, s["train"], seed=0, device="cpu").items()}
+    report = build_report(args.preset, reference, list(sources), generators, trained, cells, seeds, s, privacy)
+    report["cpu_minutes"] = round(_cpu_seconds() / 60, 1)
+    report["wall_minutes"] = round((time.perf_counter() - wall) / 60, 1)
     markdown = render(report)
     print(markdown)
     if args.write:
@@ -228,91 +212,149 @@ def main(argv=None) -> int:
     return 0
 
 
+def _model(cell: dict, s: dict) -> Downstream:
+    """The downstream a cell kept, rebuilt."""
+    import torch
+
+    model = Downstream(s["train"].dim, len(s["train"].label_names), DOWNSTREAM.hidden)
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in cell["model"].items()})
+    return model.eval()
+
+
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
 
 
 def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children."""
+    """CPU seconds of this process and its finished children (the workers)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def build_report(args, reference, sources, generators, trained, cells, seeds, s) -> dict:
-    """Every number of the section: per source and budget, the seeds' cells summarised; curves; ablation."""
+def summarise(cells: list[dict], reference: list[dict], others: list[dict] | None = None) -> dict:
+    """Mean ± 95 % CI of test UAR, mean dev UAR, the ratio to the reference, McNemar p against the reference and
+    `others` (the Baseline), seed against seed."""
+    ci = mean_ci([c["uar"] for c in cells])
+    y = reference[0]["y_true"] if "y_true" in reference[0] else None
+    real = float(np.mean([r["uar"] for r in reference]))
+    summary = {"uars": [c["uar"] for c in cells], "mean": ci.mean, "low": ci.low, "high": ci.high,
+               "dev": float(np.mean([c["dev"] for c in cells])), "ratio": ci.mean / real,
+               "p_vs_real": [mcnemar(y, r["pred"], c["pred"]).pvalue for r, c in zip(reference, cells)]}
+    if others is not None:
+        summary["p_vs_baseline"] = [mcnemar(y, o["pred"], c["pred"]).pvalue for o, c in zip(others, cells)]
+    return summary
+
+
+def build_report(preset, reference, names, generators, trained, cells, seeds, s, privacy) -> dict:
+    """Every number of the section: per source and budget the seeds summarised; generators' costs and curves."""
+    for r in reference:
+        r["y_true"] = s["test"].labels.tolist()
     table = {}
-    for name in sources:
-        row = {}
+    for name in names:
+        table[name] = {}
         for b in BUDGETS:
             got = [cells.get((name, i, b)) for i in seeds]
-            if any(c is None for c in got) or any("skipped" in c for c in got):
+            if any(c is None or "skipped" in c for c in got):
                 continue
-            row[b] = summarise(got, reference)
-        table[name] = row
-    baseline = "Baseline WGAN-GP"
-    for name in generators:
-        for b, summary in table[name].items():
-            if name != baseline and b in table[baseline]:
-                summary["p_vs_baseline"] = [mcnemar(reference[0]["y_true"], cells[(baseline, i, b)]["pred"],
-                                                    cells[(name, i, b)]["pred"]).pvalue for i in seeds]
+            baseline = [cells[(BASELINE, i, b)] for i in seeds] if name in generators and name != BASELINE else None
+            table[name][b] = summarise(got, reference, baseline)
     real = mean_ci([r["uar"] for r in reference])
-    costs = {name: {"train_seconds": [trained[(name, i)]["train_seconds"] for i in seeds],
-                    "wall_seconds": [trained[(name, i)]["seconds"] for i in seeds],
-                    "selected_step": [trained[(name, i)]["selected_step"] for i in seeds],
-                    "steps": trained[(name, seeds[0])]["steps"], "parameters": trained[(name, seeds[0])]["parameters"],
-                    "curves": [trained[(name, i)]["curve"] for i in seeds]} for name in generators}
-    return {"preset": args.preset, "seeds": list(seeds), "recipe": PRESET,
-            "splits": {k: len(v) for k, v in s.items()}, "real_full": {"uars": [r["uar"] for r in reference],
-                                                                      "mean": real.mean, "low": real.low,
-                                                                      "high": real.high},
-            "table": table, "generators": costs, "variants": list(VARIANTS), "ablations": list(ABLATIONS)}
+    costs = {name: {key: [trained[(name, i)][key] for i in seeds]
+                    for key in ("seconds", "seconds_to_selected", "selected_step")} for name in generators}
+    for name in generators:
+        costs[name].update(curves=[trained[(name, i)]["curve"] for i in seeds], steps=trained[(name, 0)]["steps"],
+                           parameters=trained[(name, 0)]["parameters"])
+    return {"preset": preset, "seeds": seeds, "recipe": PRESET, "splits": {k: len(v) for k, v in s.items()},
+            "real_full": {"uars": [r["uar"] for r in reference], "mean": real.mean, "low": real.low,
+                          "high": real.high}, "table": table, "generators": costs, "variants": list(VARIANTS),
+            "privacy": privacy}
+
+
+def _pct(summary: dict) -> str:
+    return f"{100 * summary['mean']:.1f} ± {100 * (summary['high'] - summary['low']) / 2:.1f}"
 
 
 def _cell(summary: dict | None) -> str:
+    return "—" if summary is None else f"{_pct(summary)} ({summary['ratio']:.2f}x)"
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def mean_curve(curves: list[list[dict]], split: str) -> tuple[list[int], np.ndarray]:
+    """Steps and the mean over seeds of a split's UAR along the learning curves."""
+    return [p["step"] for p in curves[0]], np.mean([[p[split] for p in curve] for curve in curves], axis=0)
+
+
+def targets(report: dict) -> list[str]:
+    """The targets of the distillation-quality issue, each stated with the numbers that meet or miss it."""
+    table, real = report["table"], report["real_full"]["mean"]
+    ours, gauss, base = table[DIV_SML]["ppc100"], table[GAUSSIAN]["ppc100"], table[BASELINE]["ppc100"]
+    p = _median(ours["p_vs_baseline"])
+    steps, curve = mean_curve(report["generators"][DIV_SML]["curves"], "test")
+    minutes = max(report["generators"][DIV_SML]["seconds_to_selected"]) / 60
+    checks = [
+        (ours["mean"] >= 0.97 * real, f"+L_DIV+L_SML at ppc100 ≥ 0.97x real-full: {ours['ratio']:.3f}x"),
+        (ours["mean"] >= gauss["mean"], f"... ≥ the Gaussian: {100 * ours['mean']:.1f} vs {100 * gauss['mean']:.1f}"),
+        (ours["mean"] > base["mean"] and p < 0.05,
+         f"... above the Baseline with McNemar p < 0.05: {100 * ours['mean']:.1f} vs {100 * base['mean']:.1f}, "
+         f"median p {p:.2g}"),
+        (table[DIV_SML]["ppc10"]["mean"] > table[RANDOM]["ppc10"]["mean"],
+         f"at ppc10 above a random real subset: {100 * table[DIV_SML]['ppc10']['mean']:.1f} vs "
+         f"{100 * table[RANDOM]['ppc10']['mean']:.1f}"),
+        (minutes <= 10, f"one generator to its dev-chosen step in ≤ 10 min: at most {minutes:.1f} min (one core each)"),
+        (curve[-1] >= curve.max() - 0.02, f"test UAR keeps with more steps (last within 0.02 of the best): "
+         f"{', '.join(f'{s}: {100 * v:.1f}' for s, v in zip(steps, curve))}"),
+    ]
+    return [f"- {'met' if ok else '**missed**'}: {text}" for ok, text in checks]
+
+
+def _pvalues(summary: dict | None) -> str:
+    """`p vs real-full / p vs Baseline` (medians)."""
     if summary is None:
         return "—"
-    half = (summary["high"] - summary["low"]) / 2
-    return f"{100 * summary['mean']:.1f} ± {100 * half:.1f} ({summary['ratio']:.2f}x)"
-
-
-def _median_p(values: list[float]) -> str:
-    return f"{float(np.median(values)):.2g}"
+    versus = f"{_median(summary['p_vs_baseline']):.2g}" if "p_vs_baseline" in summary else "—"
+    return f"{_median(summary['p_vs_real']):.2g} / {versus}"
 
 
 def render(report: dict) -> str:
-    """The RESULTS.md section: tables of UAR, McNemar, costs, ablation, and the targets."""
-    real = report["real_full"]
-    n = len(report["seeds"])
+    """The RESULTS.md section: UAR table, McNemar, generators' costs, ablation, privacy, targets."""
+    real, n, sp = report["real_full"], len(report["seeds"]), report["splits"]
     lines = [f"Command: `python benchmarks/distill_quality.py --preset {report['preset']} --seeds {n}` — embedded "
-             f"`{report['preset']}` corpus, fold 1 (train/dev/test {report['splits']['train']}/{report['splits']['dev']}/"
-             f"{report['splits']['test']} utterances), fbank, the `{report['recipe']}` preset; "
-             f"{report['wall_seconds'] / 60:.0f} min wall, {report['cpu_seconds'] / 60:.0f} CPU-min on 2 cores.",
-             "",
-             f"Test UAR (%), mean ± 95 % CI half-width over {n} seeds (ratio to the real training split). "
-             f"Real training split (reference): **{100 * real['mean']:.1f} ± {100 * (real['high'] - real['low']) / 2:.1f}**; "
-             "chance 25.0. `full` = as many utterances as the real training split, balanced.",
-             "", "| source | " + " | ".join(BUDGETS) + " |", "| --- |" + " --- |" * len(BUDGETS)]
-    for name, row in report["table"].items():
-        if name in report["variants"] or not name.startswith("+L_DIV+L_SML "):
-            lines.append(f"| {name} | " + " | ".join(_cell(row.get(b)) for b in BUDGETS) + " |")
-    lines += ["", f"McNemar p (median over the {n} seed pairs; a seed's source against the same seed's reference "
-                  "or Baseline):", "", "| source | budget | vs real-full | vs Baseline |", "| --- | --- | --- | --- |"]
-    for name in ["Gaussian", *report["variants"]]:
-        for b, summary in report["table"][name].items():
-            versus = _median_p(summary["p_vs_baseline"]) if "p_vs_baseline" in summary else "—"
-            lines.append(f"| {name} | {b} | {_median_p(summary['p_vs_real'])} | {versus} |")
-    lines += ["", "Generators (GAN-ATT): training time to the end of the run, the dev-chosen step, size:", "",
-              "| generator | steps | chosen step (per seed) | train s (mean) | parameters | ppc100 test | ppc100 dev |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"`{report['preset']}` corpus, fold 1 (train/dev/test {sp['train']}/{sp['dev']}/{sp['test']} "
+             f"utterances), fbank, GAN-ATT with the `{report['recipe']}` preset; {report['wall_minutes']:.0f} min "
+             f"wall, {report['cpu_minutes']:.0f} CPU-min on 2 cores.", "",
+             f"Test UAR (%), mean ± 95 % CI half-width over {n} seeds, and the ratio to the real training split "
+             f"(**{_pct(real)}**); chance 25.0. `full`: as many utterances as the real training split, balanced "
+             "(a real subset cannot be: —).", "",
+             "| source | " + " | ".join(BUDGETS) + " |", "| --- |" + " --- |" * len(BUDGETS)]
+    main_rows = [name for name in report["table"] if name in COLOURS]
+    for name in main_rows:
+        lines.append(f"| {name} | " + " | ".join(_cell(report["table"][name].get(b)) for b in BUDGETS) + " |")
+    lines += ["", f"McNemar p, median over the {n} seed pairs (seed i's source against seed i's reference / "
+              "Baseline):",
+              "", "| source | " + " | ".join(BUDGETS) + " |", "| --- |" + " --- |" * len(BUDGETS)]
+    for name in (GAUSSIAN, *report["variants"]):
+        row = report["table"][name]
+        lines.append(f"| {name} | " + " | ".join(
+            _pvalues(row.get(b)) for b in BUDGETS) + " |")
+    lines += ["", "Generators: the dev-chosen step per seed, minutes to reach it and for the whole run (one core "
+              "each, evaluations included), test and dev UAR at ppc100:", "",
+              "| generator | steps | chosen step | min to chosen | min in all | parameters | ppc100 test | ppc100 dev |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, cost in report["generators"].items():
-        summary = report["table"][name].get("ppc100")
-        lines.append(f"| {name} | {cost['steps']} | {cost['selected_step']} | {np.mean(cost['train_seconds']):.0f} | "
+        summary = report["table"][name]["ppc100"]
+        lines.append(f"| {name} | {cost['steps']} | {cost['selected_step']} | "
+                     f"{np.mean(cost['seconds_to_selected']) / 60:.1f} | {np.mean(cost['seconds']) / 60:.1f} | "
                      f"{cost['parameters']:,} | {_cell(summary)} | {100 * summary['dev']:.1f} |")
+    lines += ["", "Speaker-ID probe (paper Table 4): a speaker classifier on the 256-d first layer of each source's "
+              "downstream (seed 0, ppc100); lower = less speaker information:", "",
+              "| downstream trained on | speaker accuracy (%) | chance (%) |", "| --- | --- | --- |"]
+    for name, probe in report["privacy"].items():
+        lines.append(f"| {name} | {100 * probe['accuracy']:.1f} | {100 * probe['chance']:.1f} |")
+    lines += ["", "Targets (measured above):", "", *targets(report)]
     return "\n".join(lines) + "\n"
-
-
-COLOURS = {"real training split": "black", "random subset": "tab:grey", "herding": "tab:brown", "Gaussian": "tab:green",
-           "Baseline WGAN-GP": "tab:blue", "+L_SML": "tab:orange", "+L_DIV+L_SML": "tab:red"}
 
 
 def _save(fig, stem: Path) -> None:
@@ -327,24 +369,23 @@ def uar_vs_ppc_figure(report: dict, stem: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
-    positions = {b: i for i, b in enumerate(BUDGETS)}
-    shown = [n for n in report["table"] if not n.startswith("+L_DIV+L_SML ")]
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    shown = [n for n in report["table"] if n in COLOURS]
     for k, name in enumerate(shown):
         row = report["table"][name]
         keys = [b for b in BUDGETS if b in row]
-        x = np.array([positions[b] for b in keys]) + (k - len(shown) / 2) * 0.06
-        y = np.array([row[b]["mean"] for b in keys]) * 100
-        err = np.array([[row[b]["mean"] - row[b]["low"] for b in keys], [row[b]["high"] - row[b]["mean"] for b in keys]])
-        ax.errorbar(x, y, yerr=err * 100, marker="o", capsize=3, color=COLOURS.get(name), label=name)
+        x = np.array([BUDGETS.index(b) for b in keys]) + (k - len(shown) / 2) * 0.05
+        mean = np.array([row[b]["mean"] for b in keys])
+        err = np.array([mean - [row[b]["low"] for b in keys], [row[b]["high"] for b in keys] - mean])
+        ax.errorbar(x, 100 * mean, yerr=100 * err, marker="o", capsize=3, color=COLOURS[name], label=name)
     real = report["real_full"]
-    ax.axhline(100 * real["mean"], color="black", linestyle="--", label=f"real training split ({100 * real['mean']:.1f})")
+    ax.axhline(100 * real["mean"], color="black", linestyle="--", label=f"{REAL} ({100 * real['mean']:.1f})")
     ax.axhspan(100 * real["low"], 100 * real["high"], color="black", alpha=0.08)
     ax.axhline(25.0, color="grey", linestyle=":", label="chance (25.0)")
     ax.set_xticks(range(len(BUDGETS)), [b if b == "full" else b[3:] for b in BUDGETS])
     ax.set_xlabel("samples per class (full: the real training split's size, balanced)")
     ax.set_ylabel("UAR on the real test split (%)")
-    ax.set_title(f"Distillation quality, embedded {report['preset']} corpus, fold 1, fbank "
+    ax.set_title(f"Training on generated data only: embedded {report['preset']} corpus, fold 1, fbank "
                  f"(mean ± 95 % CI, {len(report['seeds'])} seeds)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     _save(fig, stem)
@@ -352,33 +393,31 @@ def uar_vs_ppc_figure(report: dict, stem: Path) -> None:
 
 
 def learning_curve_figure(report: dict, stem: Path) -> None:
-    """Dev (dashed) and test (solid) UAR at ppc 100 vs generator step, mean over seeds, one colour per variant."""
+    """Test (solid) and dev (dashed) UAR at ppc100 vs generator step, mean over seeds, a colour per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
     for name in report["variants"]:
-        curves = report["generators"][name]["curves"]
-        steps = [p["step"] for p in curves[0]]
         for split, style in (("test", "-"), ("dev", "--")):
-            values = np.mean([[p[split] for p in curve] for curve in curves], axis=0) * 100
-            ax.plot(steps, values, style, marker="o", color=COLOURS[name], label=f"{name}, {split}")
+            steps, values = mean_curve(report["generators"][name]["curves"], split)
+            ax.plot(steps, 100 * values, style, marker="o", color=COLOURS[name], label=f"{name}, {split}")
     ax.axhline(100 * report["real_full"]["mean"], color="black", linestyle="--", linewidth=0.8,
-               label="real training split (test)")
+               label=f"{REAL} (test)")
     ax.axhline(25.0, color="grey", linestyle=":", label="chance")
     ax.set_xlabel("generator step")
-    ax.set_ylabel(f"UAR at {SELECT_PPC} per class (%)")
-    ax.set_title(f"GAN-ATT learning curves (mean of {len(report['seeds'])} seeds; dev chooses the checkpoint)",
-                 fontsize=10)
+    ax.set_ylabel("UAR at 100 samples per class (%)")
+    ax.set_title(f"GAN-ATT learning curves, mean of {len(report['seeds'])} seeds (dev chooses the checkpoint; "
+                 "test is only reported)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     _save(fig, stem)
     plt.close(fig)
 
 
 def write(report: dict, markdown: str) -> None:
-    """results JSON, figures, and the RESULTS.md section (replaced between its markers)."""
+    """The results JSON, the figures, and the RESULTS.md section (replaced between its markers)."""
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "distill_quality.json").write_text(json.dumps(report, indent=1))
     figures = HERE / "figures"

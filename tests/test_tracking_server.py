@@ -17,13 +17,13 @@ from emodistill.tracking.server import free_port, is_loopback, start_server
 def processes_in_group(pgid: int) -> list[int]:
     """PIDs whose process group is `pgid` (read from /proc, independent of the handle under test)."""
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for status in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = status.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended while we looked
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
+            pids.append(int(status.parent.name))
     return pids
 
 

@@ -43,7 +43,7 @@ def connected(address: str | None = None) -> Iterator[None]:
 
 
 def keep_token_private() -> None:
-    """Make the Ray token a local start may have created (~/.ray/auth_token, written 0644) readable by its owner only."""
+    """Make the Ray token a local start may create (~/.ray/auth_token, written 0644) readable by its owner only."""
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
     if path.is_file() and path.stat().st_mode & 0o077:
         path.chmod(0o600)
