@@ -12,7 +12,7 @@ import soundfile as sf
 from emodistill.cli.main import main
 from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import Utterance
-from emodistill.errors import CorpusError
+from emodistill.errors import CorpusError, FeatureTableError
 from emodistill.features.extract import extract_features
 from emodistill.features.store import dataset_fingerprint, load_splits, open_splits
 from emodistill.features.upstream import make_upstream
@@ -102,6 +102,29 @@ def test_bad_audio_aborts_without_touching_written_tables(corpus, tmp_path, dama
         extract_features(splits, make_upstream("fbank"), out, "toy", progress=False)
     assert {s: t.num_rows for s, t in open_splits(out).items()} == {"train": 3, "dev": 1, "test": 2}
     assert dataset_fingerprint(out) == before
+
+
+def test_failure_in_a_later_split_leaves_the_whole_old_folder_intact(corpus, tmp_path):
+    out = tmp_path / "features"
+    extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    recs = records(corpus)
+    recs[-1].path.write_bytes(b"RIFF\x00\x00garbage")
+    # train and dev differ from the old ones and are extracted first; the bad wav is in the test split.
+    splits = {"train": recs[:2], "dev": recs[2:4], "test": recs[4:]}
+    with pytest.raises(CorpusError, match=f"{recs[-1].path}: not a readable audio file"):
+        extract_features(splits, make_upstream("fbank"), out, "toy", dtype="float16", progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_extract_refuses_a_folder_holding_other_files(corpus, tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FeatureTableError, match=r"work: holds files other than a feature directory's \(notes.txt\)"):
+        extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
 
 def test_unknown_label_fails_before_extraction(corpus, tmp_path):

@@ -28,6 +28,7 @@ SPLITS = ("train", "dev", "test")
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
 SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
+FEATURE_FILES = frozenset([f"{split}.arrow" for split in SPLITS] + [INDEX_NAME])
 
 
 def _record_fields(record: Utterance | dict) -> dict:
@@ -147,6 +148,20 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
     write_text_atomic(Path(directory) / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     return index
+
+
+def check_replaceable(directory: str | Path) -> None:
+    """Refuse to replace `directory` unless it is absent, empty or holds only a feature directory's files."""
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FeatureTableError(f"{directory}: not a folder (expected a feature directory to write or replace)")
+    others = sorted(p.name for p in directory.iterdir() if p.name not in FEATURE_FILES)
+    if others:
+        # The whole folder is replaced: anything else in it would be lost.
+        raise FeatureTableError(f"{directory}: holds files other than a feature directory's ({', '.join(others[:5])}"
+                                f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
 
 
 def read_index(directory: str | Path) -> dict:
