@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,15 @@ def test_extract_refuses_a_folder_holding_other_files(corpus, tmp_path):
     with pytest.raises(FeatureTableError, match=r"work: holds files other than a feature directory's \(notes.txt\)"):
         extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_truncated_wav_is_extracted_with_a_warning_naming_it(corpus, tmp_path, caplog):
+    recs = records(corpus)
+    recs[0].path.write_bytes(recs[0].path.read_bytes()[:44 + 1000])  # the header still promises 0.3 s
+    with caplog.at_level(logging.WARNING):
+        extract_features(recs, make_upstream("fbank"), tmp_path / "f", "toy", progress=False)
+    assert f"{recs[0].path}: truncated audio file: its header declares 9600 bytes of audio data, the file holds 1000" \
+        in caplog.text
 
 
 def test_unknown_label_fails_before_extraction(corpus, tmp_path):
