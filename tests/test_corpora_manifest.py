@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,17 @@ def test_cli_manifest_validates_every_wav_before_writing(corpus_dir, capsys, cap
     with caplog.at_level(logging.WARNING):
         assert main(["corpus", "manifest", "--csv", str(csv_path), "--out", str(out)]) == 0
     assert f"{corpus_dir / 'audio/c.wav'}: truncated audio file: its header declares 16000 bytes" in caplog.text
+
+
+def test_manifest_under_a_folder_named_in_another_encoding_is_refused(tmp_path, capsys):
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    sf.write(os.fsencode(folder / "a.wav"), np.zeros(800, np.float32), 16000)
+    csv_path = _write(folder, "path,label,speaker\na.wav,neu,s\n")
+    assert main(["corpus", "manifest", "--csv", str(csv_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "m.csv:2: column 'path': " in err and "caf\\xe9/a.wav is not valid UTF-8" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_synth_writes_manifest(tmp_path, capsys):
