@@ -161,6 +161,19 @@ def test_cli_extract_and_info(corpus, tmp_path, capsys):
     assert sorted(load_splits(out)["test"].utt_ids) == ["s2a", "s2b"]
 
 
+def test_cli_refuses_a_split_column_without_dev_rows(corpus, tmp_path, capsys):
+    rows = (corpus / "corpus.csv").read_text().splitlines()
+    splits = ["test", "test", "train", "train", "train", "train"]
+    (corpus / "corpus.csv").write_text("\n".join([rows[0] + ",split"] + [f"{row},{split}" for row, split in
+                                                                         zip(rows[1:], splits)]) + "\n")
+    out = tmp_path / "features"
+    code, _, err = run(["features", "extract", "--corpus", str(corpus), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the dev split has no utterances, but distill and sweeps choose their checkpoints on it " \
+           "(a manifest's 'split' column needs dev rows)" in err
+    assert not out.exists()
+
+
 def test_cli_errors(corpus, tmp_path, capsys):
     def fails(args: list[str], message: str) -> None:
         code, _, err = run(args, capsys)

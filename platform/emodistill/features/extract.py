@@ -22,6 +22,12 @@ from emodistill.features.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
+SPLIT_USES = {
+    "train": "the generator and the L_SML pool learn from it",
+    "dev": "distill and sweeps choose their checkpoints on it",
+    "test": "evaluate reports UAR on it",
+}
+
 
 def check_labels(splits: Mapping[str, Sequence[Utterance]], labels: Sequence[str]) -> None:
     """Fail before any extraction if a record's label is outside the label set."""
@@ -29,6 +35,14 @@ def check_labels(splits: Mapping[str, Sequence[Utterance]], labels: Sequence[str
         for r in records:
             if r.label not in labels:
                 raise CorpusError(f"{r.path}: label {r.label!r} of {r.utt_id} is not in the label set {list(labels)}")
+
+
+def check_not_empty(splits: Mapping[str, Sequence[Utterance]]) -> None:
+    """Fail before any extraction if a split has no utterances, saying what needs it."""
+    for split in SPLITS:
+        if not splits[split]:
+            raise CorpusError(f"the {split} split has no utterances, but {SPLIT_USES[split]} "
+                              f"(a manifest's 'split' column needs {split} rows)")
 
 
 def _size(path: Path) -> int:
@@ -71,6 +85,7 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         splits = leave_one_session_out(records_or_splits, test_session, dev_fraction, seed)._asdict()
     if sorted(splits) != sorted(SPLITS):
         raise ConfigError(f"splits are {sorted(splits)}, expected {list(SPLITS)}")
+    check_not_empty(splits)
     check_labels(splits, labels)
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
