@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -203,6 +205,43 @@ def test_reading_a_missing_store_names_it_and_creates_nothing(tmp_path):
                  lambda: best.best_generator("sweep-best", tracking_uri=f"sqlite:///{missing}", champion=True)):
         with pytest.raises(EmodistillError, match=f"tracking store {missing} does not exist"):
             read()
+    assert not (tmp_path / "typo").exists()
+
+
+def _foreign_sqlite(path: Path) -> None:
+    """A real SQLite database of some other program."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.commit()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda path: path.write_bytes(bytes(range(256)) * 16), "is not an SQLite database"),
+    (lambda path: path.write_bytes(store.SQLITE_HEADER + bytes(range(256)) * 16),
+     "is not a readable SQLite database (file is not a database)"),
+    (_foreign_sqlite, "holds no MLflow schema (no table alembic_version, experiments, runs)"),
+])
+def test_read_commands_refuse_a_file_that_is_not_a_store_and_leave_it_alone(tmp_path, capsys, make, problem):
+    path = tmp_path / "mlruns.db"
+    make(path)
+    before = path.read_bytes()
+    uri = f"sqlite:///{path}"
+    out = str(tmp_path / "s.arrow")
+    for args in (["best", "--experiment", "x"], ["sample", "--experiment", "x", "--ppc", "1", "--out", out],
+                 ["sample", "--experiment", "x", "--champion", "--ppc", "1", "--out", out], ["ui", "--port", "1"]):
+        assert main(args + ["--tracking-uri", uri]) == 2
+        err = capsys.readouterr().err
+        assert f"tracking store {path} {problem}: expected an MLflow sqlite store" in err and err.count("\n") == 1, err
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["mlruns.db"]
+
+
+def test_ui_on_a_store_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "typo" / "mlruns.db"
+    assert main(["ui", "--tracking-uri", f"sqlite:///{missing}", "--port", "1"]) == 2
+    assert f"tracking store {missing} does not exist: expected an MLflow sqlite store (check --tracking-uri, " \
+           "or pass --create to start a new store)" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
 
 

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     ui.add_argument("--tracking-uri", help="sqlite store (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--create", action="store_true",
+                    help="start an empty store when the sqlite file does not exist (for a server sweeps will log to)")
     ui.set_defaults(func=run_ui)
 
 
@@ -93,10 +95,16 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
     from emodistill.tracking.server import start_server
+    from emodistill.tracking.store import check_existing_store, resolve_tracking_uri, sqlite_path
 
+    uri = resolve_tracking_uri(args.tracking_uri)
+    creating = args.create and uri.startswith("sqlite:") and not sqlite_path(uri).exists()
+    if not creating:
+        # The server would write MLflow's schema into a mistyped path or a foreign file.
+        check_existing_store(uri, hint="check --tracking-uri, or pass --create to start a new store")
     # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with start_server(args.tracking_uri, host=args.host, port=args.port) as server:
+    with start_server(uri, host=args.host, port=args.port) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
         try:
             while server.process.poll() is None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import mlflow
@@ -20,6 +22,8 @@ from emodistill.errors import ConfigError, EmodistillError
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -58,12 +62,39 @@ def tracking_client(uri: str | None = None) -> MlflowClient:
 
 
 def reading_client(uri: str | None = None) -> MlflowClient:
-    """A client for reading runs: a sqlite store must exist (a mistyped path is an error, not a new empty store)."""
+    """A client for reading runs: a sqlite store must already be one (reading never creates or migrates a store)."""
+    return MlflowClient(tracking_uri=check_existing_store(uri))
+
+
+def check_existing_store(uri: str | None = None, hint: str = "check --tracking-uri or $MLFLOW_TRACKING_URI") -> str:
+    """The resolved URI; for sqlite, once its file is checked, read-only, to be an SQLite database with MLflow's tables.
+
+    MLflow writes its whole schema into any sqlite file it opens (a mistyped path, an empty or foreign file), so
+    commands that only read check the file before MLflow touches it.
+    """
     uri = resolve_tracking_uri(uri)
-    if uri.startswith("sqlite:") and not sqlite_path(uri).is_file():
-        raise EmodistillError(f"tracking store {sqlite_path(uri)} does not exist "
-                              "(check --tracking-uri or $MLFLOW_TRACKING_URI)")
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:"):
+        return uri
+    path = sqlite_path(uri)
+
+    def refuse(problem: str) -> NoReturn:
+        raise EmodistillError(f"tracking store {path} {problem}: expected an MLflow sqlite store ({hint})")
+
+    if not path.is_file():
+        refuse("does not exist")
+    with path.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        refuse("is empty (0 bytes)" if not header else "is not an SQLite database")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        refuse(f"is not a readable SQLite database ({exc})")
+    missing = sorted(MLFLOW_TABLES - tables)
+    if missing:
+        refuse(f"holds no MLflow schema (no table {', '.join(missing)})")
+    return uri
 
 
 @contextmanager
