@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections import Counter
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +19,7 @@ from emodistill.cli.main import main
 from emodistill.errors import ConfigError, EmodistillError
 from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
+from emodistill.tracking.server import free_port
 from toy import LABELS, save_micro_generator
 
 
@@ -243,6 +246,22 @@ def test_ui_on_a_store_that_does_not_exist_creates_nothing(tmp_path, capsys):
     assert f"tracking store {missing} does not exist: expected an MLflow sqlite store (check --tracking-uri, " \
            "or pass --create to start a new store)" in capsys.readouterr().err
     assert not (tmp_path / "typo").exists()
+
+
+def test_read_commands_fail_fast_on_a_tracking_server_that_is_down(tmp_path, capsys, monkeypatch):
+    for name in store.FAIL_FAST_HTTP:
+        monkeypatch.delenv(name, raising=False)
+    uri = f"http://127.0.0.1:{free_port()}"  # bound, then closed: nothing listens there
+    out = str(tmp_path / "s.arrow")
+    for args in (["best", "--experiment", "x"], ["sample", "--experiment", "x", "--ppc", "1", "--out", out],
+                 ["sample", "--experiment", "x", "--champion", "--ppc", "1", "--out", out]):
+        started = time.monotonic()
+        assert main(args + ["--tracking-uri", uri]) == 2
+        assert time.monotonic() - started < 30  # MLflow's own retries took 255 s
+        err = capsys.readouterr().err
+        assert f"tracking server {uri} does not answer (ConnectionError after 2 retries)" in err, err
+        assert err.count("\n") == 1
+    assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the command
 
 
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):

@@ -12,8 +12,11 @@ from typing import NoReturn
 from urllib.parse import urlparse
 
 import mlflow
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, Run
+from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+                                          MLFLOW_HTTP_REQUEST_TIMEOUT)
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
@@ -24,6 +27,13 @@ DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
+# A command that only reads gives up on a server within seconds; MLflow's defaults (7 retries, doubling from 2 s,
+# 120 s timeouts) suit a busy server that rate-limits, and make one that is down look like a hang of minutes.
+FAIL_FAST_HTTP = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "2",
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
+    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "10",
+}
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -95,6 +105,27 @@ def check_existing_store(uri: str | None = None, hint: str = "check --tracking-u
     if missing:
         refuse(f"holds no MLflow schema (no table {', '.join(missing)})")
     return uri
+
+
+@contextmanager
+def failing_fast(uri: str | None = None) -> Iterator[None]:
+    """For the block, MLflow's HTTP requests give up within seconds, and a tracking server that does not answer is
+    an EmodistillError naming `uri`; the user's own MLFLOW_HTTP_REQUEST_* settings win."""
+    previous = {name: os.environ.get(name) for name in FAIL_FAST_HTTP}
+    os.environ.update({name: value for name, value in FAIL_FAST_HTTP.items() if previous[name] is None})
+    try:
+        yield
+    except MlflowException as exc:
+        cause = exc.__cause__ or exc.__context__
+        if not isinstance(cause, requests.RequestException):
+            raise
+        raise EmodistillError(f"tracking server {resolve_tracking_uri(uri)} does not answer "
+                              f"({type(cause).__name__} after {os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name]} "
+                              "retries): start it, or check --tracking-uri and $MLFLOW_TRACKING_URI") from None
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 @contextmanager
