@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
 from emodistill import generator
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, EmodistillError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import validate_table
 from emodistill.features.store import read_table
@@ -83,6 +85,37 @@ def test_failed_streamed_sample_keeps_the_previous_file(tmp_path):
     with pytest.raises(RuntimeError, match="out of memory"):
         gen.write_sample(out, 4, batch_size=2)
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["gen", "syn.arrow"]
+
+
+def test_a_huge_sample_is_drawn_with_memory_bounded_by_the_batch(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    batches = generator.load(path).sample_batches({"neu": 3, "hap": 0, "sad": 10_000_000}, batch_size=4)
+    tracemalloc.start()
+    try:
+        first, second = next(batches), next(batches)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # per-utterance label and index arrays of the 10 M utterances took 160 MB
+    assert first.column("utt_id").to_pylist() == ["syn_neu_000000", "syn_neu_000001", "syn_neu_000002",
+                                                  "syn_sad_000000"]
+    assert second.column("utt_id").to_pylist() == [f"syn_sad_{i:06d}" for i in range(1, 5)]
+
+
+def test_a_sample_the_disk_cannot_hold_is_refused_before_any_work(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    per_class = shutil.disk_usage(tmp_path).free // (16 * 12 * 4) + 1  # frames x dim x float32: one class overfills
+    with pytest.raises(EmodistillError, match=r"big.arrow: needs about .* GiB, but .* has .* GiB free"):
+        gen.write_sample(tmp_path / "big.arrow", per_class)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+def test_a_sample_written_to_a_folder_is_refused(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    with pytest.raises(EmodistillError, match=r"gen: is a folder \(expected the name of the Arrow file to write\)"):
+        generator.load(path).write_sample(path, 2)
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
 
 
 def test_normalization_is_undone_at_sample_time(tmp_path):

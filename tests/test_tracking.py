@@ -282,3 +282,6 @@ def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
 
     assert main(["best", "--experiment", "nope", "--tracking-uri", uri]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+    assert main(["sample", "--experiment", "sweep-best", "--ppc", "1", "--out", str(tmp_path),
+                 "--tracking-uri", uri]) == 2
+    assert f"{tmp_path}: is a folder (expected the name of the Arrow file to write)" in capsys.readouterr().err

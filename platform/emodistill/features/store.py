@@ -19,10 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from emodistill.corpora.records import Utterance
-from emodistill.errors import FeatureTableError
+from emodistill.errors import EmodistillError, FeatureTableError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
-from emodistill.files import atomic_path, read_json, write_text_atomic
+from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
 
 SPLITS = ("train", "dev", "test")
 INDEX_NAME = "features.json"
@@ -74,12 +74,18 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
     return write_tables([table], table.schema, path)
 
 
-def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: str | Path) -> Path:
+def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: str | Path,
+                 expected_bytes: int | None = None) -> Path:
     """Write consecutive tables of one schema as a single Arrow IPC file, validating each, atomically.
 
-    Only one table is held at a time, so a caller that produces them lazily writes files of any size.
+    Only one table is held at a time, so a caller that produces them lazily writes files of any size; with
+    `expected_bytes`, a disk without room for them fails before the first table is made.
     """
     path = Path(path)
+    if path.is_dir():
+        raise EmodistillError(f"{path}: is a folder (expected the name of the Arrow file to write)")
+    if expected_bytes is not None:
+        check_free_space(path, expected_bytes)
     validate_table(schema.empty_table(), str(path))
     with atomic_path(path) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
