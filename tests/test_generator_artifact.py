@@ -175,6 +175,34 @@ def test_mismatched_weights_are_refused(tmp_path):
         generator.load(path)
 
 
+def _drop_last(values: list) -> list:
+    return values[:-1]
+
+
+@pytest.mark.parametrize("key, change, problem", [
+    ("normalization", lambda n: {**n, "mean": _drop_last(n["mean"])},
+     "normalization.mean has 11 values, expected model.dim = 12 finite numbers"),
+    ("normalization", lambda n: {**n, "std": [0.0] * 12},
+     "normalization.std has 12 values, expected model.dim = 12 positive numbers"),
+    ("label_names", _drop_last, "label_names ['neu', 'hap', 'ang'] are not model.n_classes = 4 distinct labels"),
+    ("class_prior", _drop_last, "class_prior has 3 values, expected model.n_classes = 4 frequencies"),
+    ("feature_meta", lambda m: {**m, "labels": ["hap", "neu", "ang", "sad"]},
+     "feature_meta {'labels': ['hap', 'neu', 'ang', 'sad'], 'dim': 12} differs from label_names"),
+    ("feature_meta", lambda m: {**m, "dim": 80},
+     "feature_meta {'labels': ['neu', 'hap', 'ang', 'sad'], 'dim': 80} differs from label_names "
+     "['neu', 'hap', 'ang', 'sad'] or model.dim = 12"),
+])
+def test_stored_fields_that_disagree_with_the_model_are_refused_at_load(tmp_path, key, change, problem):
+    _, path = save_micro(tmp_path / "gen", normalization=(np.zeros(12), np.ones(12)))
+    config = json.loads((path / "config.json").read_text())
+    config[key] = change(config[key])
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as refused:
+        generator.load(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path / 'config.json'}: ") and problem in message and "\n" not in message
+
+
 def test_overwrite_replaces_the_artifact_whole(tmp_path):
     save_micro(tmp_path / "gen", metrics={"round": 1})
     _, path = save_micro(tmp_path / "gen", metrics={"round": 2})
