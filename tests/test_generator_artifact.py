@@ -166,6 +166,16 @@ def test_missing_files_are_named(tmp_path):
         generator.load(tmp_path / "nowhere")
 
 
+def test_invalid_model_section_is_one_line_naming_the_field(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["frames"] = 2
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"invalid 'model' section: model.frames: Input should be greater than or "
+                                          r"equal to 8$"):
+        generator.load(path)
+
+
 def test_mismatched_weights_are_refused(tmp_path):
     _, path = save_micro(tmp_path / "gen")
     config = json.loads((path / "config.json").read_text())

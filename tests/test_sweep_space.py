@@ -47,6 +47,14 @@ def test_typo_names_the_bad_key(tmp_path):
         load_space(write(tmp_path, data))
 
 
+def test_yaml_errors_are_one_line(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("name: x\nsearch: {type: grid\nevaluation: {}\n")
+    with pytest.raises(ConfigError, match=r"space.yaml: not valid YAML \(while parsing a flow mapping") as refused:
+        load_space(path)
+    assert "\n" not in str(refused.value)
+
+
 def test_objective_must_be_an_evaluated_budget(tmp_path):
     data = smoke_dict()
     data["objective"]["metric"] = "dev_uar_ppc100"

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, field_problems
 from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator, count_parameters
@@ -146,7 +146,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerat
     try:
         model_config = ModelConfig(**config["model"])
     except ValidationError as exc:
-        raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {exc}") from None
+        raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {field_problems(exc, 'model')}") from None
     module = build_generator(model_config)
     try:
         module.load_state_dict(load_file(weights_file))
