@@ -17,8 +17,8 @@ from emodistill.errors import ConfigError, CorpusError
 from emodistill.features.schema import DTYPES, FeatureMeta
 from emodistill.features.store import (SPLITS, build_table, check_replaceable, split_summary, write_index,
                                       write_table)
-from emodistill.files import atomic_path
 from emodistill.features.upstream import Upstream
+from emodistill.files import atomic_path
 
 log = logging.getLogger(__name__)
 
