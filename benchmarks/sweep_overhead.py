@@ -36,8 +36,7 @@ from emodistill.downstream import DownstreamConfig  # noqa: E402
 from emodistill.evaluate.protocol import evaluate_generator, train_reference  # noqa: E402
 from emodistill.features.store import load_splits  # noqa: E402
 from emodistill.sweep import load_space, run_sweep  # noqa: E402
-from emodistill.sweep.trainable import trial_config  # noqa: E402
-from emodistill.sweep.tuning import trial_overrides  # noqa: E402
+from emodistill.sweep.space import trial_config, trial_overrides  # noqa: E402
 from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
 
 MIB = 2**20

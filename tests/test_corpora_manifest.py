@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,33 @@ def test_cli_manifest_errors(corpus_dir, capsys):
     gone = _write(corpus_dir, "path,label,speaker\naudio/gone.wav,neu,s\n")
     assert main(["corpus", "manifest", "--csv", str(gone), "--out", str(corpus_dir)]) == 2
     assert "no utterances with audio" in capsys.readouterr().err
+
+
+def test_cli_manifest_validates_every_wav_before_writing(corpus_dir, capsys, caplog):
+    out = corpus_dir / "out"
+    csv_path = _write(corpus_dir, "path,label,speaker\naudio/a.wav,neu,s\naudio/b.wav,sad,s\naudio/c.wav,hap,s\n")
+    good = (corpus_dir / "audio/a.wav").read_bytes()
+    for bad in (b"", b"\x8f\x03random bytes" * 50, good[:30]):  # 0 bytes, random bytes, a header cut short
+        (corpus_dir / "audio/c.wav").write_bytes(bad)
+        assert main(["corpus", "manifest", "--csv", str(csv_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{corpus_dir / 'audio/c.wav'}: not a readable audio file" in err and err.count("\n") == 1, err
+        assert not out.exists()
+    (corpus_dir / "audio/c.wav").write_bytes(good[:44 + 100])  # a valid header, 50 of its 8000 samples
+    with caplog.at_level(logging.WARNING):
+        assert main(["corpus", "manifest", "--csv", str(csv_path), "--out", str(out)]) == 0
+    assert f"{corpus_dir / 'audio/c.wav'}: truncated audio file: its header declares 16000 bytes" in caplog.text
+
+
+def test_manifest_under_a_folder_named_in_another_encoding_is_refused(tmp_path, capsys):
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    sf.write(os.fsencode(folder / "a.wav"), np.zeros(800, np.float32), 16000)
+    csv_path = _write(folder, "path,label,speaker\na.wav,neu,s\n")
+    assert main(["corpus", "manifest", "--csv", str(csv_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "m.csv:2: column 'path': " in err and "caf\\xe9/a.wav is not valid UTF-8" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_synth_writes_manifest(tmp_path, capsys):

@@ -60,6 +60,27 @@ def test_architecture_constraints_surface_when_the_table_is_known():
         config.model_for(dim=80, n_classes=4)
 
 
+@pytest.mark.parametrize("overrides, dim, problem", [
+    (["model.arch=gan_att", "model.g_channels=12", "model.attention_heads=8"], 80,
+     "model: g_channels (12) must be divisible by attention_heads (8) for gan_att"),
+    ([], 4, "model.dim: Input should be greater than or equal to 8"),
+])
+def test_model_errors_are_one_line_naming_the_field(overrides, dim, problem):
+    config = load_config("micro", overrides)
+    with pytest.raises(ConfigError) as refused:
+        config.model_for(dim=dim, n_classes=4)
+    message = str(refused.value)
+    assert "\n" not in message and problem in message, message
+
+
+def test_yaml_errors_are_one_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("model:\n  frames: [48\nloss: {}\n")
+    for source, overrides in ((tmp_path / "bad.yaml", []), ("micro", ["loss.tau=[1"])):
+        with pytest.raises(ConfigError, match="not valid YAML") as refused:
+            load_config(source, overrides)
+        assert "\n" not in str(refused.value)
+
+
 def test_files_json_and_yaml(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"model": {"frames": 48}, "train": {"steps": 7}}))
     assert load_config(tmp_path / "run.json").train.steps == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import soundfile as sf
 from emodistill.cli.main import main
 from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import Utterance
-from emodistill.errors import CorpusError
+from emodistill.errors import CorpusError, FeatureTableError
 from emodistill.features.extract import extract_features
 from emodistill.features.store import dataset_fingerprint, load_splits, open_splits
 from emodistill.features.upstream import make_upstream
@@ -104,6 +105,38 @@ def test_bad_audio_aborts_without_touching_written_tables(corpus, tmp_path, dama
     assert dataset_fingerprint(out) == before
 
 
+def test_failure_in_a_later_split_leaves_the_whole_old_folder_intact(corpus, tmp_path):
+    out = tmp_path / "features"
+    extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    recs = records(corpus)
+    recs[-1].path.write_bytes(b"RIFF\x00\x00garbage")
+    # train and dev differ from the old ones and are extracted first; the bad wav is in the test split.
+    splits = {"train": recs[:2], "dev": recs[2:4], "test": recs[4:]}
+    with pytest.raises(CorpusError, match=f"{recs[-1].path}: not a readable audio file"):
+        extract_features(splits, make_upstream("fbank"), out, "toy", dtype="float16", progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_extract_refuses_a_folder_holding_other_files(corpus, tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FeatureTableError, match=r"work: holds files other than a feature directory's \(notes.txt\)"):
+        extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_truncated_wav_is_extracted_with_a_warning_naming_it(corpus, tmp_path, caplog):
+    recs = records(corpus)
+    recs[0].path.write_bytes(recs[0].path.read_bytes()[:44 + 1000])  # the header still promises 0.3 s
+    with caplog.at_level(logging.WARNING):
+        extract_features(recs, make_upstream("fbank"), tmp_path / "f", "toy", progress=False)
+    assert f"{recs[0].path}: truncated audio file: its header declares 9600 bytes of audio data, the file holds 1000" \
+        in caplog.text
+
+
 def test_unknown_label_fails_before_extraction(corpus, tmp_path):
     recs = records(corpus)
     odd = Utterance("odd", recs[0].path, speaker="x", gender=None, session=2, label="fru")
@@ -128,6 +161,19 @@ def test_cli_extract_and_info(corpus, tmp_path, capsys):
     assert sorted(load_splits(out)["test"].utt_ids) == ["s2a", "s2b"]
 
 
+def test_cli_refuses_a_split_column_without_dev_rows(corpus, tmp_path, capsys):
+    rows = (corpus / "corpus.csv").read_text().splitlines()
+    splits = ["test", "test", "train", "train", "train", "train"]
+    (corpus / "corpus.csv").write_text("\n".join([rows[0] + ",split"] + [f"{row},{split}" for row, split in
+                                                                         zip(rows[1:], splits)]) + "\n")
+    out = tmp_path / "features"
+    code, _, err = run(["features", "extract", "--corpus", str(corpus), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the dev split has no utterances, but distill and sweeps choose their checkpoints on it " \
+           "(a manifest's 'split' column needs dev rows)" in err
+    assert not out.exists()
+
+
 def test_cli_errors(corpus, tmp_path, capsys):
     def fails(args: list[str], message: str) -> None:
         code, _, err = run(args, capsys)
@@ -140,7 +186,7 @@ def test_cli_errors(corpus, tmp_path, capsys):
     fails(extract + [str(tmp_path / "nope")], "nope: corpus manifest not found")
     fails(extract + [str(tmp_path)], "corpus.csv: corpus manifest not found")
     fails(extract + [str(bad_label)], "unknown label 'fru'")
-    fails(extract + [str(corpus), "--layer", "3"], "--model, --layer and --batch-size apply to --upstream hf only")
+    fails(extract + [str(corpus), "--layer", "3"], "--model, --layer, --batch-size and --allow-pickle apply to --upstream hf only")
     fails(extract + [str(corpus), "--test-session", "9"], "no records in test session 9")
     fails(["features", "info", str(tmp_path / "none")], "none: feature directory not found")
     fails(["features", "info", str(corpus)], "features.json: index not found")

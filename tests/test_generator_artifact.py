@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tracemalloc
 
 import numpy as np
 import pytest
 import torch
 
 from emodistill import generator
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, EmodistillError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import validate_table
 from emodistill.features.store import read_table
@@ -85,6 +87,37 @@ def test_failed_streamed_sample_keeps_the_previous_file(tmp_path):
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["gen", "syn.arrow"]
 
 
+def test_a_huge_sample_is_drawn_with_memory_bounded_by_the_batch(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    batches = generator.load(path).sample_batches({"neu": 3, "hap": 0, "sad": 10_000_000}, batch_size=4)
+    tracemalloc.start()
+    try:
+        first, second = next(batches), next(batches)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # per-utterance label and index arrays of the 10 M utterances took 160 MB
+    assert first.column("utt_id").to_pylist() == ["syn_neu_000000", "syn_neu_000001", "syn_neu_000002",
+                                                  "syn_sad_000000"]
+    assert second.column("utt_id").to_pylist() == [f"syn_sad_{i:06d}" for i in range(1, 5)]
+
+
+def test_a_sample_the_disk_cannot_hold_is_refused_before_any_work(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    per_class = shutil.disk_usage(tmp_path).free // (16 * 12 * 4) + 1  # frames x dim x float32: one class overfills
+    with pytest.raises(EmodistillError, match=r"big.arrow: needs about .* GiB, but .* has .* GiB free"):
+        gen.write_sample(tmp_path / "big.arrow", per_class)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen"]
+
+
+def test_a_sample_written_to_a_folder_is_refused(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    with pytest.raises(EmodistillError, match=r"gen: is a folder \(expected the name of the Arrow file to write\)"):
+        generator.load(path).write_sample(path, 2)
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_normalization_is_undone_at_sample_time(tmp_path):
     mean, std = np.full(12, 100.0, np.float32), np.full(12, 0.5, np.float32)
     _, plain = save_micro(tmp_path / "plain")
@@ -133,6 +166,16 @@ def test_missing_files_are_named(tmp_path):
         generator.load(tmp_path / "nowhere")
 
 
+def test_invalid_model_section_is_one_line_naming_the_field(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["frames"] = 2
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"invalid 'model' section: model.frames: Input should be greater than or "
+                                          r"equal to 8$"):
+        generator.load(path)
+
+
 def test_mismatched_weights_are_refused(tmp_path):
     _, path = save_micro(tmp_path / "gen")
     config = json.loads((path / "config.json").read_text())
@@ -140,6 +183,34 @@ def test_mismatched_weights_are_refused(tmp_path):
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="do not match"):
         generator.load(path)
+
+
+def _drop_last(values: list) -> list:
+    return values[:-1]
+
+
+@pytest.mark.parametrize("key, change, problem", [
+    ("normalization", lambda n: {**n, "mean": _drop_last(n["mean"])},
+     "normalization.mean has 11 values, expected model.dim = 12 finite numbers"),
+    ("normalization", lambda n: {**n, "std": [0.0] * 12},
+     "normalization.std has 12 values, expected model.dim = 12 positive numbers"),
+    ("label_names", _drop_last, "label_names ['neu', 'hap', 'ang'] are not model.n_classes = 4 distinct labels"),
+    ("class_prior", _drop_last, "class_prior has 3 values, expected model.n_classes = 4 frequencies"),
+    ("feature_meta", lambda m: {**m, "labels": ["hap", "neu", "ang", "sad"]},
+     "feature_meta {'labels': ['hap', 'neu', 'ang', 'sad'], 'dim': 12} differs from label_names"),
+    ("feature_meta", lambda m: {**m, "dim": 80},
+     "feature_meta {'labels': ['neu', 'hap', 'ang', 'sad'], 'dim': 80} differs from label_names "
+     "['neu', 'hap', 'ang', 'sad'] or model.dim = 12"),
+])
+def test_stored_fields_that_disagree_with_the_model_are_refused_at_load(tmp_path, key, change, problem):
+    _, path = save_micro(tmp_path / "gen", normalization=(np.zeros(12), np.ones(12)))
+    config = json.loads((path / "config.json").read_text())
+    config[key] = change(config[key])
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as refused:
+        generator.load(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path / 'config.json'}: ") and problem in message and "\n" not in message
 
 
 def test_overwrite_replaces_the_artifact_whole(tmp_path):

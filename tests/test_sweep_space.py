@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import optuna
 import pytest
+import ray
 import yaml
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from emodistill.cli.main import main
 from emodistill.errors import ConfigError
-from emodistill.sweep.space import load_space
-from emodistill.sweep.trainable import trial_config
-from emodistill.sweep.tuning import DefineByRun, param_space, trial_overrides, tune_config
-from sweep_fixtures import REPO
+from emodistill.sweep.space import load_space, trial_config, trial_overrides
+from emodistill.sweep.tuning import DefineByRun, param_space, tune_config
+from sweep_fixtures import REPO, make_feature_dir
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -45,6 +45,90 @@ def test_typo_names_the_bad_key(tmp_path):
     data["resources"]["gpus"] = 1
     with pytest.raises(ConfigError, match=r"resources.gpus"):
         load_space(write(tmp_path, data))
+
+
+def test_yaml_errors_are_one_line(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("name: x\nsearch: {type: grid\nevaluation: {}\n")
+    with pytest.raises(ConfigError, match=r"space.yaml: not valid YAML \(while parsing a flow mapping") as refused:
+        load_space(path)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("variant, problem", [
+    ({"loss.lambda_dvi": 1.0}, "search.variants.div: config micro: unknown key 'loss.lambda_dvi'"),
+    ({"model.arch": "gan_rnn"}, "search.variants.div: config micro: 'model.arch': Input should be 'gan_cnn', "
+                                "'gan_att' or 'gaussian' (got 'gan_rnn')"),
+    ({"train.eval_every": 500}, "search.variants.div: search space smoke: train.eval_every must be in 1..train.steps"),
+])
+def test_every_variant_is_validated_when_the_space_is_loaded(tmp_path, variant, problem):
+    data = smoke_dict()
+    data["search"]["variants"]["div"] = variant
+    with pytest.raises(ConfigError) as refused:
+        load_space(write(tmp_path, data))
+    assert problem in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
+
+
+def test_every_grid_point_is_validated(tmp_path):
+    data = smoke_dict()
+    data["search"]["grid"] = {"optim.n_critic": [1, 0]}
+    with pytest.raises(ConfigError, match=r"search.grid.optim.n_critic=0, search.variants.baseline: config micro: "
+                                          r"'optim.n_critic': Input should be greater than 0"):
+        load_space(write(tmp_path, data))
+
+
+def test_a_model_that_does_not_fit_the_features_fails_the_sweep_before_ray_starts(tmp_path, capsys):
+    data = smoke_dict()
+    data["base"]["overrides"].update({"model.arch": "gan_att", "model.g_channels": 12})
+    data["search"]["grid"] = {"model.attention_heads": [4, 8]}  # 12 channels cannot be split into 8 heads
+    features = make_feature_dir(tmp_path / "features")
+    # Were it not refused, the sweep would log beside its working directory: keep that in tmp_path.
+    assert main(["sweep", "--space", str(write(tmp_path, data)), "--features", str(features),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}", "--storage-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert ("search.grid.model.attention_heads=8, search.variants.baseline: model section does not fit 16-dim "
+            "features, 4 classes: model: g_channels (12) must be divisible by attention_heads (8)") in err, err
+    assert err.count("\n") == 1 and not ray.is_initialized()
+
+
+@pytest.mark.parametrize("param, problem", [
+    ({"type": "float", "low": 0.0, "high": 1.0}, "search.params.loss.tau=0.0: config paper: 'loss.tau': "
+                                                 "Input should be greater than 0"),
+    ({"type": "categorical", "choices": [0.5, "wide"]}, "search.params.loss.tau='wide': config paper: 'loss.tau'"),
+    ({"type": "float", "low": 2.0, "high": 1.0}, "params.loss.tau.float: low (2.0) is above high (1.0)"),
+    ({"type": "float", "low": 0.0, "high": 1.0, "log": True}, "params.loss.tau.float: a log scale needs low > 0"),
+])
+def test_every_sampled_value_is_validated_when_the_space_is_loaded(tmp_path, param, problem):
+    data = yaml.safe_load((REPO / "search_spaces" / "optuna_lambdas.yaml").read_text())
+    data["search"]["params"]["loss.tau"] = param
+    with pytest.raises(ConfigError) as refused:
+        load_space(write(tmp_path, data))
+    assert problem in str(refused.value), str(refused.value)
+
+
+def test_conditional_values_are_validated_with_their_conditions(tmp_path):
+    data = yaml.safe_load((REPO / "search_spaces" / "optuna_lambdas.yaml").read_text())
+    data["base"]["overrides"]["model.arch"] = "gan_cnn"
+    data["search"]["params"]["model.attention_heads"]["choices"] = [2, "many"]
+    with pytest.raises(ConfigError, match=r"search.params.model.attention_heads='many': config paper: "
+                                          r"'model.attention_heads'"):
+        load_space(write(tmp_path, data))
+
+
+def test_base_preset_defaults_to_small(tmp_path):
+    data = smoke_dict()
+    data["base"].pop("preset")
+    space = load_space(write(tmp_path, data))
+    assert space.base.preset == "small" and trial_config(space, space.base.overrides).train.steps == 300
+
+
+def test_a_bad_variant_fails_the_sweep_command_before_ray_starts(tmp_path, capsys):
+    data = smoke_dict()
+    data["search"]["variants"]["sml"]["loss.lamda_sml"] = 1.0
+    assert main(["sweep", "--space", str(write(tmp_path, data)), "--features", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "search.variants.sml: config micro: unknown key 'loss.lamda_sml'" in err and err.count("\n") == 1
+    assert not ray.is_initialized()
 
 
 def test_objective_must_be_an_evaluated_budget(tmp_path):

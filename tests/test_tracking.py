@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import mlflow
@@ -16,6 +20,7 @@ from emodistill.errors import ConfigError, EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
+from emodistill.tracking.server import free_port
 from toy import LABELS, save_micro_generator
 
 
@@ -207,6 +212,59 @@ def test_reading_a_missing_store_names_it_and_creates_nothing(tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
+def _foreign_sqlite(path: Path) -> None:
+    """A real SQLite database of some other program."""
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.commit()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda path: path.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda path: path.write_bytes(bytes(range(256)) * 16), "is not an SQLite database"),
+    (lambda path: path.write_bytes(store.SQLITE_HEADER + bytes(range(256)) * 16),
+     "is not a readable SQLite database (file is not a database)"),
+    (_foreign_sqlite, "holds no MLflow schema (no table alembic_version, experiments, runs)"),
+])
+def test_read_commands_refuse_a_file_that_is_not_a_store_and_leave_it_alone(tmp_path, capsys, make, problem):
+    path = tmp_path / "mlruns.db"
+    make(path)
+    before = path.read_bytes()
+    uri = f"sqlite:///{path}"
+    out = str(tmp_path / "s.arrow")
+    for args in (["best", "--experiment", "x"], ["sample", "--experiment", "x", "--ppc", "1", "--out", out],
+                 ["sample", "--experiment", "x", "--champion", "--ppc", "1", "--out", out], ["ui", "--port", "1"]):
+        assert main(args + ["--tracking-uri", uri]) == 2
+        err = capsys.readouterr().err
+        assert f"tracking store {path} {problem}: expected an MLflow sqlite store" in err and err.count("\n") == 1, err
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["mlruns.db"]
+
+
+def test_ui_on_a_store_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "typo" / "mlruns.db"
+    assert main(["ui", "--tracking-uri", f"sqlite:///{missing}", "--port", "1"]) == 2
+    assert f"tracking store {missing} does not exist: expected an MLflow sqlite store (check --tracking-uri, " \
+           "or pass --create to start a new store)" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_read_commands_fail_fast_on_a_tracking_server_that_is_down(tmp_path, capsys, monkeypatch):
+    for name in store.FAIL_FAST_HTTP:
+        monkeypatch.delenv(name, raising=False)
+    uri = f"http://127.0.0.1:{free_port()}"  # bound, then closed: nothing listens there
+    out = str(tmp_path / "s.arrow")
+    for args in (["best", "--experiment", "x"], ["sample", "--experiment", "x", "--ppc", "1", "--out", out],
+                 ["sample", "--experiment", "x", "--champion", "--ppc", "1", "--out", out]):
+        started = time.monotonic()
+        assert main(args + ["--tracking-uri", uri]) == 2
+        assert time.monotonic() - started < 30  # MLflow's own retries took 255 s
+        err = capsys.readouterr().err
+        assert f"tracking server {uri} does not answer (ConnectionError after 2 retries)" in err, err
+        assert err.count("\n") == 1
+    assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the command
+
+
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EMODISTILL_CACHE", str(tmp_path / "cache"))
     assert main(["best", "--experiment", "sweep-best", "--json", "--tracking-uri", uri]) == 0
@@ -225,6 +283,9 @@ def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
 
     assert main(["best", "--experiment", "nope", "--tracking-uri", uri]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+    assert main(["sample", "--experiment", "sweep-best", "--ppc", "1", "--out", str(tmp_path),
+                 "--tracking-uri", uri]) == 2
+    assert f"{tmp_path}: is a folder (expected the name of the Arrow file to write)" in capsys.readouterr().err
 
 
 def _stored(uri: str, run_id: str, name: str) -> Path:

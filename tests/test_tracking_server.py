@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+import emodistill
 from emodistill.errors import EmodistillError
 from emodistill.tracking import runs, store
 from emodistill.tracking.server import free_port, is_loopback, start_server
@@ -46,6 +51,20 @@ def test_server_proxies_artifacts_and_stops_its_whole_group(tmp_path):
         stored = list((tmp_path / "mlartifacts").rglob(runs.FAILURE_ARTIFACT))
         assert len(stored) == 1 and stored[0].read_text() == "worker lost"
     assert not server.alive() and processes_in_group(server.pid) == []
+
+
+@pytest.mark.slow
+def test_ui_create_starts_a_new_store_and_stops_on_sigterm(tmp_path):
+    path = tmp_path / "new" / "mlruns.db"
+    env = {**os.environ, "PYTHONPATH": str(Path(emodistill.__file__).parents[1])}
+    ui = subprocess.Popen([sys.executable, "-m", "emodistill.cli.main", "ui", "--create", "--port", str(free_port()),
+                           "--tracking-uri", f"sqlite:///{path}"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert ui.stdout.readline().startswith("MLflow UI at http://127.0.0.1:")
+        store.check_existing_store(f"sqlite:///{path}")  # the server made the store
+    finally:
+        ui.send_signal(signal.SIGTERM)  # handled as Ctrl-C: the server is stopped
+        assert ui.wait(timeout=60) == 0
 
 
 def test_server_that_does_not_answer_in_time_is_stopped(tmp_path):

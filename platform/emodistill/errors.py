@@ -1,4 +1,9 @@
-"""Errors that carry a one-line reason for the user (the CLI prints them without a traceback)."""
+"""Errors that carry a one-line reason for the user (the CLI prints them without a traceback), and the folding of
+other libraries' multi-line messages into such a line."""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class EmodistillError(Exception):
@@ -23,3 +28,18 @@ class TrainingDiverged(EmodistillError):
 
 class IntegrityError(EmodistillError):
     """A stored file does not match the digest recorded when it was written: it was changed since."""
+
+
+def one_line(text: Any) -> str:
+    """`text` with its line breaks and runs of blanks folded into single spaces (YAML errors span several lines)."""
+    return " ".join(str(text).split())
+
+
+def field_problems(exc: Any, section: str = "") -> str:
+    """A pydantic ValidationError as one line, `field: problem` per error, the fields dotted under `section`."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in ([section] if section else []) + list(error["loc"]))
+        message = one_line(error["msg"]).removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

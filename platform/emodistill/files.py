@@ -46,6 +46,16 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         _remove(tmp)
 
 
+def check_free_space(target: str | Path, needed: int) -> None:
+    """Raise EmodistillError unless the file system that is to hold `target` has `needed` bytes free."""
+    target = Path(target).absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise EmodistillError(f"{target}: needs about {needed / 2**30:.2f} GiB, "
+                              f"but {existing} has {free / 2**30:.2f} GiB free")
+
+
 def write_text_atomic(target: str | Path, text: str) -> Path:
     """Write a text file atomically."""
     with atomic_path(target) as tmp:

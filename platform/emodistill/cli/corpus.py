@@ -71,8 +71,10 @@ def _finish(records: list[Utterance], out: Path, report: LoadReport | None = Non
             split_of: dict[str, str] | None = None) -> int:
     if not records:
         raise CorpusError(f"no utterances with audio to write to {out / MANIFEST_NAME}")
+    # The summary reads the header of every wav that has no duration: an unreadable one fails before any write.
+    summary = summarize(records, report)
     path = write_manifest(records, out / MANIFEST_NAME, split_of)
-    print(summarize(records, report))
+    print(summary)
     print(f"wrote {path}")
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import read_results, render_markdown, write_results
@@ -68,8 +68,7 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
                           full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
                           downstream=downstream)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid evaluation settings: {problems}") from None
+        raise ConfigError(f"invalid evaluation settings: {field_problems(exc)}") from None
 
 
 def generator_dirs(specs: list[str]) -> dict[str, Path]:

@@ -47,6 +47,11 @@ def _command_of(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+def printable(text: str) -> str:
+    """`text` with the bytes of non-UTF-8 file names (held by Python as surrogates) shown as escapes (\\xe9)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; bad input exits 2 with a one-line reason."""
     argv = sys.argv[1:] if argv is None else argv
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EmodistillError as exc:
-        print(f"emodistill {args.command}: error: {exc}", file=sys.stderr)
+        print(f"emodistill {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"emodistill {args.command}: interrupted", file=sys.stderr)

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--auth", action="store_true",
                     help="require a user and password (MLflow basic auth) even on loopback")
+    ui.add_argument("--create", action="store_true",
+                    help="start an empty store when the sqlite file does not exist (for a server sweeps will log to)")
     ui.set_defaults(func=run_ui)
 
 
@@ -53,9 +55,11 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def run_best(args: argparse.Namespace) -> int:
     """Print the best run's id, name, params and metrics."""
     from emodistill.tracking.best import best_run, sweep_objective
+    from emodistill.tracking.store import failing_fast
 
-    metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
-    run = best_run(args.experiment, metric, args.tracking_uri)
+    with failing_fast(args.tracking_uri):
+        metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
+        run = best_run(args.experiment, metric, args.tracking_uri)
     summary = {
         "experiment": args.experiment,
         "run_id": run.info.run_id,
@@ -81,9 +85,11 @@ def run_sample(args: argparse.Namespace) -> int:
     """Stream a synthetic table drawn from the best (or champion) generator to disk; print its counts per label."""
     from emodistill.features.store import read_table
     from emodistill.tracking.best import best_generator
+    from emodistill.tracking.store import failing_fast
 
-    generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
-                               model_name=args.model_name)
+    with failing_fast(args.tracking_uri):
+        generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
+                                   model_name=args.model_name)
     n_classes = len(generator.label_names)
     draw = {"ppc": 0, "balanced": False, "total": args.ppc * n_classes} if args.imbalanced else {"ppc": args.ppc}
     path = generator.write_sample(args.out, seed=args.seed, batch_size=args.batch_size, progress=True, **draw)
@@ -96,11 +102,17 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
     from emodistill.tracking.server import is_loopback, start_server
+    from emodistill.tracking.store import check_existing_store, resolve_tracking_uri, sqlite_path
 
+    uri = resolve_tracking_uri(args.tracking_uri)
+    creating = args.create and uri.startswith("sqlite:") and not sqlite_path(uri).exists()
+    if not creating:
+        # The server would write MLflow's schema into a mistyped path or a foreign file.
+        check_existing_store(uri, hint="check --tracking-uri, or pass --create to start a new store")
     # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     auth = args.auth or not is_loopback(args.host)
-    with start_server(args.tracking_uri, host=args.host, port=args.port, auth=auth) as server:
+    with start_server(uri, host=args.host, port=args.port, auth=auth) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
         if auth:
             print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, best_generator) "

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from math import gcd
 from pathlib import Path
 
@@ -10,16 +14,16 @@ import soundfile as sf
 
 from emodistill.errors import CorpusError
 
+log = logging.getLogger(__name__)
+
+_TRUNCATED = re.compile(r"^data\s*:\s*(?P<declared>\d+) \(should be (?P<present>\d+)\)", re.MULTILINE)
+
 
 def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Mono float32 waveform of `path` at `sample_rate` (resampled when the file differs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: audio file not found")
-    try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise CorpusError(f"{path}: not a readable audio file ({exc})") from None
+    with open_audio(path) as sound:
+        sr = sound.samplerate
+        wav = sound.read(dtype="float32", always_2d=True)
     if wav.shape[0] == 0:
         raise CorpusError(f"{path}: audio file is empty (0 samples)")
     wav = wav.mean(axis=1)
@@ -33,5 +37,24 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds from the header alone."""
-    info = sf.info(str(path))
-    return info.frames / info.samplerate
+    with open_audio(path) as sound:
+        return sound.frames / sound.samplerate
+
+
+@contextmanager
+def open_audio(path: str | Path) -> Iterator[sf.SoundFile]:
+    """`path` open for reading; CorpusError when it is missing or unreadable, a warning when it is truncated."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: audio file not found")
+    try:
+        with sf.SoundFile(str(path)) as sound:
+            # libsndfile reads what is there, and notes in its log a data chunk the header promised but the file
+            # lacks ("data : 16000 (should be 100)"): a file cut short would pass as a few frames of audio.
+            cut = _TRUNCATED.search(sound.extra_info)
+            if cut:
+                log.warning("%s: truncated audio file: its header declares %s bytes of audio data, the file holds %s",
+                            path, cut["declared"], cut["present"])
+            yield sound
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise CorpusError(f"{path}: not a readable audio file ({exc})") from None

@@ -145,7 +145,7 @@ def _parse_row(row: dict[str, str | None], at: _Row) -> tuple[Utterance, str | N
     path = Path(value["path"])
     record = Utterance(
         utt_id=value.get("utt_id") or path.stem,
-        path=(at.csv_path.parent / path).absolute(),
+        path=_utf8_path((at.csv_path.parent / path).absolute(), at),
         speaker=value["speaker"],
         gender=_GENDERS[value.get("gender", "")],
         session=_parse_number(value.get("session", ""), int, "session", at),
@@ -156,6 +156,16 @@ def _parse_row(row: dict[str, str | None], at: _Row) -> tuple[Utterance, str | N
     if split is not None and split not in SPLITS:
         raise at.error("split", f"{split!r} is not one of {', '.join(SPLITS)}")
     return record, split
+
+
+def _utf8_path(path: Path, at: _Row) -> Path:
+    """`path` if its name is valid UTF-8, as corpus.csv and the feature tables store it."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise at.error("path", f"{path} is not valid UTF-8 (a folder or file named in another encoding): "
+                               "rename it, or move the corpus under a UTF-8 path") from None
+    return path
 
 
 def _parse_number(text: str, kind: type, column: str, at: _Row) -> int | float | None:

@@ -11,7 +11,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFl
                       create_model, field_validator)
 
 from emodistill.downstream import DownstreamConfig
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.models import ModelConfig
 from emodistill.runtime import DeviceName
 
@@ -118,7 +118,8 @@ class DistillConfig(BaseModel):
         try:
             return ModelConfig(**self.model.model_dump(), dim=dim, n_classes=n_classes)
         except ValidationError as exc:
-            raise ConfigError(f"model section does not fit {dim}-dim features, {n_classes} classes: {exc}") from None
+            raise ConfigError(f"model section does not fit {dim}-dim features, {n_classes} classes: "
+                              f"{field_problems(exc, 'model')}") from None
 
     def flatten(self) -> dict[str, Any]:
         """Every field under a dotted key ('loss.lambda_sml', 'model.arch', 'pool.downstream.lr')."""
@@ -149,7 +150,8 @@ def _read_mapping(source: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})") from None
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ConfigError(f"{path}: not valid {kind} ({one_line(exc)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -170,7 +172,7 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     try:
         node[leaf] = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {override!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"override {override!r}: value is not valid YAML ({one_line(exc)})") from None
 
 
 def _describe(exc: ValidationError, source: str) -> str:

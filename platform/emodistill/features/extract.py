@@ -15,10 +15,18 @@ from emodistill.corpora.folds import leave_one_session_out
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.errors import ConfigError, CorpusError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import SPLITS, build_table, split_summary, write_index, write_table
+from emodistill.features.store import (SPLITS, build_table, check_replaceable, split_summary, write_index,
+                                      write_table)
 from emodistill.features.upstream import Upstream
+from emodistill.files import atomic_path
 
 log = logging.getLogger(__name__)
+
+SPLIT_USES = {
+    "train": "the generator and the L_SML pool learn from it",
+    "dev": "distill and sweeps choose their checkpoints on it",
+    "test": "evaluate reports UAR on it",
+}
 
 
 def check_labels(splits: Mapping[str, Sequence[Utterance]], labels: Sequence[str]) -> None:
@@ -27,6 +35,14 @@ def check_labels(splits: Mapping[str, Sequence[Utterance]], labels: Sequence[str
         for r in records:
             if r.label not in labels:
                 raise CorpusError(f"{r.path}: label {r.label!r} of {r.utt_id} is not in the label set {list(labels)}")
+
+
+def check_not_empty(splits: Mapping[str, Sequence[Utterance]]) -> None:
+    """Fail before any extraction if a split has no utterances, saying what needs it."""
+    for split in SPLITS:
+        if not splits[split]:
+            raise CorpusError(f"the {split} split has no utterances, but {SPLIT_USES[split]} "
+                              f"(a manifest's 'split' column needs {split} rows)")
 
 
 def _size(path: Path) -> int:
@@ -59,7 +75,7 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     """Extract train/dev/test tables into `out_dir` and write its index; returns the index.
 
     A list of records is split by leave-one-session-out; a mapping is taken as the splits.
-    Each table is written atomically once its split is complete, the index last.
+    The folder is replaced as a whole, only once every table and the index are written.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
@@ -69,21 +85,31 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         splits = leave_one_session_out(records_or_splits, test_session, dev_fraction, seed)._asdict()
     if sorted(splits) != sorted(SPLITS):
         raise ConfigError(f"splits are {sorted(splits)}, expected {list(SPLITS)}")
+    check_not_empty(splits)
     check_labels(splits, labels)
     out_dir = Path(out_dir)
+    check_replaceable(out_dir)
     meta = FeatureMeta(corpus=corpus_name, upstream=upstream.name, upstream_config=upstream.describe(),
                        layer=upstream.layer, sample_rate=upstream.sample_rate, frame_rate=upstream.frame_rate,
                        dim=upstream.dim, labels=list(labels), dtype=dtype)
-    summaries = {}
-    for split in SPLITS:
-        records = splits[split]
-        log.info("extracting %s: %d utterances with %s", split, len(records), upstream.name)
-        frames, seconds = extract_split(records, upstream, split, progress)
-        table = build_table(zip(records, frames), replace(meta, split=split))
-        path = write_table(table, out_dir / f"{split}.arrow")
-        summaries[split] = split_summary(table, path, seconds)
-        log.info("wrote %s (%d utterances, %d frames, fingerprint %s)", path, table.num_rows,
-                 summaries[split]["frames"], summaries[split]["fingerprint"])
-    index = write_index(out_dir, meta, summaries)
-    log.info("wrote %s", out_dir / "features.json")
+    # Every split and the index go into a staging folder that replaces `out_dir` as a whole, and only once
+    # all of them are written: a failure in a later split leaves the previous folder exactly as it was.
+    with atomic_path(out_dir) as staging:
+        staging.mkdir()
+        summaries = {split: _write_split(splits[split], upstream, replace(meta, split=split), staging, progress)
+                     for split in SPLITS}
+        index = write_index(staging, meta, summaries)
+    log.info("wrote %s (dataset fingerprint %s)", out_dir, index["fingerprint"])
     return index
+
+
+def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path,
+                 progress: bool) -> dict:
+    """Extract one split into `directory`/SPLIT.arrow; return its index entry."""
+    log.info("extracting %s: %d utterances with %s", meta.split, len(records), upstream.name)
+    frames, seconds = extract_split(records, upstream, meta.split, progress)
+    table = build_table(zip(records, frames), meta)
+    summary = split_summary(table, write_table(table, directory / f"{meta.split}.arrow"), seconds)
+    log.info("extracted %s: %d utterances, %d frames, fingerprint %s", meta.split, table.num_rows,
+             summary["frames"], summary["fingerprint"])
+    return summary

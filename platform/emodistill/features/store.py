@@ -19,15 +19,16 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from emodistill.corpora.records import Utterance
-from emodistill.errors import FeatureTableError
+from emodistill.errors import EmodistillError, FeatureTableError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
-from emodistill.files import atomic_path, read_json, write_text_atomic
+from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
 
 SPLITS = ("train", "dev", "test")
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
 SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
+FEATURE_FILES = frozenset([f"{split}.arrow" for split in SPLITS] + [INDEX_NAME])
 
 
 def _record_fields(record: Utterance | dict) -> dict:
@@ -73,12 +74,18 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
     return write_tables([table], table.schema, path)
 
 
-def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: str | Path) -> Path:
+def write_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: str | Path,
+                 expected_bytes: int | None = None) -> Path:
     """Write consecutive tables of one schema as a single Arrow IPC file, validating each, atomically.
 
-    Only one table is held at a time, so a caller that produces them lazily writes files of any size.
+    Only one table is held at a time, so a caller that produces them lazily writes files of any size; with
+    `expected_bytes`, a disk without room for them fails before the first table is made.
     """
     path = Path(path)
+    if path.is_dir():
+        raise EmodistillError(f"{path}: is a folder (expected the name of the Arrow file to write)")
+    if expected_bytes is not None:
+        check_free_space(path, expected_bytes)
     validate_table(schema.empty_table(), str(path))
     with atomic_path(path) as tmp:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, schema) as writer:
@@ -147,6 +154,20 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
     write_text_atomic(Path(directory) / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     return index
+
+
+def check_replaceable(directory: str | Path) -> None:
+    """Refuse to replace `directory` unless it is absent, empty or holds only a feature directory's files."""
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise FeatureTableError(f"{directory}: not a folder (expected a feature directory to write or replace)")
+    others = sorted(p.name for p in directory.iterdir() if p.name not in FEATURE_FILES)
+    if others:
+        # The whole folder is replaced: anything else in it would be lost.
+        raise FeatureTableError(f"{directory}: holds files other than a feature directory's ({', '.join(others[:5])}"
+                                f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
 
 
 def read_index(directory: str | Path) -> dict:

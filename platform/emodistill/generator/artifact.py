@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, field_problems
 from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator, count_parameters
@@ -95,7 +96,44 @@ def read_config(path: str | Path) -> dict[str, Any]:
     missing = [key for key in required if key not in config]
     if missing:
         raise ConfigError(f"{file}: lacks key(s) {missing}")
+    problems = _disagreements(config)
+    if problems:
+        raise ConfigError(f"{file}: {'; '.join(problems)} (a damaged or hand-edited artifact: save it again)")
     return config
+
+
+def _disagreements(config: dict[str, Any]) -> list[str]:
+    """How the label list, class prior, feature metadata and normalisation disagree with the model's sizes."""
+    model = config["model"] if isinstance(config["model"], dict) else {}
+    n_classes, dim = model.get("n_classes"), model.get("dim")
+    labels, prior, meta, norm = (config[key] for key in ("label_names", "class_prior", "feature_meta",
+                                                          "normalization"))
+    problems = []
+    if not isinstance(labels, list) or len(set(labels)) != len(labels) or len(labels) != n_classes:
+        problems.append(f"label_names {labels} are not model.n_classes = {n_classes} distinct labels")
+    if not _numbers(prior, n_classes) or min(prior) < 0 or sum(prior) <= 0:
+        problems.append(f"class_prior {_shape(prior)}, expected model.n_classes = {n_classes} frequencies")
+    if not isinstance(meta, dict) or meta.get("labels") != labels or meta.get("dim") != dim:
+        shown = {key: meta.get(key) for key in ("labels", "dim")} if isinstance(meta, dict) else meta
+        problems.append(f"feature_meta {shown} differs from label_names {labels} or model.dim = {dim}")
+    if norm is not None:
+        for key in ("mean", "std"):
+            values = norm.get(key) if isinstance(norm, dict) else None
+            if not _numbers(values, dim) or (key == "std" and min(values) <= 0):
+                kind = "positive" if key == "std" else "finite"
+                problems.append(f"normalization.{key} {_shape(values)}, expected model.dim = {dim} {kind} numbers")
+    return problems
+
+
+def _numbers(values: Any, length: int | None) -> bool:
+    """True if `values` is a list of `length` finite numbers."""
+    return (isinstance(values, list) and len(values) == length and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+
+
+def _shape(values: Any) -> str:
+    """What a field that should hold a list of numbers holds, in a few words."""
+    return f"has {len(values)} values" if isinstance(values, list) else f"is {type(values).__name__}"
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerator:
@@ -108,7 +146,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerat
     try:
         model_config = ModelConfig(**config["model"])
     except ValidationError as exc:
-        raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {exc}") from None
+        raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {field_problems(exc, 'model')}") from None
     module = build_generator(model_config)
     try:
         module.load_state_dict(load_file(weights_file))

@@ -19,6 +19,8 @@ from emodistill.features.schema import FeatureMeta, feature_schema
 from emodistill.features.store import build_table, write_tables
 from emodistill.models import count_parameters, make_latent
 
+ROW_OVERHEAD_BYTES = 64  # an Arrow row's strings (utt_id, speaker, label), offsets and validity bits, rounded up
+
 
 def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
     """Split `total` into integer counts proportional to `weights` that sum exactly to `total`."""
@@ -120,17 +122,21 @@ class TrainedGenerator:
         """Tables of at most `batch_size` utterances holding `counts[c]` of class c, in class order."""
         if batch_size < 1:
             raise ConfigError(f"sample: batch_size must be >= 1, got {batch_size}")
-        labels = np.repeat(np.arange(len(counts)), counts)
-        index_in_class = np.concatenate([np.arange(c) for c in counts])
+        # Utterance k is of the class whose cumulative count first exceeds k; working that out per batch keeps
+        # memory bounded by the batch (arrays over all N utterances took gigabytes for a large ppc).
+        ends = np.cumsum(counts)
+        total = int(ends[-1]) if len(ends) else 0
         rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
         meta = self.feature_meta
-        for start in range(0, len(labels), batch_size):
-            batch = labels[start:start + batch_size]
+        for start in range(0, total, batch_size):
+            position = np.arange(start, min(start + batch_size, total))
+            batch = np.searchsorted(ends, position, side="right")
+            index_in_class = position - (ends - counts)[batch]
             features = self._generate_batch(batch, rng)
             items = (
                 ({"utt_id": f"syn_{self.label_names[y]}_{i:06d}", "speaker": "synthetic", "gender": None,
                   "session": None, "label": self.label_names[y]}, x)
-                for y, i, x in zip(batch, index_in_class[start:start + batch_size], features)
+                for y, i, x in zip(batch, index_in_class, features)
             )
             yield build_table(items, meta)
 
@@ -146,7 +152,13 @@ class TrainedGenerator:
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
         batches = self._tables(counts, seed, batch_size)
         with tqdm(total=int(counts.sum()), unit="utt", desc="sampling", disable=not progress) as bar:
-            return write_tables(_counted(batches, bar), feature_schema(self.feature_meta), path)
+            return write_tables(_counted(batches, bar), feature_schema(self.feature_meta), path,
+                                expected_bytes=int(counts.sum()) * self._bytes_per_utterance())
+
+    def _bytes_per_utterance(self) -> int:
+        """About what one sampled utterance takes in an Arrow file: its frames plus its ids and offsets."""
+        model, dtype = self.config["model"], np.dtype(self.feature_meta.dtype)
+        return model["frames"] * model["dim"] * dtype.itemsize + ROW_OVERHEAD_BYTES
 
     def sample_features(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                         total: int | None = None, batch_size: int = 256) -> FeatureSet:

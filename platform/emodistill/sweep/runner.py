@@ -27,13 +27,13 @@ from emodistill.errors import ConfigError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import dataset_fingerprint, load_splits
+from emodistill.features.store import dataset_fingerprint, load_splits, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.figures import objective_chart
 from emodistill.sweep.shared import share_inputs
-from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space
+from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
-from emodistill.sweep.trainable import TrialContext, distill_trial, trial_config
+from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model,
@@ -86,7 +86,9 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     """Run a new sweep of `space` on the feature directory `features`, logging to MLflow."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
-    base = trial_config(space, dict(space.base.overrides))  # a bad base config fails here, not in every trial
+    base = trial_config(space, dict(space.base.overrides))
+    meta = read_index(features)["meta"]
+    space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
     with connected(address):
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)

@@ -8,15 +8,19 @@ conditions and ASHA early stopping). Trial configs are flat dicts of dotted Dist
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emodistill.distill.config import DistillConfig, load_config
 from emodistill.downstream import DownstreamConfig
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.evaluate.protocol import EvalConfig
 
 VARIANT_KEY = "variant"
@@ -50,7 +54,7 @@ class Resources(_Strict):
 class BaseConfig(_Strict):
     """The distillation config every trial starts from: a preset (or config file) plus dotted overrides."""
 
-    preset: str = "default"
+    preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -80,7 +84,19 @@ class Evaluation(_Strict):
         return self
 
 
-class FloatParam(_Strict):
+class _Range(_Strict):
+    """A number drawn from [low, high] (log-uniformly when `log` is set)."""
+
+    @model_validator(mode="after")
+    def _low_to_high(self) -> _Range:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        return self
+
+
+class FloatParam(_Range):
     """A float drawn uniformly, or log-uniformly when `log` is set."""
 
     type: Literal["float"]
@@ -90,7 +106,7 @@ class FloatParam(_Strict):
     when: dict[str, Any] = Field(default_factory=dict, description="sample only if these params have these values")
 
 
-class IntParam(_Strict):
+class IntParam(_Range):
     """An integer in [low, high]."""
 
     type: Literal["int"]
@@ -184,6 +200,44 @@ class SearchSpace(_Strict):
             raise ValueError("the search may not vary 'pool.*': the checkpoint pool is trained once per sweep")
         return self
 
+    @model_validator(mode="after")
+    def _every_trial_config_validates(self) -> SearchSpace:
+        # Found here, a typo in a variant fails the sweep before Ray starts, not inside every trial a minute later.
+        try:
+            self.check_trials()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def check_trials(self, dim: int | None = None, n_classes: int | None = None) -> None:
+        """Raise ConfigError naming the first grid point or sampled value whose DistillConfig is invalid; given the
+        features' `dim` and `n_classes`, also the first whose model does not fit them."""
+        for where, trial in self._trials_to_check():
+            try:
+                config = trial_config(self, trial_overrides(self, trial))
+                if dim is not None:
+                    config.model_for(dim, n_classes)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+
+    def _trials_to_check(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(where in the file, Tune trial config) for every grid point, or the base and each sampled param's
+        choices or bounds (with the values its conditions name): each must make a valid DistillConfig."""
+        search = self.search
+        if isinstance(search, GridSearch):
+            axes = [[(f"search.grid.{key}={value!r}", {key: value}) for value in values]
+                    for key, values in search.grid.items()]
+            if search.variants:
+                axes.append([(f"search.variants.{name}", {VARIANT_KEY: name}) for name in search.variants])
+            for point in itertools.product(*axes):
+                yield ", ".join(where for where, _ in point), {k: v for _, trial in point for k, v in trial.items()}
+            return
+        yield "base", {}
+        for name, param in search.params.items():
+            values = param.choices if isinstance(param, CategoricalParam) else [param.low, param.high]
+            for value in values:
+                yield f"search.params.{name}={value!r}", {**param.when, name: value}
+
     def varied_keys(self) -> set[str]:
         """Dotted config keys that differ between trials."""
         if isinstance(self.search, GridSearch):
@@ -194,6 +248,28 @@ class SearchSpace(_Strict):
         return set(self.search.params)
 
 
+def trial_overrides(space: SearchSpace, trial_config: dict) -> dict:
+    """The dotted DistillConfig overrides of one trial: base overrides, its variant, its sampled values."""
+    overrides = dict(space.base.overrides)
+    trial_config = dict(trial_config)
+    variant = trial_config.pop(VARIANT_KEY, None)
+    if variant is not None:
+        overrides.update(space.search.variants[variant])
+    overrides.update(trial_config)
+    return overrides
+
+
+def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
+    """The trial's DistillConfig; every trial evaluates (and reports) every train.eval_every steps."""
+    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    train = config.train
+    if not 0 < train.eval_every <= train.steps:
+        raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "
+                          f"so every trial reports its metrics, got {train.eval_every}")
+    # Each report carries a checkpoint: the trainer's own checkpointing is the report's.
+    return config.model_copy(update={"train": train.model_copy(update={"checkpoint_every": train.eval_every})})
+
+
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file; errors name the file and the bad key."""
     path = Path(path)
@@ -202,11 +278,10 @@ def load_space(path: str | Path) -> SearchSpace:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
         return SearchSpace.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {field_problems(exc)}") from None

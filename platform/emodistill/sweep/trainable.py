@@ -21,9 +21,9 @@ import ray
 from ray import tune
 
 from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
-from emodistill.distill.config import DistillConfig, load_config
+from emodistill.distill.config import DistillConfig
 from emodistill.distill.trainer import Distiller, fit_gaussian_generator
-from emodistill.errors import ConfigError, TrainingDiverged
+from emodistill.errors import TrainingDiverged
 from emodistill.evaluate.protocol import EvalResult, evaluate_generator
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import save_generator, save_trained
@@ -31,8 +31,7 @@ from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
 from emodistill.sweep.names import trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
-from emodistill.sweep.space import SearchSpace
-from emodistill.sweep.tuning import trial_overrides
+from emodistill.sweep.space import SearchSpace, trial_config, trial_overrides
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)
@@ -117,17 +116,6 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     _finish(run, generator_dir, chosen["selected_step"], scores, predictions, splits["test"])
     # The last report carries the chosen checkpoint's scores: what a searcher learns from this trial.
     tune.report({**scores, "step": trainer.step, "selected_step": chosen["selected_step"]})
-
-
-def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
-    """The trial's DistillConfig; every trial evaluates (and reports) every train.eval_every steps."""
-    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
-    train = config.train
-    if not 0 < train.eval_every <= train.steps:
-        raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "
-                          f"so every trial reports its metrics, got {train.eval_every}")
-    # Each report carries a checkpoint: the trainer's own checkpointing is the report's.
-    return config.model_copy(update={"train": train.model_copy(update={"checkpoint_every": train.eval_every})})
 
 
 def _pool(shared: SharedInputs, config: DistillConfig) -> list:

@@ -68,13 +68,3 @@ def tune_config(space: SearchSpace, rounds: int) -> tune.TuneConfig:
                                   reduction_factor=search.scheduler.reduction_factor)
     return tune.TuneConfig(num_samples=space.trials, search_alg=searcher, scheduler=scheduler, **common)
 
-
-def trial_overrides(space: SearchSpace, trial_config: dict) -> dict:
-    """The dotted DistillConfig overrides of one trial: base overrides, its variant, its sampled values."""
-    overrides = dict(space.base.overrides)
-    trial_config = dict(trial_config)
-    variant = trial_config.pop(VARIANT_KEY, None)
-    if variant is not None:
-        overrides.update(space.search.variants[variant])
-    overrides.update(trial_config)
-    return overrides

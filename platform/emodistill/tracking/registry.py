@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from emodistill.errors import EmodistillError, IntegrityError
 from emodistill.files import file_sha256
@@ -18,6 +19,8 @@ from emodistill.tracking.store import global_tracking_uri, reading_client, track
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+# What the registry answers for a model name it lacks, and for an alias the model lacks.
+NOT_FOUND = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
 
 
 def register_champion(run_id: str, model_name: str, tracking_uri: str | None = None,
@@ -47,6 +50,8 @@ def champion_run_id(model_name: str, tracking_uri: str | None = None) -> str:
     try:
         version = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as exc:
+        if exc.error_code not in NOT_FOUND:  # e.g. a server that does not answer
+            raise
         raise EmodistillError(f"registered model {model_name!r} has no version aliased {CHAMPION!r} "
                               f"in {client.tracking_uri} ({exc.message})") from None
     if not version.run_id:

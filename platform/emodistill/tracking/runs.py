@@ -32,6 +32,7 @@ from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
     get_or_create_experiment,
     global_tracking_uri,
+    reading_client,
     search_all_runs,
     tracking_client,
 )
@@ -229,7 +230,7 @@ def _missing_generator_files(path: Path) -> list[str]:
 def download_generator(run_id: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """The run's `generator/` artifact as a local directory, downloaded once into the cache, its files checked
     against the SHA-256 the run recorded (a cached copy that no longer matches is downloaded again)."""
-    client = tracking_client(tracking_uri)
+    client = reading_client(tracking_uri)
     digests = recorded_digests(client, run_id)
     target = Path(cache_dir) / "generators" / run_id if cache_dir else runtime_cache_dir("generators", run_id)
     if target.is_dir():

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 import mlflow
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import LifecycleStage, Run
+from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+                                          MLFLOW_HTTP_REQUEST_TIMEOUT)
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
@@ -20,6 +25,15 @@ from emodistill.errors import ConfigError, EmodistillError
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
+# A command that only reads gives up on a server within seconds; MLflow's defaults (7 retries, doubling from 2 s,
+# 120 s timeouts) suit a busy server that rate-limits, and make one that is down look like a hang of minutes.
+FAIL_FAST_HTTP = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "2",
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
+    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "10",
+}
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -58,12 +72,60 @@ def tracking_client(uri: str | None = None) -> MlflowClient:
 
 
 def reading_client(uri: str | None = None) -> MlflowClient:
-    """A client for reading runs: a sqlite store must exist (a mistyped path is an error, not a new empty store)."""
+    """A client for reading runs: a sqlite store must already be one (reading never creates or migrates a store)."""
+    return MlflowClient(tracking_uri=check_existing_store(uri))
+
+
+def check_existing_store(uri: str | None = None, hint: str = "check --tracking-uri or $MLFLOW_TRACKING_URI") -> str:
+    """The resolved URI; for sqlite, once its file is checked, read-only, to be an SQLite database with MLflow's tables.
+
+    MLflow writes its whole schema into any sqlite file it opens (a mistyped path, an empty or foreign file), so
+    commands that only read check the file before MLflow touches it.
+    """
     uri = resolve_tracking_uri(uri)
-    if uri.startswith("sqlite:") and not sqlite_path(uri).is_file():
-        raise EmodistillError(f"tracking store {sqlite_path(uri)} does not exist "
-                              "(check --tracking-uri or $MLFLOW_TRACKING_URI)")
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:"):
+        return uri
+    path = sqlite_path(uri)
+
+    def refuse(problem: str) -> NoReturn:
+        raise EmodistillError(f"tracking store {path} {problem}: expected an MLflow sqlite store ({hint})")
+
+    if not path.is_file():
+        refuse("does not exist")
+    with path.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        refuse("is empty (0 bytes)" if not header else "is not an SQLite database")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        refuse(f"is not a readable SQLite database ({exc})")
+    missing = sorted(MLFLOW_TABLES - tables)
+    if missing:
+        refuse(f"holds no MLflow schema (no table {', '.join(missing)})")
+    return uri
+
+
+@contextmanager
+def failing_fast(uri: str | None = None) -> Iterator[None]:
+    """For the block, MLflow's HTTP requests give up within seconds, and a tracking server that does not answer is
+    an EmodistillError naming `uri`; the user's own MLFLOW_HTTP_REQUEST_* settings win."""
+    previous = {name: os.environ.get(name) for name in FAIL_FAST_HTTP}
+    os.environ.update({name: value for name, value in FAIL_FAST_HTTP.items() if previous[name] is None})
+    try:
+        yield
+    except MlflowException as exc:
+        cause = exc.__cause__ or exc.__context__
+        if not isinstance(cause, requests.RequestException):
+            raise
+        raise EmodistillError(f"tracking server {resolve_tracking_uri(uri)} does not answer "
+                              f"({type(cause).__name__} after {os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name]} "
+                              "retries): start it, or check --tracking-uri and $MLFLOW_TRACKING_URI") from None
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 @contextmanager
