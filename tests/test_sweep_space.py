@@ -115,6 +115,6 @@ def test_optuna_space_is_seeded_conditional_and_asha_stopped():
 
 def test_sweep_command_names_what_is_missing(tmp_path, capsys):
     assert main(["sweep", "--features", str(tmp_path)]) == 2
-    assert "sweep needs --space FILE and --features DIR (or --resume DIR)" in capsys.readouterr().err
+    assert "sweep needs --space FILE and --features DIR (or --resume DIR|URI)" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
-    assert f"{tmp_path}: not a sweep directory (no sweep.json)" in capsys.readouterr().err
+    assert f"{tmp_path}/sweep.json: missing, so {tmp_path} is not a sweep directory" in capsys.readouterr().err
