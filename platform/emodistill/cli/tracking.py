@@ -36,6 +36,10 @@ def register(subparsers) -> None:
     ui.add_argument("--tracking-uri", help="sqlite store (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
     ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--artifacts-destination", metavar="DIR|URI",
+                    help="where the server keeps the artifacts it serves: a folder or an object-storage URI such as "
+                         "s3://bucket/mlartifacts, reached with the server's AWS_* / MLFLOW_S3_ENDPOINT_URL "
+                         "(default: mlartifacts/ beside the sqlite store)")
     ui.set_defaults(func=run_ui)
 
 
@@ -96,7 +100,8 @@ def run_ui(args: argparse.Namespace) -> int:
 
     # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with start_server(args.tracking_uri, host=args.host, port=args.port) as server:
+    with start_server(args.tracking_uri, host=args.host, port=args.port,
+                      artifacts_destination=args.artifacts_destination) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
         try:
             while server.process.poll() is None:

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from emodistill import storage
 from emodistill.errors import EmodistillError
 from emodistill.tracking.store import artifact_root_for, resolve_tracking_uri, sqlite_path
 
@@ -78,19 +79,24 @@ class MlflowServer:
 
 
 def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
-                 artifacts_dir: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
+                 artifacts_destination: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
                  timeout_s: float = 90.0) -> MlflowServer:
-    """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers."""
+    """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers.
+
+    Served artifacts are kept in `artifacts_destination`: a folder (default: mlartifacts/ beside a sqlite store)
+    or an object-storage URI such as s3://bucket/mlartifacts, which the server reaches with the credentials and
+    endpoint of its environment (AWS_*, MLFLOW_S3_ENDPOINT_URL); clients then need only the server's URL.
+    """
     backend_uri = resolve_tracking_uri(backend_uri)
     if backend_uri.startswith("sqlite:"):
         sqlite_path(backend_uri).parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
                "--host", host, "--port", str(port), "--workers", str(workers)]
     if serve_artifacts:
-        artifacts = Path(artifacts_dir) if artifacts_dir else artifact_root_for(backend_uri)
+        artifacts = artifacts_destination or artifact_root_for(backend_uri)
         if artifacts is None:
-            raise EmodistillError(f"start_server: pass artifacts_dir for the non-sqlite store {backend_uri}")
-        command += ["--serve-artifacts", "--artifacts-destination", str(artifacts.resolve())]
+            raise EmodistillError(f"start_server: pass artifacts_destination for the non-sqlite store {backend_uri}")
+        command += ["--serve-artifacts", "--artifacts-destination", storage.resolve(artifacts)]
     else:
         command += ["--no-serve-artifacts"]
     log_file = tempfile.NamedTemporaryFile(prefix="mlflow-server-", suffix=".log", delete=False)
