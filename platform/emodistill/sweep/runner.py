@@ -150,7 +150,7 @@ def _space_params(space: SearchSpace) -> dict:
         else:
             flat[prefix.rstrip(".")] = json.dumps(value) if isinstance(value, (list, dict)) else value
 
-    walk(space.model_dump(mode="json", exclude={"description"}), "")
+    walk(space.model_dump(mode="json", exclude={"description": True, "base": {"settings"}}), "")
     return flat
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from emodistill.distill.config import read_settings
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import EvalConfig
@@ -52,6 +53,15 @@ class BaseConfig(_Strict):
 
     preset: str = "default"
     overrides: dict[str, Any] = Field(default_factory=dict)
+    # Read where the space is loaded (the sweep's driver) and kept in the space: trials on other nodes and a
+    # resumed sweep never open a config file that only the driver's machine has.
+    settings: dict[str, Any] | None = Field(default=None, description="the preset's settings (filled on load)")
+
+    @model_validator(mode="after")
+    def _read_preset(self) -> BaseConfig:
+        if self.settings is None:
+            self.settings = read_settings(self.preset)
+        return self
 
 
 class Evaluation(_Strict):

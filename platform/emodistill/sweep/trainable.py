@@ -123,7 +123,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
 
 def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
     """The trial's DistillConfig; every trial evaluates (and reports) every train.eval_every steps."""
-    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()],
+                         settings=space.base.settings)
     train = config.train
     if not 0 < train.eval_every <= train.steps:
         raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "
