@@ -26,6 +26,9 @@ from sweep_fixtures import REPO
 
 RAY = str(Path(sys.executable).with_name("ray"))
 JOB_ENDED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+# On a head node: `ray job stop` then sends the sweep SIGINT, which it handles like Ctrl+C (saving Tune's state),
+# and waits up to a minute for it to exit (the README and the jobs/ examples set the same).
+JOB_STOP_ON_SIGINT = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "60"}
 
 
 def node_environment() -> dict[str, str]:

@@ -25,16 +25,13 @@ from ray.job_submission import JobStatus, JobSubmissionClient
 
 from emodistill.tracking.server import free_port, start_server
 from object_store import S3Server
-from ray_nodes import JOB_ENDED, LoopbackCluster
+from ray_nodes import JOB_ENDED, JOB_STOP_ON_SIGINT, LoopbackCluster
 from sweep_fixtures import REPO, make_feature_dir, micro_space, processed_reports
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "s3-smoke"
 KILLED = "div_sml"  # the trial whose worker is killed, and which the interruption catches mid-run
 KILLED_TRIAL_STEPS = 32  # it reports every 2 steps: leave it steps to lose after each checkpoint it resumes from
-# Set on every node besides the store's variables: `ray job stop` then sends the sweep SIGINT, which it handles
-# like Ctrl+C (saving Tune's state to the bucket), and waits up to a minute for it to exit.
-JOB_STOP = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "60"}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +52,8 @@ def store_env(s3):
 @pytest.fixture(scope="module")
 def cluster(store_env, tmp_path_factory):
     """Head + one worker node, 1 CPU each (two concurrent trials use both), each in its own folders."""
-    nodes = LoopbackCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, workers=1, env={**store_env, **JOB_STOP})
+    nodes = LoopbackCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, workers=1,
+                            env={**store_env, **JOB_STOP_ON_SIGINT})
     try:
         yield nodes
     finally:
