@@ -1,9 +1,11 @@
-"""The deployment examples in jobs/, checked as far as this machine can: they parse, the Ray cluster launcher
-accepts its config, and every command they run is one the CLI accepts, with files that exist in the checkout."""
+"""The deployment examples in jobs/ and the README's multi-node recipe, checked as far as this machine can: they
+parse, the Ray cluster launcher accepts its config, and every command they run is one the CLI accepts, with files
+that exist in the checkout and the settings tests/test_object_storage.py runs with."""
 
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 from string import Template
 
@@ -81,3 +83,31 @@ def test_cluster_launcher_config_is_one_ray_up_accepts():
     assert all(f"{key}={value}" in head for key, value in JOB_STOP_ON_SIGINT.items())
     assert all(command.startswith("RAY_AUTH_MODE=token ") for command in
                config["head_start_ray_commands"] + config["worker_start_ray_commands"])
+
+
+def readme_recipe() -> list[list[str]]:
+    """The commands of the README's multi-node recipe, each split into words (continuations joined, no comments)."""
+    readme = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- multi-node:[^\n]*\n```bash\n(.*?)```", readme, re.S)
+    assert match, "README.md has no ```bash block after its multi-node marker"
+    lines = match.group(1).replace("\\\n", " ").splitlines()
+    return [words for line in lines if (words := shlex.split(line, comments=True))]
+
+
+def test_readme_multi_node_recipe_uses_the_settings_the_object_storage_test_runs_with():
+    commands = readme_recipe()
+    exported = {word.split("=")[0] for words in commands if words[0] == "export" for word in words[1:]}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",
+            "MLFLOW_S3_ENDPOINT_URL", "RAY_AUTH_MODE"} <= exported
+    (ui,) = [words for words in commands if words[:2] == ["emodistill", "ui"]]
+    server = build_parser("ui").parse_args(ui[1:])
+    assert storage.is_uri(server.artifacts_destination) and server.host == "0.0.0.0"
+    (head,) = [words for words in commands if "--head" in words]
+    assert dict(word.split("=") for word in head[:head.index("ray")]) == JOB_STOP_ON_SIGINT
+    sweep, resume = [build_parser("sweep").parse_args(["sweep", *words[words.index("jobs/sweep.py") + 1:]])
+                     for words in commands if words[:3] == ["ray", "job", "submit"]]
+    load_space(REPO / sweep.space)
+    assert storage.is_uri(sweep.storage_path) and sweep.tracking_uri.startswith("http://")
+    assert resume.resume.startswith(f"{sweep.storage_path}/smoke-") and resume.space is None
+    (reader,) = [words for words in commands if words[0] == "python"]
+    assert "champion=True" in reader[-1] and sweep.tracking_uri in reader[-1]

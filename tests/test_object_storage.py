@@ -29,7 +29,7 @@ from ray_nodes import JOB_ENDED, JOB_STOP_ON_SIGINT, LoopbackCluster
 from sweep_fixtures import REPO, make_feature_dir, micro_space, processed_reports
 
 pytestmark = pytest.mark.slow
-EXPERIMENT = "s3-smoke"
+EXPERIMENT = "smoke"  # the space's name: the job passes the README's arguments, no --name
 KILLED = "div_sml"  # the trial whose worker is killed, and which the interruption catches mid-run
 KILLED_TRIAL_STEPS = 32  # it reports every 2 steps: leave it steps to lose after each checkpoint it resumes from
 
@@ -115,8 +115,8 @@ def sweep(s3, cluster, server, inputs):
     once the restarted trial's first checkpoint is Tune's too; then `--resume` the URI the sweep printed.
     Returns the interrupted job's (status, logs), the resuming job's (status, logs) and the killed report row."""
     features, space = inputs
-    job = cluster.submit_sweep(f"--space {space} --features {features} --name {EXPERIMENT} "
-                               f"--tracking-uri {server.url} --storage-path s3://{s3.bucket}/sweeps")
+    job = cluster.submit_sweep(f"--space {space} --features {features} --tracking-uri {server.url} "
+                               f"--storage-path s3://{s3.bucket}/sweeps")
     killed = wait_for_reports(s3, cluster, job, lambda rows: len(rows) >= 2)[-1]
     os.kill(killed["pid"], signal.SIGKILL)
     wait_for_reports(s3, cluster, job, lambda rows: sum(row["pid"] != killed["pid"] for row in rows) >= 2)
