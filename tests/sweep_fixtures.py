@@ -1,7 +1,9 @@
-"""Inputs for the sweep tests and benchmarks/sweep_overhead.py: class-dependent random features, micro spaces."""
+"""Inputs for the sweep tests and benchmarks/sweep_overhead.py: class-dependent random features, micro spaces;
+and what Tune's driver recorded of a trial."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,18 @@ def micro_space(path: Path, **changes) -> Path:
     space.update(changes)
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
+
+
+def processed_reports(result_json: str) -> list[dict]:
+    """The reports of a trial that Tune's driver has processed: the complete rows of its result.json text.
+
+    The driver saves a report's checkpoint before it asks for the next report, so a second row means the first
+    checkpoint is Tune's to restore. Tune adds the worker's pid to every row.
+    """
+    rows = []
+    for line in result_json.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the row being written
+            break
+    return rows

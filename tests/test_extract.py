@@ -186,7 +186,8 @@ def test_cli_errors(corpus, tmp_path, capsys):
     fails(extract + [str(tmp_path / "nope")], "nope: corpus manifest not found")
     fails(extract + [str(tmp_path)], "corpus.csv: corpus manifest not found")
     fails(extract + [str(bad_label)], "unknown label 'fru'")
-    fails(extract + [str(corpus), "--layer", "3"], "--model, --layer, --batch-size and --allow-pickle apply to --upstream hf only")
+    fails(extract + [str(corpus), "--layer", "3"],
+          "--model, --layer, --batch-size and --allow-pickle apply to --upstream hf only")
     fails(extract + [str(corpus), "--test-session", "9"], "no records in test session 9")
     fails(["features", "info", str(tmp_path / "none")], "none: feature directory not found")
     fails(["features", "info", str(corpus)], "features.json: index not found")

@@ -4,17 +4,16 @@ tracked by a real MLflow server with proxied artifacts; and the refusal of a loc
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 import yaml
 from mlflow import MlflowClient
-from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.job_submission import JobStatus
 
 from emodistill import best_generator
 from emodistill.tracking.server import free_port, start_server
 from ray_nodes import RAY, LoopbackCluster, node_environment
-from sweep_fixtures import REPO, make_feature_dir, micro_space
+from sweep_fixtures import make_feature_dir, micro_space
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "jobs-smoke"
@@ -51,17 +50,9 @@ def inputs(tmp_path_factory):
     return make_feature_dir(root / "features"), space, root
 
 
-def submit(cluster: LoopbackCluster, arguments: str, timeout_s: float = 480) -> tuple[JobStatus, str]:
+def submit(cluster: LoopbackCluster, arguments: str) -> tuple[JobStatus, str]:
     """`ray job submit --working-dir <repo> -- python jobs/sweep.py ARGUMENTS`; wait for it; (status, logs)."""
-    client = JobSubmissionClient(cluster.dashboard)
-    job = client.submit_job(entrypoint=f"python jobs/sweep.py {arguments}", runtime_env={"working_dir": str(REPO)})
-    deadline = time.monotonic() + timeout_s
-    while (status := client.get_job_status(job)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
-        if time.monotonic() > deadline:
-            client.stop_job(job)
-            pytest.fail(f"job {job} still {status} after {timeout_s} s:\n{client.get_job_logs(job)[-3000:]}")
-        time.sleep(2)
-    return status, client.get_job_logs(job)
+    return cluster.wait_for_job(cluster.submit_sweep(arguments))
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ inputs read from the object store, a trial killed mid-run that resumes from its 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -24,7 +23,7 @@ from emodistill.features.schema import validate_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
 from emodistill.tracking.registry import champion_run_id
-from sweep_fixtures import LABELS, make_feature_dir, micro_space
+from sweep_fixtures import LABELS, make_feature_dir, micro_space, processed_reports
 
 pytestmark = pytest.mark.slow
 # The killed trial reports every 2 steps and is killed after its second report: leave it steps to lose.
@@ -76,9 +75,8 @@ def smoke(cluster, features, tmp_path_factory):
 def _kill_when_checkpointed(storage: Path, variant: str, killed: list, done: threading.Event) -> None:
     """SIGKILL the worker of the trial of `variant` once Tune's driver holds a checkpoint of it (until `done`).
 
-    A `checkpoint_*` folder appears as soon as the worker persists it, before the driver registers it; the
-    driver saves a report's checkpoint before it asks for the next report, so a second row in the trial's
-    result.json means the first checkpoint is Tune's to restore. Tune adds the worker's pid to every row.
+    A `checkpoint_*` folder appears as soon as the worker persists it, before the driver registers it; a second
+    processed report (see processed_reports) means the driver has.
     """
     while not done.is_set():
         for trial_dir in storage.glob(f"*/*variant={variant}_*"):
@@ -93,16 +91,9 @@ def _kill_when_checkpointed(storage: Path, variant: str, killed: list, done: thr
 def _processed_reports(trial_dir: Path) -> list[dict]:
     """The trial's reports that Tune's driver has processed (the complete rows of its result.json)."""
     try:
-        lines = (trial_dir / "result.json").read_text().splitlines()
+        return processed_reports((trial_dir / "result.json").read_text())
     except (FileNotFoundError, NotADirectoryError):
         return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # the row being written
-            break
-    return rows
 
 
 def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):

@@ -10,6 +10,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from emodistill.cli.main import main
+from emodistill.distill.config import read_settings
 from emodistill.errors import ConfigError
 from emodistill.sweep.space import load_space, trial_config, trial_overrides
 from emodistill.sweep.tuning import DefineByRun, param_space, tune_config
@@ -34,6 +35,23 @@ def test_bundled_spaces_are_valid_and_build_trial_configs():
         space = load_space(path)
         config = trial_config(space, dict(space.base.overrides))
         assert config.train.checkpoint_every == config.train.eval_every > 0
+
+
+def test_a_base_config_file_is_read_once_where_the_space_is_loaded(tmp_path, monkeypatch):
+    """Trials on other nodes, and a sweep resumed elsewhere, build their configs without the driver's file."""
+    settings = read_settings("micro")
+    settings["model"]["arch"] = "gan_att"
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(settings))
+    data = smoke_dict()
+    data["base"]["preset"] = "base.yaml"
+    monkeypatch.chdir(tmp_path)
+    space = load_space(write(tmp_path, data))
+    (tmp_path / "base.yaml").unlink()
+    monkeypatch.chdir(REPO)
+    resumed = type(space).model_validate(space.model_dump(mode="json"))  # as sweep.json gives it back
+    config = trial_config(resumed, trial_overrides(resumed, {"variant": "sml"}))
+    assert (config.model.arch, config.loss.lambda_sml) == ("gan_att", 1.0)
+    assert config.train.steps == data["base"]["overrides"]["train.steps"]
 
 
 def test_typo_names_the_bad_key(tmp_path):
@@ -199,6 +217,6 @@ def test_optuna_space_is_seeded_conditional_and_asha_stopped():
 
 def test_sweep_command_names_what_is_missing(tmp_path, capsys):
     assert main(["sweep", "--features", str(tmp_path)]) == 2
-    assert "sweep needs --space FILE and --features DIR (or --resume DIR)" in capsys.readouterr().err
+    assert "sweep needs --space FILE and --features DIR (or --resume DIR|URI)" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
-    assert f"{tmp_path}: not a sweep directory (no sweep.json)" in capsys.readouterr().err
+    assert f"{tmp_path}/sweep.json: missing, so {tmp_path} is not a sweep directory" in capsys.readouterr().err

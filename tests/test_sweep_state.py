@@ -14,7 +14,7 @@ import pytest
 from emodistill.cli.main import main
 from emodistill.errors import IntegrityError
 from emodistill.sweep.runner import STATE_FILE, SweepState, resume_sweep
-from emodistill.sweep.state import STATE_TAG, check_private, record_state, state_files, verify_state
+from emodistill.sweep.state import STATE_TAG, check_private, record_state, state_manifest, verify_state
 from emodistill.tracking import runs, store
 
 
@@ -46,8 +46,7 @@ def sweep_dir(tmp_path):
 
 def test_state_files_are_the_pickles_and_the_states_that_embed_them(sweep_dir):
     path, _, _ = sweep_dir
-    assert [p.relative_to(path).as_posix() for p in state_files(path)] == [
-        "experiment_state-2026.json", "sweep.json", "trial_0/params.pkl", "tuner.pkl"]
+    assert list(state_manifest(path)) == ["experiment_state-2026.json", "sweep.json", "trial_0/params.pkl", "tuner.pkl"]
 
 
 def test_untouched_state_verifies_and_a_changed_or_added_file_does_not(sweep_dir):

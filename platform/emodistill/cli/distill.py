@@ -27,8 +27,9 @@ def register(subparsers) -> None:
                         help="override a config field, e.g. --set loss.lambda_sml=1 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/distill"), help="run directory (default runs/distill)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
-    parser.add_argument("--pool-cache", type=Path, default=None,
-                        help=f"cache of downstream pools for L_SML (default {cache_dir('pools')})")
+    parser.add_argument("--pool-cache", default=None, metavar="DIR|URI",
+                        help=f"cache of downstream pools for L_SML, a folder or an object-storage URI "
+                             f"(default {cache_dir('pools')})")
     select = parser.add_argument_group(
         "checkpoint selection", "every train.eval_every steps the generator is scored on the real DEV split (never "
         "on test) and the best-scoring one is saved; with train.eval_every 0 the last one is")

@@ -20,12 +20,15 @@ def register(subparsers) -> None:
     sweep.add_argument("--features", type=Path, help="feature directory (train/dev/test.arrow + features.json)")
     sweep.add_argument("--name", help="sweep = MLflow experiment = registered model name (default: the space's)")
     _common_arguments(sweep)
-    sweep.add_argument("--storage-path", type=Path, default=Path("sweeps"),
-                       help="trial checkpoints; on several machines a path every node reaches (default: ./sweeps)")
-    sweep.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted sweep in DIR")
+    sweep.add_argument("--storage-path", default="sweeps", metavar="DIR|URI",
+                       help="Tune checkpoints and the sweep's state: a folder, or on several machines an "
+                            "object-storage URI such as s3://bucket/sweeps (credentials and endpoint from AWS_* or "
+                            "the cloud's usual variables; default: ./sweeps)")
+    sweep.add_argument("--resume", metavar="DIR|URI", help="continue the interrupted sweep in DIR|URI (the Tune "
+                                                           "experiment path it printed)")
     sweep.add_argument("--trust-unverified", action="store_true",
-                       help="with --resume: resume even if DIR's state files were written after the sweep last "
-                            "recorded their digests (its driver died); only for a directory nobody else can write")
+                       help="with --resume: resume even if the state files were written after the sweep last "
+                            "recorded their digests (its driver died); only where nobody else can write")
     sweep.set_defaults(func=run_sweep_command)
 
     demo = subparsers.add_parser("demo", help="synthetic corpus -> fbank features -> smoke sweep -> best generator")
@@ -46,12 +49,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.space or args.features or args.name or args.tracking_uri:
-            raise ConfigError("--resume takes the sweep's settings from DIR/sweep.json; "
+            raise ConfigError("--resume takes the sweep's settings from its sweep.json; "
                               "drop --space, --features, --name and --tracking-uri")
         result = resume_sweep(args.resume, address=args.address, trust_unverified=args.trust_unverified)
     else:
         if args.space is None or args.features is None:
-            raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR)")
+            raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR|URI)")
         result = run_sweep(args.space, args.features, name=args.name, tracking_uri=args.tracking_uri,
                            storage_path=args.storage_path, address=args.address)
     print(format_result(result))

@@ -41,6 +41,10 @@ def register(subparsers) -> None:
                     help="require a user and password (MLflow basic auth) even on loopback")
     ui.add_argument("--create", action="store_true",
                     help="start an empty store when the sqlite file does not exist (for a server sweeps will log to)")
+    ui.add_argument("--artifacts-destination", metavar="DIR|URI",
+                    help="where the server keeps the artifacts it serves: a folder or an object-storage URI such as "
+                         "s3://bucket/mlartifacts, reached with the server's AWS_* / MLFLOW_S3_ENDPOINT_URL "
+                         "(default: mlartifacts/ beside the sqlite store)")
     ui.set_defaults(func=run_ui)
 
 
@@ -112,7 +116,8 @@ def run_ui(args: argparse.Namespace) -> int:
     # The server runs in its own session, so a SIGTERM to us would orphan it: treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     auth = args.auth or not is_loopback(args.host)
-    with start_server(uri, host=args.host, port=args.port, auth=auth) as server:
+    with start_server(uri, host=args.host, port=args.port, artifacts_destination=args.artifacts_destination,
+                      auth=auth) as server:
         print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
         if auth:
             print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, best_generator) "

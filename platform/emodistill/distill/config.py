@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,7 +143,8 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def _read_mapping(source: str | Path) -> dict[str, Any]:
+def read_settings(source: str | Path) -> dict[str, Any]:
+    """The settings of a YAML/JSON config file or preset name, as a mapping (not yet validated)."""
     path = Path(source)
     if not path.is_file() and str(source) in preset_names():
         path = PRESETS_DIR / f"{source}.yaml"
@@ -186,9 +189,14 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"config {source}: " + "; ".join(problems)
 
 
-def load_config(source: str | Path | None = None, overrides: list[str] = ()) -> DistillConfig:
-    """A DistillConfig from a YAML/JSON file or preset name (None: all defaults) with `a.b=value` overrides."""
-    data = _read_mapping(source) if source is not None else {}
+def load_config(source: str | Path | None = None, overrides: list[str] = (),
+                settings: Mapping[str, Any] | None = None) -> DistillConfig:
+    """A DistillConfig from a YAML/JSON file or preset name (None: all defaults) with `a.b=value` overrides;
+    `settings` are the source's settings read before (read_settings), so that the file is not opened again."""
+    if settings is not None:
+        data = copy.deepcopy(dict(settings))
+    else:
+        data = read_settings(source) if source is not None else {}
     for override in overrides:
         _apply_override(data, override)
     try:

@@ -1,4 +1,4 @@
-"""The pool Θ of downstream checkpoints f_θ for the softmax-matching loss (paper Eq. 6), cached on disk."""
+"""The pool Θ of downstream checkpoints f_θ for the softmax-matching loss (paper Eq. 6), cached in storage."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from emodistill import storage
 from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
-from emodistill.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,23 @@ def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig, progr
 
 def train_pool(train: FeatureSet, dev: FeatureSet, config: PoolConfig, cache_dir: str | Path | None = None,
                fingerprint: str | None = None, progress: bool = True) -> list[Downstream]:
-    """Frozen downstream checkpoints trained on real data; reused from `cache_dir` when trained before."""
+    """Frozen downstream checkpoints trained on real data; reused from `cache_dir` (a folder or a storage URI)
+    when trained before."""
     if cache_dir is None:
         return [frozen(m) for m in _train_members(train, dev, config, progress).values()]
-    directory = Path(cache_dir) / pool_key(config, fingerprint or feature_fingerprint(train, dev))
-    index = directory / INDEX_FILE
-    if index.is_file():
+    key = pool_key(config, fingerprint or feature_fingerprint(train, dev))
+    directory = storage.join(storage.resolve(cache_dir), key)
+    index = storage.join(directory, INDEX_FILE)
+    if storage.exists(index):
         log.info("reusing pool from %s", directory)
-        names = json.loads(index.read_text())["members"]
-        return [frozen(load_downstream(directory / name)) for name in names]
+        names = json.loads(storage.read_text(index, missing="pool index removed while reading it"))["members"]
+        with storage.local_copy(directory) as local:
+            return [frozen(load_downstream(local / name)) for name in names]
     members = _train_members(train, dev, config, progress)
-    for name, model in members.items():
-        save_downstream(model, directory / name, extra={"pool": config.model_dump(mode="json")})
+    with storage.staged_folder(directory) as local:
+        for name, model in members.items():
+            save_downstream(model, local / name, extra={"pool": config.model_dump(mode="json")})
     # The index is written last: a pool interrupted mid-way is trained again, never half reused.
-    write_text_atomic(index, json.dumps({"members": list(members)}, indent=2))
+    storage.write_text(index, json.dumps({"members": list(members)}, indent=2))
     log.info("pool of %d checkpoints saved to %s", len(members), directory)
     return [frozen(m) for m in members.values()]

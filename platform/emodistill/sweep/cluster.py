@@ -61,9 +61,9 @@ def check_tracking_uri(uri: str) -> None:
     if len(nodes) > 1 and is_local_uri(uri):
         raise ConfigError(
             f"tracking URI {uri!r} is a local store, but the Ray cluster has {len(nodes)} nodes: trials on other "
-            "nodes could not write to it. Start an MLflow server that proxies artifacts (`mlflow server "
-            "--backend-store-uri sqlite:///mlruns.db --serve-artifacts --host 0.0.0.0`) and pass its "
-            "http://HOST:PORT as --tracking-uri")
+            "nodes could not write to it. Start an MLflow server that proxies artifacts (`emodistill ui --host "
+            "0.0.0.0 --artifacts-destination s3://BUCKET/mlartifacts`, i.e. `mlflow server --backend-store-uri "
+            "sqlite:///mlruns.db --serve-artifacts ...`) and pass its http://HOST:PORT as --tracking-uri")
 
 
 def node_identity() -> dict[str, str]:

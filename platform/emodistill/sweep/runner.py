@@ -1,8 +1,9 @@
 """The sweep driver: share the inputs once, run the trials on Ray Tune, then rank, compare and register.
 
 A sweep is one MLflow experiment (named after the sweep) with one parent run, one child run per
-trial and one `baseline` run for the real-data reference. Its Tune experiment directory holds
-`sweep.json`, which `resume_sweep(DIR)` reads to continue the same sweep into the same runs.
+trial and one `baseline` run for the real-data reference. Its Tune experiment directory (a local
+folder or an object-storage URI, see emodistill.storage) holds `sweep.json`, which
+`resume_sweep(DIR_OR_URI)` reads to continue the same sweep into the same runs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray import tune
 
+from emodistill import storage
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
-from emodistill.errors import ConfigError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
@@ -44,6 +45,7 @@ from emodistill.tracking.store import get_or_create_experiment, resolve_tracking
 log = logging.getLogger(__name__)
 
 STATE_FILE = "sweep.json"
+RESULT_FILE = "sweep_result.json"
 REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
 BASELINE_VARIANT = "baseline"
@@ -58,9 +60,9 @@ class SweepState:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    features: str
+    features: str  # a folder on the machine that runs the driver (only the driver reads it)
     space: dict
-    pool_cache_dir: str
+    pool_cache_dir: str  # a folder or a storage URI
 
 
 @dataclass
@@ -71,7 +73,7 @@ class SweepResult:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    experiment_path: str  # the Tune experiment directory; pass it to `emodistill sweep --resume`
+    experiment_path: str  # the Tune experiment directory or URI; pass it to `emodistill sweep --resume`
     objective: str
     trials: dict[str, dict] = field(default_factory=dict)  # run name -> run_id, status, value, reason
     best_run_id: str | None = None
@@ -83,7 +85,9 @@ class SweepResult:
 def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: str | None = None,
               tracking_uri: str | None = None, storage_path: str | Path | None = None,
               pool_cache_dir: str | Path | None = None, address: str | None = None) -> SweepResult:
-    """Run a new sweep of `space` on the feature directory `features`, logging to MLflow."""
+    """Run a new sweep of `space` on the feature directory `features`, logging to MLflow; `storage_path` (Tune's
+    checkpoints and the sweep's state, default ./sweeps) and `pool_cache_dir` (default under it) are folders or
+    storage URIs such as s3://bucket/sweeps."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
     base = trial_config(space, dict(space.base.overrides))
@@ -93,22 +97,21 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)
         features = Path(features).resolve()
-        storage = Path(storage_path or "sweeps").resolve()
+        storage_root = storage.resolve(storage_path or "sweeps")
         splits = load_splits(features)
         fingerprint = dataset_fingerprint(features)
         parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name}, uri,
                                   features=fingerprint)
         state = SweepState(name=name, tracking_uri=uri, experiment_id=get_or_create_experiment(name, uri),
                            parent_run_id=parent, features=str(features), space=space.model_dump(mode="json"),
-                           pool_cache_dir=str(Path(pool_cache_dir or storage / "pool-cache").resolve()))
+                           pool_cache_dir=storage.resolve(pool_cache_dir or storage.join(storage_root, "pool-cache")))
         run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        experiment_path = storage / run_name
-        experiment_path.mkdir(parents=True, exist_ok=True)
-        (experiment_path / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+        experiment_path = storage.join(storage_root, run_name)
+        storage.write_text(storage.join(experiment_path, STATE_FILE), json.dumps(asdict(state), indent=2))
         trainable = _trainable(state, space, splits, base)
         tuner = tune.Tuner(trainable, param_space=param_space(space), tune_config=tune_config(space, _rounds(base)),
                            run_config=tune.RunConfig(
-                               name=run_name, storage_path=str(storage),
+                               name=run_name, storage_path=storage_root,
                                failure_config=tune.FailureConfig(max_failures=space.max_failures),
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
         record_state(tracking_client(uri), parent, experiment_path)  # tuner.pkl exists from here on
@@ -118,19 +121,19 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
 
 def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
                  trust_unverified: bool = False) -> SweepResult:
-    """Continue an interrupted sweep in the same MLflow runs: unfinished and errored trials resume from checkpoints.
+    """Continue an interrupted sweep (its Tune experiment folder or URI) in the same MLflow runs: unfinished and
+    errored trials resume from their checkpoints.
 
-    The directory must be writable by this user only, and the files Tune unpickles must match the digests the
-    sweep recorded in its parent run (`trust_unverified` skips the latter, after a driver that died uncleanly).
-    A resume that fails ends the parent run FAILED, with the reason.
+    A local directory must be writable by this user only, and the files Tune unpickles must match the digests
+    the sweep recorded in its parent run (`trust_unverified` skips the latter, after a driver that died
+    uncleanly). A resume that fails ends the parent run FAILED, with the reason.
     """
-    experiment_path = Path(experiment_path).resolve()
-    state_file = experiment_path / STATE_FILE
-    if not state_file.is_file():
-        raise ConfigError(f"{experiment_path}: not a sweep directory (no {STATE_FILE}); "
-                          "pass the Tune experiment path the sweep printed")
+    experiment_path = storage.resolve(experiment_path)
     check_private(experiment_path)
-    state = SweepState(**json.loads(state_file.read_text()))
+    state = SweepState(**json.loads(storage.read_text(
+        storage.join(experiment_path, STATE_FILE),
+        missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the sweep "
+                "printed")))
     client = tracking_client(state.tracking_uri)
     try:
         if not trust_unverified:
@@ -142,7 +145,7 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
             trainable = _trainable(state, space, load_splits(state.features),
                                    trial_config(space, space.base.overrides))
             # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
-            tuner = tune.Tuner.restore(str(experiment_path), trainable=trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
             return _finish(state, space, tuner.fit(), experiment_path)
     except Exception as exc:
@@ -166,7 +169,7 @@ def _space_params(space: SearchSpace) -> dict:
         else:
             flat[prefix.rstrip(".")] = json.dumps(value) if isinstance(value, (list, dict)) else value
 
-    walk(space.model_dump(mode="json", exclude={"description"}), "")
+    walk(space.model_dump(mode="json", exclude={"description": True, "base": {"settings"}}), "")
     return flat
 
 
@@ -216,13 +219,13 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
     return result, run_id
 
 
-def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, experiment_path: Path) -> SweepResult:
+def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, experiment_path: str) -> SweepResult:
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
     record_state(client, state.parent_run_id, experiment_path)  # what a later resume may unpickle
     metric, mode = space.objective.metric, space.objective.mode
     outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
-                          parent_run_id=state.parent_run_id, experiment_path=str(experiment_path), objective=metric)
+                          parent_run_id=state.parent_run_id, experiment_path=experiment_path, objective=metric)
     # Tune marks a trial's last result done when it returned or the scheduler stopped it; after Ctrl+C
     # some trials have neither that nor an error, and the sweep is left as it is, to be resumed.
     if any(result.error is None and not result.metrics.get("done") for result in results):
@@ -255,8 +258,8 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
         outcome.champion_version = _register_best(state, outcome.best_run_id)
         client.set_tag(state.parent_run_id, "best_run_id", outcome.best_run_id)
         log_metrics(client, state.parent_run_id, {f"best_{metric}": outcome.best_value}, step=0)
-    client.log_dict(state.parent_run_id, asdict(outcome), "sweep_result.json")
-    (experiment_path / "sweep_result.json").write_text(json.dumps(asdict(outcome), indent=2))
+    client.log_dict(state.parent_run_id, asdict(outcome), RESULT_FILE)
+    storage.write_text(storage.join(experiment_path, RESULT_FILE), json.dumps(asdict(outcome), indent=2))
     finish_run(client, state.parent_run_id, status="FINISHED" if finished else "FAILED",
                reason=None if finished else "no trial finished with the objective metric")
     return outcome

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from emodistill.distill.config import DistillConfig, load_config
+from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.evaluate.protocol import EvalConfig
@@ -56,6 +56,15 @@ class BaseConfig(_Strict):
 
     preset: str = "small"
     overrides: dict[str, Any] = Field(default_factory=dict)
+    # Read where the space is loaded (the sweep's driver) and kept in the space: trials on other nodes and a
+    # resumed sweep never open a config file that only the driver's machine has.
+    settings: dict[str, Any] | None = Field(default=None, description="the preset's settings (filled on load)")
+
+    @model_validator(mode="after")
+    def _read_preset(self) -> BaseConfig:
+        if self.settings is None:
+            self.settings = read_settings(self.preset)
+        return self
 
 
 class Evaluation(_Strict):
@@ -261,7 +270,8 @@ def trial_overrides(space: SearchSpace, trial_config: dict) -> dict:
 
 def trial_config(space: SearchSpace, overrides: dict) -> DistillConfig:
     """The trial's DistillConfig; every trial evaluates (and reports) every train.eval_every steps."""
-    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+    config = load_config(space.base.preset, [f"{k}={json.dumps(v)}" for k, v in overrides.items()],
+                         settings=space.base.settings)
     train = config.train
     if not 0 < train.eval_every <= train.steps:
         raise ConfigError(f"search space {space.name}: train.eval_every must be in 1..train.steps ({train.steps}) "

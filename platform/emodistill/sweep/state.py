@@ -8,17 +8,20 @@ run (a store the user controls) when the sweep started and whenever its driver s
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
+import posixpath
 import stat
 from pathlib import Path
 
+import pyarrow.fs as pafs
 from mlflow import MlflowClient
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
+from emodistill import storage
 from emodistill.errors import IntegrityError
-from emodistill.files import file_sha256
 
 STATE_TAG = "emodistill.sweep_state_sha256"
 # The files of a Tune experiment directory that a restore deserialises: pickles, and the JSON states that embed
@@ -26,15 +29,19 @@ STATE_TAG = "emodistill.sweep_state_sha256"
 STATE_PATTERNS = ("*.pkl", "experiment_state-*.json", "*-state-*.json", "sweep.json")
 
 
-def state_files(experiment_path: Path) -> list[Path]:
-    """The files under `experiment_path` that a restore reads and may unpickle, sorted."""
-    found = {path for pattern in STATE_PATTERNS for path in experiment_path.rglob(pattern) if path.is_file()}
-    return sorted(found)
-
-
-def state_manifest(experiment_path: Path) -> dict[str, str]:
-    """Relative path -> SHA-256 of every state file of the sweep directory."""
-    return {str(path.relative_to(experiment_path)): file_sha256(path) for path in state_files(experiment_path)}
+def state_manifest(experiment_path: str | Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under the sweep directory (a folder or a URI) that a restore reads
+    and may unpickle."""
+    fs, root = storage.filesystem(str(experiment_path))
+    manifest = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        if info.type == pafs.FileType.File and any(fnmatch.fnmatch(info.base_name, p) for p in STATE_PATTERNS):
+            digest = hashlib.sha256()
+            with fs.open_input_stream(info.path) as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+            manifest[posixpath.relpath(info.path, root)] = digest.hexdigest()
+    return dict(sorted(manifest.items()))
 
 
 def combined_digest(manifest: dict[str, str]) -> str:
@@ -42,7 +49,7 @@ def combined_digest(manifest: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def record_state(client: MlflowClient, parent_run_id: str, experiment_path: Path) -> None:
+def record_state(client: MlflowClient, parent_run_id: str, experiment_path: str | Path) -> None:
     """Store the sweep directory's state manifest in the parent run (called when the sweep starts and stops): each
     file's digest where the tag can hold them all, else one digest over all of them."""
     manifest = state_manifest(experiment_path)
@@ -52,9 +59,13 @@ def record_state(client: MlflowClient, parent_run_id: str, experiment_path: Path
     client.set_tag(parent_run_id, STATE_TAG, value)
 
 
-def check_private(experiment_path: Path) -> None:
+def check_private(experiment_path: str | Path) -> None:
     """Raise unless the sweep directory, everything in it and its parent belong to this user and only it can
-    write them (another user could otherwise plant a pickle there)."""
+    write them (another user could otherwise plant a pickle there). In object storage, who may write is the
+    bucket's policy; there the recorded digests are the check."""
+    if storage.is_uri(experiment_path):
+        return
+    experiment_path = Path(experiment_path)
     uid = os.getuid()
     for path in [experiment_path.parent, experiment_path, *experiment_path.rglob("*")]:
         info = path.lstat()
@@ -65,7 +76,7 @@ def check_private(experiment_path: Path) -> None:
                                  "that only you can write (chmod go-w, or copy it to a private place)")
 
 
-def verify_state(client: MlflowClient, parent_run_id: str, experiment_path: Path) -> None:
+def verify_state(client: MlflowClient, parent_run_id: str, experiment_path: str | Path) -> None:
     """Raise unless every state file matches the manifest the sweep's parent run recorded (none added or changed)."""
     recorded = client.get_run(parent_run_id).data.tags.get(STATE_TAG)
     if recorded is None:
@@ -75,12 +86,13 @@ def verify_state(client: MlflowClient, parent_run_id: str, experiment_path: Path
     if combined_digest(manifest) == expected["combined"]:
         return
     files = expected.get("files", {})
+    where = str(experiment_path)
     for name, digest in manifest.items():
         if files and name not in files:
-            raise IntegrityError(f"{experiment_path / name} was written after the sweep last recorded its state (its "
-                                 "driver did not stop cleanly, or someone added it); it is not unpickled")
+            raise IntegrityError(f"{storage.join(where, name)} was written after the sweep last recorded its state "
+                                 "(its driver did not stop cleanly, or someone added it); it is not unpickled")
         if files and files[name] != digest:
-            raise IntegrityError(f"{experiment_path / name} does not match the SHA-256 its sweep recorded: it changed "
-                                 "since the sweep's driver stopped; it is not unpickled")
+            raise IntegrityError(f"{storage.join(where, name)} does not match the SHA-256 its sweep recorded: it "
+                                 "changed since the sweep's driver stopped; it is not unpickled")
     raise IntegrityError(f"{experiment_path}: its state files differ from those its sweep recorded when its driver "
                          "last stopped (changed, added or removed); they are not unpickled")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,6 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     run = TrialRun.open(context.tracking_uri, context.experiment_id, context.parent_run_id,
                         trial_name(space, config, distill_config, trial.get_trial_id()), distill_config.flatten(),
                         tags, run_id=restored.run_id)
-    out_dir = Path(trial.get_trial_dir()) / "distill"
 
     def evaluate(generator) -> EvalResult:
         return evaluate_generator(generator, splits, evaluation, reference, progress=False)
@@ -84,7 +84,7 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         generator = fit_gaussian_generator(splits["train"], distill_config)
         result = evaluate(generator)
         generator.config["metrics"].update(result.metrics)
-        _finish(run, save_trained(generator, out_dir / "generator"), 0, result.metrics, result.predictions_json(),
+        _finish(run, lambda folder: save_trained(generator, folder), 0, result.metrics, result.predictions_json(),
                 splits["test"])
         tune.report({**result.metrics, "step": 0})
         return
@@ -104,16 +104,18 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
             if trainer.select(result.metrics, objective):
                 predictions = result.predictions_json()
             losses = logged[max(logged)]
-            tune.report({**losses, **result.metrics, "step": trainer.step},
-                        checkpoint=_checkpoint(trainer, run.run_id, predictions))
+            with tempfile.TemporaryDirectory(prefix="emodistill-ckpt-") as staging:
+                # tune.report copies the checkpoint into the sweep's storage before it returns.
+                tune.report({**losses, **result.metrics, "step": trainer.step},
+                            checkpoint=_checkpoint(Path(staging), trainer, run.run_id, predictions))
     except TrainingDiverged as exc:
         run.fail(f"training diverged: {exc}")
         raise
     module, chosen = trainer.selected()
     metrics = {**chosen, "steps": trainer.step}
-    generator_dir = save_generator(module, out_dir / "generator", **trainer.artifact_fields(metrics))
     scores = {k: v for k, v in chosen.items() if k not in ("selected_step", "selected_by")}
-    _finish(run, generator_dir, chosen["selected_step"], scores, predictions, splits["test"])
+    _finish(run, lambda folder: save_generator(module, folder, **trainer.artifact_fields(metrics)),
+            chosen["selected_step"], scores, predictions, splits["test"])
     # The last report carries the chosen checkpoint's scores: what a searcher learns from this trial.
     tune.report({**scores, "step": trainer.step, "selected_step": chosen["selected_step"]})
 
@@ -123,9 +125,9 @@ def _pool(shared: SharedInputs, config: DistillConfig) -> list:
     return open_shared_pool(shared) if config.loss.lambda_sml > 0 else []
 
 
-def _checkpoint(trainer: Distiller, run_id: str, predictions: dict) -> tune.Checkpoint:
-    """A Tune checkpoint of the trainer's state, the MLflow run id and the chosen checkpoint's predictions."""
-    staging = Path(tempfile.mkdtemp(prefix="emodistill-ckpt-"))  # Tune moves it into the trial's storage
+def _checkpoint(staging: Path, trainer: Distiller, run_id: str, predictions: dict) -> tune.Checkpoint:
+    """A Tune checkpoint in `staging` of the trainer's state, the MLflow run id and the chosen checkpoint's
+    predictions."""
     save_checkpoint(staging, trainer.state(seconds=0.0))
     (staging / STATE_FILE).write_text(json.dumps({"run_id": run_id, "step": trainer.step,
                                                   "predictions": predictions}))
@@ -144,13 +146,16 @@ def _restore() -> Restored:
     return Restored(run_id=state["run_id"], trainer=trainer, predictions=state["predictions"])
 
 
-def _finish(run: TrialRun, generator_dir: Path, step: int, scores: dict, predictions: dict,
+def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict, predictions: dict,
             test: FeatureSet) -> None:
-    """Log the chosen generator, its scores and predictions, the learning curves; end the run FINISHED."""
+    """Log the chosen generator (`save` writes it to a folder), its scores and predictions, the learning curves;
+    end the run FINISHED."""
     run.log_selected(step, scores)
     budgets = sorted({int(k.rsplit("ppc", 1)[1]) for k in scores if k.startswith("uar_ppc") and k[7:].isdigit()})
     curves = {n: {"dev": run.curve(f"dev_uar_ppc{n}"), "test": run.curve(f"uar_ppc{n}")} for n in budgets}
     results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves}
-    run.log_outcome(generator_dir, results, {"y_true": test.labels.tolist(), **predictions},
-                    learning_curves(curves, step, run.name))
+    # The worker keeps nothing: the generator goes to MLflow from a scratch folder of this node.
+    with tempfile.TemporaryDirectory(prefix="emodistill-generator-") as scratch:
+        run.log_outcome(save(Path(scratch) / "generator"), results, {"y_true": test.labels.tolist(), **predictions},
+                        learning_curves(curves, step, run.name))
     run.finish()

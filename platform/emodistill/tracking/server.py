@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from emodistill import storage
 from emodistill.errors import EmodistillError
 from emodistill.tracking.store import artifact_root_for, resolve_tracking_uri, sqlite_path
 
@@ -123,10 +124,13 @@ def auth_settings(directory: Path) -> tuple[dict[str, str], Path]:
 
 
 def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
-                 artifacts_dir: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
+                 artifacts_destination: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
                  timeout_s: float = 90.0, auth: bool = False) -> MlflowServer:
     """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers.
 
+    Served artifacts are kept in `artifacts_destination`: a folder (default: mlartifacts/ beside a sqlite store)
+    or an object-storage URI such as s3://bucket/mlartifacts, which the server reaches with the credentials and
+    endpoint of its environment (AWS_*, MLFLOW_S3_ENDPOINT_URL); clients then need only the server's URL.
     With `auth`, MLflow's basic-auth app guards every request (the UI, the REST API and artifact uploads), with
     its settings in `mlflow-auth/` beside the store (see auth_settings). A server that listens beyond loopback
     must have it: anyone who can write its artifacts could replace a registered model's code.
@@ -147,10 +151,10 @@ def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: 
         env.update(settings)
         command += ["--app-name", "basic-auth"]
     if serve_artifacts:
-        artifacts = Path(artifacts_dir) if artifacts_dir else artifact_root_for(backend_uri)
+        artifacts = artifacts_destination or artifact_root_for(backend_uri)
         if artifacts is None:
-            raise EmodistillError(f"start_server: pass artifacts_dir for the non-sqlite store {backend_uri}")
-        command += ["--serve-artifacts", "--artifacts-destination", str(artifacts.resolve())]
+            raise EmodistillError(f"start_server: pass artifacts_destination for the non-sqlite store {backend_uri}")
+        command += ["--serve-artifacts", "--artifacts-destination", storage.resolve(artifacts)]
     else:
         command += ["--no-serve-artifacts"]
     log_file = tempfile.NamedTemporaryFile(prefix="mlflow-server-", suffix=".log", delete=False)

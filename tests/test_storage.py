@@ -1,0 +1,79 @@
+"""Storage locations: local folders and object-storage URIs through pyarrow.fs (a real S3-compatible server)."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow.fs as pafs
+import pytest
+
+from emodistill import storage
+from emodistill.errors import ConfigError
+from object_store import S3Server
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3, monkeypatch):
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    return s3
+
+
+def test_uris_are_joined_inside_their_path_and_local_paths_made_absolute(tmp_path, monkeypatch):
+    assert storage.join("s3://bucket", "sweeps", "sweep.json") == "s3://bucket/sweeps/sweep.json"
+    assert storage.join("s3://bucket/a?endpoint_override=localhost:9000", "b") == (
+        "s3://bucket/a/b?endpoint_override=localhost:9000")
+    assert storage.join("gs://bucket/sweeps/", "x") == "gs://bucket/sweeps/x"
+    monkeypatch.chdir(tmp_path)
+    assert storage.resolve("sweeps") == str(tmp_path / "sweeps")
+    assert storage.resolve("s3://bucket/sweeps") == "s3://bucket/sweeps"
+    assert storage.join(storage.resolve("sweeps"), "a") == str(tmp_path / "sweeps" / "a")
+    assert not storage.is_uri(tmp_path) and not storage.is_uri("sweeps") and storage.is_uri("gs://b/x")
+
+
+def test_uris_resolve_to_the_filesystems_ray_uses():
+    fs, path = storage.filesystem("gs://bucket/sweeps/run")
+    assert isinstance(fs, pafs.GcsFileSystem) and path == "bucket/sweeps/run"
+    with pytest.raises(ConfigError, match="nosuch://bucket/x: not a location pyarrow.fs can open"):
+        storage.filesystem("nosuch://bucket/x")
+
+
+def test_local_folders_read_write_and_stage_in_place(tmp_path):
+    target = str(tmp_path / "state" / "sweep.json")
+    assert not storage.exists(target)
+    storage.write_text(target, "{}")
+    assert storage.exists(target) and storage.read_text(target, missing="?") == "{}"
+    with storage.staged_folder(str(tmp_path / "pool")) as local:
+        (local / "member.txt").write_text("weights")
+    with storage.local_copy(str(tmp_path / "pool")) as local:
+        assert local == tmp_path / "pool" and (local / "member.txt").read_text() == "weights"
+    with pytest.raises(ConfigError, match=r"missing\.json: no such state"):
+        storage.read_text(str(tmp_path / "missing.json"), missing="no such state")
+
+
+@pytest.mark.slow
+def test_object_storage_round_trip_leaves_no_local_folder(s3_env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = f"s3://{s3_env.bucket}/unit"
+    fs, path = storage.filesystem(root)
+    assert isinstance(fs, pafs.S3FileSystem) and path == f"{s3_env.bucket}/unit"
+    state = storage.join(root, "run", "sweep.json")
+    assert not storage.exists(state)
+    storage.write_text(state, '{"a": 1}')
+    assert storage.read_text(state, missing="?") == '{"a": 1}'
+    with storage.staged_folder(storage.join(root, "pool")) as local:
+        (local / "m0").mkdir()
+        (local / "m0" / "w.bin").write_bytes(b"\0\1")
+    assert s3_env.keys("unit") == ["unit/pool/m0/w.bin", "unit/run/sweep.json"]
+    with storage.local_copy(storage.join(root, "pool")) as local:
+        assert (local / "m0" / "w.bin").read_bytes() == b"\0\1"
+    assert not local.exists()
+    with pytest.raises(ConfigError, match=f"{root}/nothing.json: expected a file"):
+        storage.read_text(storage.join(root, "nothing.json"), missing="expected a file")
+    assert os.listdir(tmp_path) == []  # nothing named `s3:` appeared in the working directory
