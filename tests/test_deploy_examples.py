@@ -53,7 +53,8 @@ def test_rayjob_runs_the_sweep_on_uris_from_its_environment():
     pods = pod_specs(job)
     for name, pod in pods.items():
         (container,) = pod["containers"]
-        assert {"emodistill-env", "emodistill-s3"} == {
+        # The URIs, the bucket's credentials, and the tracking server's user and password (it requires them).
+        assert {"emodistill-env", "emodistill-s3", "emodistill-mlflow"} == {
             next(iter(source.values()))["name"] for source in container["envFrom"]}, name
     # Only the driver, on the head, reads the features; no worker mounts anything.
     (mount,) = pods.pop("head")["containers"][0]["volumeMounts"]
@@ -66,7 +67,8 @@ def test_rayjob_tracking_server_is_emodistill_ui_with_artifacts_in_object_storag
     (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
     program, *arguments = container["command"]
     args = build_parser("ui").parse_args(arguments)
-    assert program == "emodistill" and args.command == "ui" and args.host == "0.0.0.0"
+    assert program == "emodistill" and args.command == "ui" and args.host == "0.0.0.0" and args.create
+    assert {"name": "emodistill-mlflow"} in [source.get("secretRef") for source in container["envFrom"]]
     assert storage.is_uri(args.artifacts_destination) and args.tracking_uri.startswith("sqlite:////")
     service = objects["Service"]
     assert objects["ConfigMap"]["data"]["MLFLOW_TRACKING_URI"] == (
