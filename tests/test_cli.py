@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import subprocess
 import sys
 
 import pytest
 
 from emodistill.cli.main import COMMAND_MODULES, build_parser, main
+
+HEAVY = ("torch", "transformers", "ray", "mlflow", "matplotlib")  # seconds to import, each
 
 
 @pytest.mark.parametrize("module", sorted(set(COMMAND_MODULES.values())))
@@ -19,11 +22,21 @@ def test_command_map_names_what_each_module_registers(module):
     assert set(sub.choices) == {command for command, owner in COMMAND_MODULES.items() if owner == module}
 
 
+def _heavy_modules_imported(code: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has imported after running `code`."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
 def test_tracking_commands_do_not_import_torch():
-    code = ("import sys; from emodistill.cli.main import build_parser; build_parser('ui'); "
-            "print(sorted(m for m in ('torch', 'transformers', 'ray') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    code = "from emodistill.cli.main import build_parser; build_parser('ui')"
+    assert _heavy_modules_imported(code) == []
+
+
+def test_top_level_help_imports_no_heavy_library():
+    code = "from emodistill.cli.main import main\ntry: main(['--help'])\nexcept SystemExit: pass"  # help ends in exit
+    assert _heavy_modules_imported(code) == []
 
 
 def test_top_level_help_lists_every_command(capsys):

@@ -1,1 +1,23 @@
 """The `emodistill` command line: one subcommand module per pipeline stage."""
+
+# Command -> (the module that registers it, its line in `emodistill --help`). Spelled out here so that one command
+# imports only its own module, and `emodistill --help` imports none: torch, Ray and MLflow take seconds to import
+# (tests check this map against the modules).
+COMMANDS = {
+    "corpus": ("emodistill.cli.corpus", "read a corpus and write its manifest (OUT/corpus.csv)"),
+    "features": ("emodistill.cli.features", "extract upstream features into Arrow tables"),
+    "distill": ("emodistill.cli.distill", "distil a feature table into a generator (GAN training)"),
+    "evaluate": ("emodistill.cli.evaluate", "score generators against the real data and the baselines"),
+    "baselines": ("emodistill.cli.evaluate", "score the real-data baselines alone"),
+    "report": ("emodistill.cli.evaluate", "print the tables of a results.json as markdown"),
+    "sweep": ("emodistill.cli.sweep", "run a hyper-parameter sweep of distillations on Ray Tune"),
+    "demo": ("emodistill.cli.sweep", "synthetic corpus -> fbank features -> smoke sweep -> best generator"),
+    "best": ("emodistill.cli.tracking", "show the best finished trial of a sweep"),
+    "sample": ("emodistill.cli.tracking", "sample a synthetic feature table from a sweep's best generator"),
+    "ui": ("emodistill.cli.tracking", "serve the MLflow UI on the tracking store until Ctrl-C"),
+}
+
+
+def command_help(command: str) -> str:
+    """The one-line help of `command`."""
+    return COMMANDS[command][1]

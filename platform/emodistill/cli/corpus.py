@@ -6,6 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from emodistill.cli import command_help
 from emodistill.corpora import MANIFEST_NAME, SUPERB_LABELS, LoadReport, Utterance, read_iemocap, require_audio
 from emodistill.corpora.audio import audio_duration
 from emodistill.corpora.iemocap import SESSIONS
@@ -15,7 +16,7 @@ from emodistill.errors import CorpusError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `corpus` and its three sources."""
-    corpus = subparsers.add_parser("corpus", help="read a corpus and write its manifest (OUT/corpus.csv)")
+    corpus = subparsers.add_parser("corpus", help=command_help("corpus"))
     sources = corpus.add_subparsers(dest="source", required=True, metavar="SOURCE")
 
     iemocap = sources.add_parser("iemocap", help="IEMOCAP, SUPERB 4-class (neu, hap+exc, ang, sad)")

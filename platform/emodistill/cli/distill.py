@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from emodistill import generator
+from emodistill.cli import command_help
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
 from emodistill.downstream import DownstreamConfig
@@ -19,7 +20,7 @@ from emodistill.runtime import cache_dir
 
 def register(subparsers) -> None:
     """Add `distill`."""
-    parser = subparsers.add_parser("distill", help="distil a feature table into a generator (GAN training)")
+    parser = subparsers.add_parser("distill", help=command_help("distill"))
     parser.add_argument("--features", required=True, type=Path, help="feature directory (train/dev/test tables)")
     parser.add_argument("--config", default="small",
                         help=f"YAML/JSON config file or preset name ({', '.join(preset_names())}; default small)")

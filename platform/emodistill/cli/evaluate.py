@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
+from emodistill.cli import command_help
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
@@ -20,7 +21,7 @@ RESULTS_FILE = "results.json"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `evaluate`, `baselines` and `report`."""
-    evaluate = subparsers.add_parser("evaluate", help="score generators against the real data and the baselines")
+    evaluate = subparsers.add_parser("evaluate", help=command_help("evaluate"))
     evaluate.add_argument("--generator", action="append", required=True, metavar="[NAME=]DIR",
                           help="a generator artifact; repeat to compare several (name defaults to the folder name)")
     evaluate.add_argument("--no-baselines", dest="baselines", action="store_false",
@@ -28,11 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_protocol_args(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
-    baselines = subparsers.add_parser("baselines", help="score the real-data baselines alone")
+    baselines = subparsers.add_parser("baselines", help=command_help("baselines"))
     _add_protocol_args(baselines)
     baselines.set_defaults(func=run_evaluate, generator=[], baselines=True)
 
-    report = subparsers.add_parser("report", help="print the tables of a results.json as markdown")
+    report = subparsers.add_parser("report", help=command_help("report"))
     report.add_argument("--results", type=Path, required=True, help=f"a {RESULTS_FILE} written by `evaluate`")
     report.set_defaults(func=run_report)
 

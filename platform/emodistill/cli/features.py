@@ -6,6 +6,7 @@ import argparse
 from datetime import timedelta
 from pathlib import Path
 
+from emodistill.cli import command_help
 from emodistill.corpora.manifest import group_by_split, manifest_path, read_checked_manifest
 from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
@@ -15,7 +16,7 @@ from emodistill.features.upstream import make_upstream
 
 def register(subparsers) -> None:
     """Add `features extract` and `features info`."""
-    parser = subparsers.add_parser("features", help="extract upstream features into Arrow tables")
+    parser = subparsers.add_parser("features", help=command_help("features"))
     sub = parser.add_subparsers(dest="features_command", required=True, metavar="SUBCOMMAND")
 
     extract = sub.add_parser("extract", help="extract train/dev/test feature tables from a corpus manifest")

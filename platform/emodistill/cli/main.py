@@ -8,34 +8,26 @@ import logging
 import sys
 
 from emodistill import __version__
+from emodistill.cli import COMMANDS, command_help
 from emodistill.errors import EmodistillError
 
 # Each module defines `register(subparsers)`, adding its subcommand(s) with `set_defaults(func=...)`.
-# Which module holds which command is spelled out so that one command imports only its own module:
-# `emodistill ui` should not wait seconds for torch (tests check this map against the modules).
-COMMAND_MODULES = {
-    "corpus": "emodistill.cli.corpus",
-    "features": "emodistill.cli.features",
-    "distill": "emodistill.cli.distill",
-    "evaluate": "emodistill.cli.evaluate",
-    "baselines": "emodistill.cli.evaluate",
-    "report": "emodistill.cli.evaluate",
-    "sweep": "emodistill.cli.sweep",
-    "demo": "emodistill.cli.sweep",
-    "best": "emodistill.cli.tracking",
-    "sample": "emodistill.cli.tracking",
-    "ui": "emodistill.cli.tracking",
-}
+COMMAND_MODULES = {command: module for command, (module, _) in COMMANDS.items()}
 DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generator: "
                "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser: every stage's subcommands, or only those of `command`'s module when it is known."""
+    """The argument parser: only the subcommands of `command`'s module when it is known, every stage's for an
+    unknown one (argparse then lists the choices), bare command names when there is none."""
     parser = argparse.ArgumentParser(prog="emodistill", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"emodistill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if command is None:  # `emodistill --help` or no command: the list of commands, without importing them
+        for name in COMMANDS:
+            sub.add_parser(name, help=command_help(name))
+        return parser
     modules = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
     for name in dict.fromkeys(modules):
         importlib.import_module(name).register(sub)

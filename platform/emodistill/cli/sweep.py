@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from emodistill.cli import command_help
 from emodistill.errors import ConfigError
 
 # The bundled spaces live at the top of a source checkout (the demo and `ray job submit --working-dir .`).
@@ -15,7 +16,7 @@ DEMO_SAMPLE_PPC = 10
 
 def register(subparsers) -> None:
     """Add `sweep` and `demo`."""
-    sweep = subparsers.add_parser("sweep", help="run a hyper-parameter sweep of distillations on Ray Tune")
+    sweep = subparsers.add_parser("sweep", help=command_help("sweep"))
     sweep.add_argument("--space", type=Path, help="search-space YAML (e.g. search_spaces/smoke.yaml)")
     sweep.add_argument("--features", type=Path, help="feature directory (train/dev/test.arrow + features.json)")
     sweep.add_argument("--name", help="sweep = MLflow experiment = registered model name (default: the space's)")
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
                             "recorded their digests (its driver died); only where nobody else can write")
     sweep.set_defaults(func=run_sweep_command)
 
-    demo = subparsers.add_parser("demo", help="synthetic corpus -> fbank features -> smoke sweep -> best generator")
+    demo = subparsers.add_parser("demo", help=command_help("demo"))
     demo.add_argument("--out", type=Path, default=Path("emodistill-demo"), help="folder for everything it writes")
     demo.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
     demo.set_defaults(func=run_demo)

@@ -9,17 +9,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from emodistill.cli import command_help
+
 # MLflow takes seconds to import, so the tracking modules are imported by the handlers that need them.
 
 
 def register(subparsers) -> None:
     """Add `best`, `sample` and `ui`."""
-    best = subparsers.add_parser("best", help="show the best finished trial of a sweep")
+    best = subparsers.add_parser("best", help=command_help("best"))
     _store_arguments(best)
     best.add_argument("--json", action="store_true", help="print the run as JSON")
     best.set_defaults(func=run_best)
 
-    sample = subparsers.add_parser("sample", help="sample a synthetic feature table from a sweep's best generator")
+    sample = subparsers.add_parser("sample", help=command_help("sample"))
     _store_arguments(sample)
     sample.add_argument("--ppc", type=int, required=True,
                         help="utterances per class (with --imbalanced: ppc x classes in all)")
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
     sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
     sample.set_defaults(func=run_sample)
 
-    ui = subparsers.add_parser("ui", help="serve the MLflow UI on the tracking store until Ctrl-C")
+    ui = subparsers.add_parser("ui", help=command_help("ui"))
     ui.add_argument("--tracking-uri", help="sqlite store (default: $MLFLOW_TRACKING_URI or ./mlruns.db)")
     ui.add_argument("--host", default="127.0.0.1",
                     help="interface to bind (default: loopback only); any other turns authentication on")
