@@ -46,3 +46,9 @@ def test_top_level_help_lists_every_command(capsys):
     listed = capsys.readouterr().out
     assert all(command in listed for command in COMMAND_MODULES)
     assert build_parser("no-such-command").parse_args(["report", "--results", "r.json"]).command == "report"
+
+
+def test_sweep_names_its_experiment_as_best_does_and_still_takes_name():
+    parser = build_parser("sweep")
+    assert parser.parse_args(["sweep", "--experiment", "a"]).experiment == "a"
+    assert parser.parse_args(["sweep", "--name", "b"]).experiment == "b"

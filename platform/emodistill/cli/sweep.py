@@ -19,7 +19,9 @@ def register(subparsers) -> None:
     sweep = subparsers.add_parser("sweep", help=command_help("sweep"))
     sweep.add_argument("--space", type=Path, help="search-space YAML (e.g. search_spaces/smoke.yaml)")
     sweep.add_argument("--features", type=Path, help="feature directory (train/dev/test.arrow + features.json)")
-    sweep.add_argument("--name", help="sweep = MLflow experiment = registered model name (default: the space's)")
+    # --experiment, as `best`, `sample` and `report` call it; --name is what earlier versions took.
+    sweep.add_argument("--experiment", "--name", dest="experiment",
+                       help="sweep = MLflow experiment = registered model name (default: the space's name)")
     _common_arguments(sweep)
     sweep.add_argument("--storage-path", default="sweeps", metavar="DIR|URI",
                        help="Tune checkpoints and the sweep's state: a folder, or on several machines an "
@@ -49,14 +51,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from emodistill.sweep import resume_sweep, run_sweep  # Ray and MLflow take seconds to import
 
     if args.resume:
-        if args.space or args.features or args.name or args.tracking_uri:
+        if args.space or args.features or args.experiment or args.tracking_uri:
             raise ConfigError("--resume takes the sweep's settings from its sweep.json; "
-                              "drop --space, --features, --name and --tracking-uri")
+                              "drop --space, --features, --experiment and --tracking-uri")
         result = resume_sweep(args.resume, address=args.address, trust_unverified=args.trust_unverified)
     else:
         if args.space is None or args.features is None:
             raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR|URI)")
-        result = run_sweep(args.space, args.features, name=args.name, tracking_uri=args.tracking_uri,
+        result = run_sweep(args.space, args.features, name=args.experiment, tracking_uri=args.tracking_uri,
                            storage_path=args.storage_path, address=args.address)
     print(format_result(result))
     if result.interrupted:
