@@ -36,11 +36,11 @@ def generator_dir(tmp_path_factory):
     return save_micro_generator(tmp_path_factory.mktemp("gen") / "generator", dim=8, frames=8)[1]
 
 
-def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, generator_dir=None):
+def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, generator_dir=None, tags=None):
     """A child run with `metrics`, optionally the generator artifact, ended with `status` (or left RUNNING)."""
     client = store.tracking_client(uri)
     experiment_id = store.get_or_create_experiment(experiment, uri)
-    run_id = runs.start_trial_run(uri, experiment_id, parent, name, {"loss.tau": 0.1})
+    run_id = runs.start_trial_run(uri, experiment_id, parent, name, {"loss.tau": 0.1}, tags)
     runs.log_metrics(client, run_id, metrics or {}, step=0)
     if generator_dir:
         runs.log_generator_artifact(client, run_id, generator_dir)
@@ -162,6 +162,35 @@ def test_champion_is_registered_and_loaded_without_pickles(uri, generator_dir, t
 
     with pytest.raises(EmodistillError, match="no version aliased 'champion'"):
         registry.load_champion("no-such-model", uri)
+
+
+def test_champion_is_described_tagged_and_logged_quietly(uri, generator_dir, tmp_path, capfd, recwarn):
+    parent = runs.start_parent_run("described", "sweep-desc", {}, None, uri, features="f00d")
+    run_id = make_trial(uri, "described", parent, "gan_cnn · div_sml",
+                        metrics={"dev_uar_ppc10": 0.55, "uar_ppc10": 0.6, "selected_step": 4},
+                        generator_dir=generator_dir, tags={"variant": "div_sml", "emodistill.arch": "gan_cnn"})
+    capfd.readouterr()
+    model_uri = runs.log_generator_model(run_id, generator_dir, uri)
+    version = registry.register_champion(run_id, "described", uri, model_uri, objective="dev_uar_ppc10")
+    # MLflow's own registration prints and its warning about a model without an input example are gone.
+    assert "registered" not in capfd.readouterr().err and not [w for w in recwarn if "input example" in str(w.message)]
+    client = store.tracking_client(uri)
+    model = client.get_registered_model("described")
+    assert f'best_generator("described", tracking_uri="{store.resolve_tracking_uri(uri)}", champion=True)' in \
+        model.description
+    assert model.tags == {"emodistill.objective": "dev_uar_ppc10", "emodistill.features": "f00d"}
+    described = client.get_model_version("described", str(version))
+    assert "Trial `gan_cnn · div_sml`" in described.description and "| 10 | 0.550 | 0.600 |" in described.description
+    assert "step 4" in described.description and "`f00d`" in described.description
+    assert described.tags == {"variant": "div_sml", "emodistill.arch": "gan_cnn", "emodistill.features": "f00d",
+                              "emodistill.objective": "dev_uar_ppc10"}
+    found = client.search_model_versions("name = 'described' and tags.variant = 'div_sml'")
+    assert [int(v.version) for v in found] == [version]
+    # The pyfunc model shows what it takes and what it returns.
+    with store.global_tracking_uri(uri):
+        info = mlflow.models.get_model_info(model_uri)
+    assert [c.name for c in info.signature.outputs.inputs][-1] == "features"
+    assert info.saved_input_example_info["type"] == "dataframe"
 
 
 @pytest.fixture(scope="module")

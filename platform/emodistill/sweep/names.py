@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from emodistill.distill.config import DistillConfig
 from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace
+from emodistill.tracking.runs import ARCH_TAG, VARIANT_TAG
 
 SEPARATOR = " · "
 # Short forms of the keys a sweep varies most (others are shown by their last part).
@@ -12,7 +13,6 @@ SHORT = {"loss.lambda_cls_real": "λ2", "loss.lambda_cls_fake": "λ3", "loss.lam
          "loss.lambda_div": "λdiv", "loss.lambda_sml": "λsml", "loss.tau": "τ", "optim.lr_g": "lr_g",
          "optim.lr_d": "lr_d", "optim.n_critic": "n_critic", "train.seed": "seed"}
 ARCH_KEY = "model.arch"
-ARCH_TAG = "emodistill.arch"
 
 
 def _value(value: object) -> str:
@@ -49,5 +49,5 @@ def trial_tags(config: dict, distill_config: DistillConfig) -> dict[str, str]:
     """Tags a user filters trials on: the variant (when the space has variants) and the architecture."""
     tags = {ARCH_TAG: distill_config.model.arch}
     if VARIANT_KEY in config:
-        tags[VARIANT_KEY] = config[VARIANT_KEY]
+        tags[VARIANT_TAG] = config[VARIANT_KEY]
     return tags

@@ -32,13 +32,13 @@ from emodistill.features.store import dataset_fingerprint, load_splits, read_ind
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.figures import objective_chart
 from emodistill.sweep.shared import share_inputs
-from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace, load_space, trial_config
+from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, download_generator, finish_run, log_generator_model,
-                                      log_metrics, start_parent_run)
+from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
+                                      log_generator_model, log_metrics, start_parent_run)
 from emodistill.tracking.trial import PREDICTIONS_FILE
 from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, search_all_runs, tracking_client
 
@@ -245,7 +245,7 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     for name, run in sorted(runs.items()):
         value = run.data.metrics.get(metric)
         outcome.trials[name] = {"run_id": run.info.run_id, "status": run.info.status, metric: value,
-                                "variant": run.data.tags.get(VARIANT_KEY),
+                                "variant": run.data.tags.get(VARIANT_TAG),
                                 "reason": run.data.tags.get("emodistill.failure")}
     finished = {n: t[metric] for n, t in outcome.trials.items()
                 if t["status"] == "FINISHED" and t[metric] is not None and not math.isnan(t[metric])}
@@ -255,7 +255,7 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     plt.close(figure)
     if best is not None:
         outcome.best_run_id, outcome.best_value = outcome.trials[best]["run_id"], finished[best]
-        outcome.champion_version = _register_best(state, outcome.best_run_id)
+        outcome.champion_version = _register_best(state, outcome.best_run_id, metric)
         client.set_tag(state.parent_run_id, "best_run_id", outcome.best_run_id)
         log_metrics(client, state.parent_run_id, {f"best_{metric}": outcome.best_value}, step=0)
     client.log_dict(state.parent_run_id, asdict(outcome), RESULT_FILE)
@@ -280,7 +280,7 @@ def _compare_with_baselines(client: MlflowClient, runs: dict[str, Run], space: S
     """McNemar of each finished variant against the finished Baseline trial of its architecture, per budget."""
     finished = [r for r in runs.values() if r.info.status == "FINISHED"]
     baselines = {r.data.params.get("model.arch"): r for r in finished
-                 if r.data.tags.get(VARIANT_KEY) == BASELINE_VARIANT}
+                 if r.data.tags.get(VARIANT_TAG) == BASELINE_VARIANT}
     if not baselines:
         return
     predictions = {}
@@ -302,8 +302,8 @@ def _compare_with_baselines(client: MlflowClient, runs: dict[str, Run], space: S
         client.set_tag(run.info.run_id, BASELINE_TAG, baseline.info.run_id)
 
 
-def _register_best(state: SweepState, run_id: str) -> str:
+def _register_best(state: SweepState, run_id: str, objective: str) -> int:
     """Log the best generator as a pyfunc model on its run and register it under the sweep's name as `champion`."""
     generator_dir = download_generator(run_id, state.tracking_uri)
     model_uri = log_generator_model(run_id, generator_dir, state.tracking_uri)
-    return register_champion(run_id, state.name, state.tracking_uri, model_uri)
+    return register_champion(run_id, state.name, state.tracking_uri, model_uri, objective=objective)

@@ -7,32 +7,95 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST,
+                                          ErrorCode)
 
 from emodistill.errors import EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
-from emodistill.tracking.runs import PYFUNC_FILE, download_generator, recorded_digests
+from emodistill.tracking.runs import (ARCH_TAG, FEATURES_TAG, PYFUNC_FILE, VARIANT_TAG, download_generator,
+                                      recorded_digests)
 from emodistill.tracking.store import global_tracking_uri, reading_client, tracking_client
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+OBJECTIVE_TAG = "emodistill.objective"  # on a registered model and its versions: the dev score that chose them
 # What the registry answers for a model name it lacks, and for an alias the model lacks.
 NOT_FOUND = {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}
 
 
 def register_champion(run_id: str, model_name: str, tracking_uri: str | None = None,
-                      model_uri: str | None = None) -> int:
-    """Register the run's pyfunc model (`model_uri`, else the run's only logged model) and alias it `champion`."""
+                      model_uri: str | None = None, objective: str | None = None) -> int:
+    """Register the run's pyfunc model (`model_uri`, else the run's only logged model) as a new version of
+    `model_name` aliased `champion`; the model and the version are described (scores, features, the `objective` that
+    chose it, how to load it) and tagged to filter on (variant, architecture, features, objective)."""
     client = tracking_client(tracking_uri)
     model_uri = model_uri or _logged_model_uri(client, run_id)
-    with global_tracking_uri(client.tracking_uri):  # register_model has no client argument
-        version = mlflow.register_model(model_uri, model_name)
+    run = client.get_run(run_id)
+    features = run.data.tags.get(FEATURES_TAG)
+    model_tags = {key: value for key, value in ((OBJECTIVE_TAG, objective), (FEATURES_TAG, features)) if value}
+    # The client's calls, not mlflow.register_model, which prints to stderr and cannot describe a version.
+    try:
+        client.create_registered_model(model_name, tags=model_tags, description=model_description(
+            model_name, client.tracking_uri, objective))
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        for key, value in model_tags.items():  # the latest champion's
+            client.set_registered_model_tag(model_name, key, value)
+    version_tags = {key: run.data.tags[key] for key in (VARIANT_TAG, ARCH_TAG, FEATURES_TAG) if key in run.data.tags}
+    with global_tracking_uri(client.tracking_uri):  # the registry resolves a models:/ source through it
+        version = client.create_model_version(
+            model_name, model_uri, run_id=run_id, tags={**version_tags, **model_tags},
+            description=version_description(run, objective), model_id=model_uri.removeprefix("models:/"))
     client.set_registered_model_alias(model_name, CHAMPION, version.version)
-    log.info("registered %s as %s version %s (alias %s)", model_uri, model_name, version.version, CHAMPION)
+    log.debug("registered %s as %s version %s (alias %s)", model_uri, model_name, version.version, CHAMPION)
     return int(version.version)
+
+
+def model_description(model_name: str, tracking_uri: str, objective: str | None) -> str:
+    """The registered model's description (markdown): what its versions are, and how to load the champion."""
+    chosen = f" chosen on the real dev split by `{objective}`" if objective else ""
+    return f"""Speech-emotion dataset generators distilled by the emodistill sweep `{model_name}`: each version is a \
+trial's generator{chosen}; the alias `{CHAMPION}` marks the sweep's best.
+
+Load the champion (its files are checked against the SHA-256 its run recorded; nothing is unpickled or run):
+
+```python
+import emodistill
+
+generator = emodistill.best_generator("{model_name}", tracking_uri="{tracking_uri}", champion=True)
+table = generator.sample(100)  # pyarrow.Table: 100 synthetic utterances per class, in the feature-table schema
+```
+
+or from the shell: `emodistill sample --experiment {model_name} --champion --ppc 100 --out synthetic.arrow \
+--tracking-uri {tracking_uri}`. `mlflow.pyfunc.load_model("models:/{model_name}@{CHAMPION}")` runs the stored code: \
+prefer `best_generator`, which checks that code's digest.
+"""
+
+
+def version_description(run: Run, objective: str | None) -> str:
+    """A version's description (markdown): the trial, its dev and test UAR per budget, its features."""
+    metrics, tags = run.data.metrics, run.data.tags
+    budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
+    rows = [f"| {n} | {_score(metrics.get(f'dev_uar_ppc{n}'))} | {_score(metrics.get(f'uar_ppc{n}'))} |"
+            for n in budgets]
+    chosen = f", chosen by `{objective}` = {_score(metrics.get(objective))}" if objective else ""
+    step = metrics.get("selected_step")
+    lines = [f"Trial `{run.info.run_name}` (run `{run.info.run_id}`){chosen}.", "",
+             "| utterances per class | dev UAR | test UAR |", "| --- | --- | --- |", *rows, ""]
+    if step is not None:
+        lines.append(f"Its generator is the checkpoint chosen on dev at step {int(step)}.")
+    if FEATURES_TAG in tags:
+        lines.append(f"Features: fingerprint `{tags[FEATURES_TAG]}`.")
+    return "\n".join(lines) + "\n"
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _logged_model_uri(client: mlflow.MlflowClient, run_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,11 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import (
     MAX_METRICS_PER_BATCH,
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 KIND_TAG = "emodistill.kind"
 FEATURES_TAG = "emodistill.features"
+VARIANT_TAG = "variant"  # a trial's named variant of the search space (Baseline, +L_DIV, ...), as Tune names it
+ARCH_TAG = "emodistill.arch"
 FAILURE_TAG = "emodistill.failure"
 GENERATOR_ARTIFACT = "generator"
 FAILURE_ARTIFACT = "failure.txt"
@@ -49,13 +54,24 @@ GENERATOR_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 # an artifact store may let others overwrite files, so what emodistill downloads is checked against these.
 DIGEST_TAG = "emodistill.sha256."
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_generator.py")
-# What the pyfunc model's predict() accepts: per-label counts, optionally a seed and balanced=False.
-PYFUNC_SIGNATURE = ModelSignature(inputs=Schema([
-    ColSpec("string", "label"),
-    ColSpec("long", "count"),
-    ColSpec("long", "seed", required=False),
-    ColSpec("boolean", "balanced", required=False),
-]))
+# What the pyfunc model's predict() accepts (per-label counts, optionally a seed and balanced=False) and returns:
+# one row per synthetic utterance, in the feature-table schema.
+PYFUNC_SIGNATURE = ModelSignature(
+    inputs=Schema([
+        ColSpec("string", "label"),
+        ColSpec("long", "count"),
+        ColSpec("long", "seed", required=False),
+        ColSpec("boolean", "balanced", required=False),
+    ]),
+    outputs=Schema([
+        ColSpec("string", "utt_id"),
+        ColSpec("string", "speaker"),
+        ColSpec("string", "gender", required=False),
+        ColSpec("integer", "session", required=False),
+        ColSpec("string", "label"),
+        ColSpec("integer", "n_frames"),
+        ColSpec(Array(Array(DataType.float)), "features"),
+    ]))
 
 
 def start_parent_run(experiment: str, sweep_name: str, params: Mapping[str, object],
@@ -195,12 +211,19 @@ def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: st
             python_model=str(PYFUNC_FILE),
             artifacts={GENERATOR_ARTIFACT: str(generator_dir)},
             signature=PYFUNC_SIGNATURE,
+            input_example=_input_example(generator_dir),
             pip_requirements=[f"emodistill=={__version__}"],
             model_id=model.model_id,
         )
     # MLflow runs this file when anyone loads the model: record what it must be.
     client.set_tag(run_id, DIGEST_TAG + PYFUNC_FILE.name, file_sha256(PYFUNC_FILE))
     return info.model_uri
+
+
+def _input_example(generator_dir: Path) -> pd.DataFrame:
+    """Two utterances of every label the generator knows: shown with the model, and checked against its signature."""
+    labels = json.loads((generator_dir / CONFIG_FILE).read_text())["label_names"]
+    return pd.DataFrame({"label": labels, "count": [2] * len(labels)})
 
 
 def _checked_generator_dir(generator_dir: str | Path) -> Path:
