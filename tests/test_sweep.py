@@ -149,8 +149,16 @@ def test_smoke_sweep_logs_every_trial(smoke):
         assert {"generator", "results.json", "predictions.json", "figures"} <= artifacts
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["emodistill.kind"] == "sweep"
-    assert [a.path for a in client.list_artifacts(result.parent_run_id, "figures")] == [
-        "figures/objective_per_trial.png"]
+    # The sweep's report: its table in the parent run's description, the page, table and figures as artifacts.
+    description = parent.data.tags["mlflow.note.content"]
+    assert "Sweep `smoke-test` of space `smoke`: 5 trials (1 failed, 4 finished)" in description
+    assert f"registered as smoke-test version {result.champion_version} (alias champion)" in description
+    assert f"| real data (reference) | — | {100 * reference.data.metrics['uar_real_full']:.2f} |" in description
+    for variant in variants:
+        assert f"| gan_cnn · {variant} | 1 | — | " in description
+    assert {a.path for a in client.list_artifacts(result.parent_run_id, "report")} == {
+        f"report/{name}" for name in ("learning_curves.png", "learning_curves.svg", "report.html", "table.json",
+                                      "uar_vs_ppc.png", "uar_vs_ppc.svg")}
 
 
 def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):

@@ -9,7 +9,7 @@ COMMANDS = {
     "distill": ("emodistill.cli.distill", "distil a feature table into a generator (GAN training)"),
     "evaluate": ("emodistill.cli.evaluate", "score generators against the real data and the baselines"),
     "baselines": ("emodistill.cli.evaluate", "score the real-data baselines alone"),
-    "report": ("emodistill.cli.evaluate", "print the tables of a results.json as markdown"),
+    "report": ("emodistill.cli.report", "print a sweep's report (test UAR by setting and budget) or a results.json"),
     "sweep": ("emodistill.cli.sweep", "run a hyper-parameter sweep of distillations on Ray Tune"),
     "demo": ("emodistill.cli.sweep", "synthetic corpus -> fbank features -> smoke sweep -> best generator"),
     "best": ("emodistill.cli.tracking", "show the best finished trial of a sweep"),

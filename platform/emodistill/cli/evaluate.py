@@ -1,4 +1,4 @@
-"""`emodistill evaluate | baselines | report`: score generators and real-data baselines at ppc budgets."""
+"""`emodistill evaluate | baselines`: score generators and real-data baselines at ppc budgets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from emodistill.cli import command_help
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
-from emodistill.evaluate.report import read_results, render_markdown, write_results
+from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
 from emodistill.features.store import load_splits, read_index
 
@@ -20,7 +20,7 @@ RESULTS_FILE = "results.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `evaluate`, `baselines` and `report`."""
+    """Add `evaluate` and `baselines`."""
     evaluate = subparsers.add_parser("evaluate", help=command_help("evaluate"))
     evaluate.add_argument("--generator", action="append", required=True, metavar="[NAME=]DIR",
                           help="a generator artifact; repeat to compare several (name defaults to the folder name)")
@@ -32,10 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baselines = subparsers.add_parser("baselines", help=command_help("baselines"))
     _add_protocol_args(baselines)
     baselines.set_defaults(func=run_evaluate, generator=[], baselines=True)
-
-    report = subparsers.add_parser("report", help=command_help("report"))
-    report.add_argument("--results", type=Path, required=True, help=f"a {RESULTS_FILE} written by `evaluate`")
-    report.set_defaults(func=run_report)
 
 
 def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
@@ -100,12 +96,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                           audio_bytes=audio, generator_bytes={n: directory_bytes(p) for n, p in dirs.items()},
                           features=str(args.features))
     _write_and_print(report, args.out)
-    return 0
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """Re-print the tables of a results file."""
-    print(render_markdown(read_results(args.results)), end="")
     return 0
 
 

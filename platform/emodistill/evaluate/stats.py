@@ -65,5 +65,12 @@ def mean_ci(values, confidence: float = 0.95) -> MeanCI:
     if len(values) == 1:
         return MeanCI(mean, 0.0, mean, mean)
     std = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * std / math.sqrt(len(values))
+    half = ci_half_width(std, len(values), confidence)
     return MeanCI(mean, std, mean - half, mean + half)
+
+
+def ci_half_width(std: float, n: int, confidence: float = 0.95) -> float:
+    """Half the width of the two-sided t confidence interval of a mean of `n` values whose sample std is `std`."""
+    if n < 2:
+        raise ValueError(f"a confidence interval needs at least two values, got {n}")
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)

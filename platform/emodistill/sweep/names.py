@@ -13,6 +13,7 @@ SHORT = {"loss.lambda_cls_real": "λ2", "loss.lambda_cls_fake": "λ3", "loss.lam
          "loss.lambda_div": "λdiv", "loss.lambda_sml": "λsml", "loss.tau": "τ", "optim.lr_g": "lr_g",
          "optim.lr_d": "lr_d", "optim.n_critic": "n_critic", "train.seed": "seed"}
 ARCH_KEY = "model.arch"
+REPEAT_PARTS = ("seed ", "#")  # the parts of a name that tell repeats of one setting apart
 
 
 def _value(value: object) -> str:
@@ -43,6 +44,18 @@ def trial_name(space: SearchSpace, config: dict, distill_config: DistillConfig, 
     if not isinstance(space.search, GridSearch) or space.trials > 1:
         parts.append(f"#{trial_index(trial_id)}")
     return SEPARATOR.join(parts)
+
+
+def setting_name(name: str) -> str:
+    """A trial's name without what only repeats it (`seed 1`, `#3`): the trials of one setting share a row of the
+    sweep report."""
+    return SEPARATOR.join(part for part in name.split(SEPARATOR) if not part.startswith(REPEAT_PARTS))
+
+
+def sibling_name(name: str, variant: str) -> str:
+    """The name of the trial (or setting) that differs from `name` (`arch · variant · ...`) only by its variant."""
+    arch, _, *rest = name.split(SEPARATOR)
+    return SEPARATOR.join([arch, variant, *rest])
 
 
 def trial_tags(config: dict, distill_config: DistillConfig) -> dict[str, str]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -25,22 +23,20 @@ from emodistill import storage
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
-from emodistill.evaluate import mcnemar
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import dataset_fingerprint, load_splits, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
-from emodistill.sweep.figures import objective_chart
+from emodistill.sweep.report import BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report, sweep_report
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FEATURES_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
-                                      log_generator_model, log_metrics, start_parent_run)
-from emodistill.tracking.trial import PREDICTIONS_FILE
-from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, search_all_runs, tracking_client
+from emodistill.tracking.runs import (FAILURE_TAG, FEATURES_TAG, KIND_TAG, VARIANT_TAG, download_generator,
+                                      finish_run, log_generator_model, log_metrics, start_parent_run, sweep_runs)
+from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +44,6 @@ STATE_FILE = "sweep.json"
 RESULT_FILE = "sweep_result.json"
 REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
-BASELINE_VARIANT = "baseline"
 REFERENCE_FILE = "reference.json"
 
 
@@ -223,7 +218,7 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
     """Close every trial's run, compare variants with the Baseline, chart the trials, register the best."""
     client = tracking_client(state.tracking_uri)
     record_state(client, state.parent_run_id, experiment_path)  # what a later resume may unpickle
-    metric, mode = space.objective.metric, space.objective.mode
+    metric = space.objective.metric
     outcome = SweepResult(name=state.name, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                           parent_run_id=state.parent_run_id, experiment_path=experiment_path, objective=metric)
     # Tune marks a trial's last result done when it returned or the scheduler stopped it; after Ctrl+C
@@ -233,35 +228,34 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
                     state.name, experiment_path)
         outcome.interrupted = True
         return outcome
-    trials = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'trial'"
-    runs = {run.data.tags.get("ray.trial_id"): run for run in search_all_runs(client, state.experiment_id, trials)}
+    runs = {run.data.tags.get("ray.trial_id"): run
+            for run in sweep_runs(client, state.experiment_id, state.parent_run_id, "trial")}
     for result in results:
         run = runs.get(result.metrics.get("trial_id") if result.metrics else None)
         if run is not None and run.info.status == "RUNNING":
             _close_unfinished(client, run, result)
     # Once more, for the runs just closed: one paged query rather than a request per trial.
-    runs = {run.info.run_name: run for run in search_all_runs(client, state.experiment_id, trials)}
-    _compare_with_baselines(client, runs, space)
-    for name, run in sorted(runs.items()):
-        value = run.data.metrics.get(metric)
-        outcome.trials[name] = {"run_id": run.info.run_id, "status": run.info.status, metric: value,
-                                "variant": run.data.tags.get(VARIANT_TAG),
-                                "reason": run.data.tags.get("emodistill.failure")}
-    finished = {n: t[metric] for n, t in outcome.trials.items()
-                if t["status"] == "FINISHED" and t[metric] is not None and not math.isnan(t[metric])}
-    best = (max if mode == "max" else min)(finished, key=finished.get) if finished else None
-    figure = objective_chart({n: finished.get(n) for n in outcome.trials}, metric, mode, best)
-    client.log_figure(state.parent_run_id, figure, "figures/objective_per_trial.png")
-    plt.close(figure)
+    children = sweep_runs(client, state.experiment_id, state.parent_run_id)
+    predictions = Predictions(client)
+    report = sweep_report(client, client.get_run(state.parent_run_id), children, state.name, predictions)
+    _compare_with_baselines(client, report, predictions)
+    for run in sorted(children, key=lambda r: r.info.run_name):
+        if run.data.tags.get(KIND_TAG) == "trial":
+            outcome.trials[run.info.run_name] = {
+                "run_id": run.info.run_id, "status": run.info.status, metric: run.data.metrics.get(metric),
+                "variant": run.data.tags.get(VARIANT_TAG), "reason": run.data.tags.get(FAILURE_TAG)}
+    best = best_trial(report)
     if best is not None:
-        outcome.best_run_id, outcome.best_value = outcome.trials[best]["run_id"], finished[best]
+        outcome.best_run_id, outcome.best_value = best.info.run_id, best.data.metrics[metric]
         outcome.champion_version = _register_best(state, outcome.best_run_id, metric)
+        report.champion = f"{state.name} version {outcome.champion_version}"
         client.set_tag(state.parent_run_id, "best_run_id", outcome.best_run_id)
         log_metrics(client, state.parent_run_id, {f"best_{metric}": outcome.best_value}, step=0)
+    log_report(client, report)
     client.log_dict(state.parent_run_id, asdict(outcome), RESULT_FILE)
     storage.write_text(storage.join(experiment_path, RESULT_FILE), json.dumps(asdict(outcome), indent=2))
-    finish_run(client, state.parent_run_id, status="FINISHED" if finished else "FAILED",
-               reason=None if finished else "no trial finished with the objective metric")
+    finish_run(client, state.parent_run_id, status="FINISHED" if best else "FAILED",
+               reason=None if best else "no trial finished with the objective metric")
     return outcome
 
 
@@ -276,30 +270,17 @@ def _close_unfinished(client: MlflowClient, run: Run, result: tune.Result) -> No
         finish_run(client, run.info.run_id, status="KILLED", reason=reason)
 
 
-def _compare_with_baselines(client: MlflowClient, runs: dict[str, Run], space: SearchSpace) -> None:
-    """McNemar of each finished variant against the finished Baseline trial of its architecture, per budget."""
-    finished = [r for r in runs.values() if r.info.status == "FINISHED"]
-    baselines = {r.data.params.get("model.arch"): r for r in finished
-                 if r.data.tags.get(VARIANT_TAG) == BASELINE_VARIANT}
-    if not baselines:
-        return
-    predictions = {}
-
-    def predictions_of(run: Run) -> dict:
-        if run.info.run_id not in predictions:
-            path = client.download_artifacts(run.info.run_id, PREDICTIONS_FILE)
-            predictions[run.info.run_id] = json.loads(Path(path).read_text())
-        return predictions[run.info.run_id]
-
-    for run in finished:
-        baseline = baselines.get(run.data.params.get("model.arch"))
-        if baseline is None or baseline is run:
+def _compare_with_baselines(client: MlflowClient, report: SweepReport, predictions: Predictions) -> None:
+    """McNemar of each finished trial against the Baseline of its setting (that row's best trial), per budget."""
+    for row in report.rows:
+        baseline = report.sibling(row, BASELINE_VARIANT)
+        if baseline is None or baseline is row:
             continue
-        ours, theirs = predictions_of(run), predictions_of(baseline)
-        pvalues = {f"mcnemar_p_ppc{key[3:]}_vs_baseline": mcnemar(ours["y_true"], theirs[key], ours[key]).pvalue
-                   for key in ours if key.startswith("ppc") and key in theirs}
-        log_metrics(client, run.info.run_id, pvalues, step=0)
-        client.set_tag(run.info.run_id, BASELINE_TAG, baseline.info.run_id)
+        for run in row.runs:
+            pvalues = predictions.pvalues(run.info.run_id, baseline.best.info.run_id)
+            log_metrics(client, run.info.run_id, {f"mcnemar_p_{key}_vs_baseline": p for key, p in pvalues.items()},
+                        step=0)
+            client.set_tag(run.info.run_id, BASELINE_TAG, baseline.best.info.run_id)
 
 
 def _register_best(state: SweepState, run_id: str, objective: str) -> int:

@@ -20,7 +20,8 @@ DEFAULT_OBJECTIVE = "dev_uar_ppc100"
 OBJECTIVE_PARAM = "objective.metric"  # a sweep's parent run records its objective under this param
 
 
-def _experiment_id(client: MlflowClient, experiment: str) -> str:
+def find_experiment_id(client: MlflowClient, experiment: str) -> str:
+    """The id of the experiment named `experiment`; an error naming those that exist if there is none."""
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -28,18 +29,24 @@ def _experiment_id(client: MlflowClient, experiment: str) -> str:
     return found.experiment_id
 
 
+def latest_sweep(client: MlflowClient, experiment_id: str) -> Run | None:
+    """The parent run of the experiment's most recently started sweep, if any."""
+    parents = client.search_runs([experiment_id], f"tags.`{KIND_TAG}` = 'sweep'", max_results=1,
+                                 order_by=["attributes.start_time DESC"])
+    return parents[0] if parents else None
+
+
 def sweep_objective(experiment: str, tracking_uri: str | None = None) -> str:
     """The objective the experiment's latest sweep recorded (its parent run's param), else dev_uar_ppc100."""
     client = reading_client(tracking_uri)
-    parents = client.search_runs([_experiment_id(client, experiment)], f"tags.`{KIND_TAG}` = 'sweep'",
-                                 max_results=1, order_by=["attributes.start_time DESC"])
-    return parents[0].data.params.get(OBJECTIVE_PARAM, DEFAULT_OBJECTIVE) if parents else DEFAULT_OBJECTIVE
+    parent = latest_sweep(client, find_experiment_id(client, experiment))
+    return parent.data.params.get(OBJECTIVE_PARAM, DEFAULT_OBJECTIVE) if parent else DEFAULT_OBJECTIVE
 
 
 def best_run(experiment: str, metric: str | None = None, tracking_uri: str | None = None) -> Run:
     """The finished trial with the highest `metric` (default: the sweep's recorded objective; NaNs are ignored)."""
     client = reading_client(tracking_uri)
-    experiment_id = _experiment_id(client, experiment)
+    experiment_id = find_experiment_id(client, experiment)
     metric = metric or sweep_objective(experiment, tracking_uri)
     trials = search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
     finished = [run for run in trials if run.info.status == "FINISHED"]

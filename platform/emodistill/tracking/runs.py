@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelOutput, Metric, Param, RunStatus, RunTag
+from mlflow.entities import LoggedModelOutput, Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
@@ -101,6 +101,12 @@ def start_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, n
     run = client.create_run(experiment_id, tags=run_tags, run_name=name)
     log_params_flat(client, run.info.run_id, params)
     return run.info.run_id
+
+
+def sweep_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, kind: str | None = None) -> list[Run]:
+    """The runs of one sweep (its parent run's children): those of one kind (`trial`, `baseline`), or all."""
+    where = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}'"
+    return search_all_runs(client, experiment_id, where + (f" and tags.`{KIND_TAG}` = '{kind}'" if kind else ""))
 
 
 def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,

@@ -1,0 +1,348 @@
+"""The sweep report, as a reader of the paper wants it: its Table 2, read from the sweep's MLflow runs.
+
+Rows are what the sweep varied (trials that differ only by seed or index share a row), after the real-data
+reference; columns are the evaluated budgets (utterances per class). A cell holds the test UAR mean ± the half-width
+of its 95 % confidence interval (over the row's trials when it has several, else over the evaluation repeats), its
+ratio to the reference, McNemar's marks as in the paper (†: differs from the Baseline, ‡: from +L_SML, both of the
+same architecture and settings) and, beside it, the dev UAR that chose the checkpoint. The same report is printed
+by `emodistill report --experiment`, and logged to the sweep's parent run when the sweep ends: markdown in its
+description, a table for MLflow's table view, an HTML page and the figures (sweep/figures.py).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+from emodistill.errors import EmodistillError
+from emodistill.evaluate import mcnemar
+from emodistill.evaluate.stats import ci_half_width, mean_ci
+from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
+from emodistill.sweep.names import setting_name, sibling_name, trial_index
+from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
+from emodistill.tracking.registry import CHAMPION
+from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
+from emodistill.tracking.store import reading_client
+from emodistill.tracking.trial import CURVE_PREFIX, PREDICTIONS_FILE
+
+BASELINE_VARIANT = "baseline"
+SML_VARIANT = "sml"
+CONFIDENCE = 0.95
+SIGNIFICANCE = 0.05
+REPORT_DIR = "report"  # the parent run's artifacts: report.html, table.json, the figures as PNG and SVG
+FIGURES = {"uar_vs_ppc": uar_by_budget, "learning_curves": learning_curves_by_setting}
+
+
+@dataclass
+class Cell:
+    """One setting at one budget: test UAR (mean, CI half-width when known), dev UAR, McNemar p-values."""
+
+    test: float
+    half_width: float | None
+    dev: float | None
+    p_baseline: float | None = None
+    p_sml: float | None = None
+
+
+@dataclass
+class Row:
+    """The finished trials of one setting (named like its trials, less their seed or index)."""
+
+    name: str
+    variant: str | None
+    runs: list[Run]
+    best: Run  # its best trial on the objective: the one its McNemar tests compare
+    cells: dict[int, Cell] = field(default_factory=dict)
+    curves: dict[int, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)  # N -> dev/test points
+
+
+@dataclass
+class SweepReport:
+    """Everything the report shows, read from one sweep's parent run and its children."""
+
+    experiment: str
+    parent_run_id: str
+    objective: str
+    budgets: list[int]
+    repeats: int
+    reference: float | None  # uar_real_full of the sweep's reference run
+    chance: float | None
+    rows: list[Row]
+    statuses: dict[str, int]  # trials by status
+    space: str | None = None
+    features: str | None = None
+    champion: str | None = None  # "NAME version V", when the sweep registered one
+
+    def sibling(self, row: Row, variant: str) -> Row | None:
+        """The row of the same architecture and settings as `row` with the variant `variant`, if the sweep has it."""
+        if row.variant is None:
+            return None
+        return next((other for other in self.rows if other.name == sibling_name(row.name, variant)), None)
+
+
+class Predictions:
+    """The trials' test predictions (their predictions.json), each downloaded once."""
+
+    def __init__(self, client: MlflowClient):
+        self.client, self.loaded = client, {}
+
+    def of(self, run_id: str) -> dict:
+        """`{"y_true": [...], "ppc10": [...], ...}` of the run."""
+        if run_id not in self.loaded:
+            path = self.client.download_artifacts(run_id, PREDICTIONS_FILE)
+            self.loaded[run_id] = json.loads(Path(path).read_text())
+        return self.loaded[run_id]
+
+    def pvalues(self, ours: str, theirs: str) -> dict[str, float]:
+        """McNemar p-value per condition (`ppc100`, `ppc100_imbalanced`, ...) between two trials' downstreams
+        (repeat 0's, on the test split)."""
+        a, b = self.of(ours), self.of(theirs)
+        return {key: mcnemar(a["y_true"], b[key], a[key]).pvalue for key in a if key.startswith("ppc") and key in b}
+
+
+def load_report(experiment: str, tracking_uri: str | None = None) -> SweepReport:
+    """The report of the experiment's latest sweep (read only)."""
+    client = reading_client(tracking_uri)
+    parent = latest_sweep(client, find_experiment_id(client, experiment))
+    if parent is None:
+        raise EmodistillError(f"experiment {experiment!r} in {client.tracking_uri} holds no sweep (no parent run "
+                              f"tagged {KIND_TAG}=sweep)")
+    children = sweep_runs(client, parent.info.experiment_id, parent.info.run_id)
+    report = sweep_report(client, parent, children, experiment, Predictions(client))
+    report.champion = _champion(client, experiment, report)
+    return report
+
+
+def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experiment: str,
+                 predictions: Predictions) -> SweepReport:
+    """The report of the sweep whose parent run is `parent` and whose runs are `children`."""
+    trials = [run for run in children if run.data.tags.get(KIND_TAG) == "trial"]
+    reference = next((run for run in children if run.data.tags.get(KIND_TAG) == "baseline"), None)
+    objective = parent.data.params.get(OBJECTIVE_PARAM, "")
+    rows = _rows([run for run in trials if run.info.status == "FINISHED"], objective)
+    report = SweepReport(
+        experiment=experiment, parent_run_id=parent.info.run_id, objective=objective,
+        budgets=sorted({n for row in rows for run in row.runs for n in _budgets(run)}),
+        repeats=int(parent.data.params.get("evaluation.repeats", 1)),
+        reference=reference.data.metrics.get("uar_real_full") if reference else None, chance=None, rows=rows,
+        statuses=dict(Counter(run.info.status for run in trials)), space=parent.data.tags.get("emodistill.space"),
+        features=parent.data.tags.get(FEATURES_TAG))
+    if rows:
+        report.chance = 1 / len(set(predictions.of(rows[0].best.info.run_id)["y_true"]))
+    for row in rows:
+        _fill(client, row, report)
+    for row in rows:
+        _compare(row, report, predictions)
+    return report
+
+
+def _rows(trials: list[Run], objective: str) -> list[Row]:
+    """The finished trials grouped by setting, in the order the sweep started them."""
+    groups: dict[str, list[Run]] = {}
+    for run in sorted(trials, key=lambda r: trial_index(r.data.tags.get("ray.trial_id", ""))):
+        groups.setdefault(setting_name(run.info.run_name), []).append(run)
+    return [Row(name=name, variant=runs[0].data.tags.get(VARIANT_TAG), runs=runs,
+                best=max(runs, key=lambda r: _number(r.data.metrics.get(objective))))
+            for name, runs in groups.items()]
+
+
+def _number(value: float | None) -> float:
+    """`value`, with a missing or NaN one ranked last."""
+    return -math.inf if value is None or math.isnan(value) else value
+
+
+def _budgets(run: Run) -> list[int]:
+    """The balanced budgets N whose test UAR `uar_ppc{N}` the run logged."""
+    return [int(key[7:]) for key in run.data.metrics if key.startswith("uar_ppc") and key[7:].isdigit()]
+
+
+def _fill(client: MlflowClient, row: Row, report: SweepReport) -> None:
+    """The row's cells and learning curves (the mean over its trials at each step)."""
+    for n in report.budgets:
+        scored = [run.data.metrics for run in row.runs if f"uar_ppc{n}" in run.data.metrics]
+        if not scored:
+            continue
+        tests = [m[f"uar_ppc{n}"] for m in scored]
+        devs = [m[f"dev_uar_ppc{n}"] for m in scored if f"dev_uar_ppc{n}" in m]
+        if len(tests) > 1:
+            ci = mean_ci(tests, CONFIDENCE)
+            test, half = ci.mean, ci.high - ci.mean
+        else:  # one trial: the spread of its evaluation repeats, when there were several
+            test, std = tests[0], scored[0].get(f"uar_ppc{n}_std")
+            half = ci_half_width(std, report.repeats, CONFIDENCE) if report.repeats > 1 and std is not None else None
+        row.cells[n] = Cell(test=test, half_width=half, dev=statistics.fmean(devs) if devs else None)
+        row.curves[n] = {split: _mean_curve(client, row.runs, f"{prefix}uar_ppc{n}")
+                         for split, prefix in (("dev", "dev_"), ("test", ""))}
+
+
+def _mean_curve(client: MlflowClient, runs: list[Run], metric: str) -> list[tuple[int, float]]:
+    """(step, mean over `runs`) of a learning curve, at every step some run evaluated."""
+    points: dict[int, list[float]] = {}
+    for run in runs:
+        for m in client.get_metric_history(run.info.run_id, CURVE_PREFIX + metric):
+            points.setdefault(m.step, []).append(m.value)
+    return [(step, statistics.fmean(values)) for step, values in sorted(points.items())]
+
+
+def _compare(row: Row, report: SweepReport, predictions: Predictions) -> None:
+    """McNemar of the row's best trial against those of its Baseline and +L_SML siblings, per budget."""
+    for variant, attribute in ((BASELINE_VARIANT, "p_baseline"), (SML_VARIANT, "p_sml")):
+        sibling = report.sibling(row, variant)
+        # ‡ as in the paper: only rows that add to +L_SML, not the Baseline (whose † row says it already).
+        if sibling is None or sibling is row or (variant == SML_VARIANT and row.variant == BASELINE_VARIANT):
+            continue
+        pvalues = predictions.pvalues(row.best.info.run_id, sibling.best.info.run_id)
+        for n, cell in row.cells.items():
+            setattr(cell, attribute, pvalues.get(f"ppc{n}"))
+
+
+def _champion(client: MlflowClient, model_name: str, report: SweepReport) -> str | None:
+    """"NAME version V" when the registry's champion of `model_name` is one of this sweep's trials."""
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    trials = {run.info.run_id for row in report.rows for run in row.runs}
+    return f"{model_name} version {version.version}" if version.run_id in trials else None
+
+
+def best_trial(report: SweepReport) -> Run | None:
+    """The finished trial with the highest objective."""
+    candidates = [row.best for row in report.rows if not math.isinf(_number(row.best.data.metrics.get(
+        report.objective)))]
+    return max(candidates, key=lambda run: run.data.metrics[report.objective], default=None)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def _cell_text(cell: Cell | None, reference: float | None) -> str:
+    """`41.70 ± 2.10 †‡ (0.76×)`."""
+    if cell is None:
+        return "—"
+    text = _percent(cell.test) + (f" ± {100 * cell.half_width:.2f}" if cell.half_width is not None else "")
+    marks = "".join(mark for mark, p in (("†", cell.p_baseline), ("‡", cell.p_sml))
+                    if p is not None and p < SIGNIFICANCE)
+    ratio = f" ({cell.test / reference:.2f}×)" if reference else ""
+    return text + (f" {marks}" if marks else "") + ratio
+
+
+def table(report: SweepReport) -> tuple[list[str], list[list[str]]]:
+    """The results table as text: header and rows (the reference first), shared by markdown and HTML."""
+    header = ["setting", "trials", "whole train set"]
+    for n in report.budgets:
+        header += [f"{n} per class", "dev"]
+    rows = []
+    if report.reference is not None:
+        rows.append(["real data (reference)", "—", _percent(report.reference)] + ["—"] * (2 * len(report.budgets)))
+    for row in report.rows:
+        cells = [row.name, str(len(row.runs)), "—"]
+        for n in report.budgets:
+            cell = row.cells.get(n)
+            cells += [_cell_text(cell, report.reference), _percent(cell.dev if cell else None)]
+        rows.append(cells)
+    return header, rows
+
+
+def legend(report: SweepReport) -> str:
+    """What the table's numbers and marks mean."""
+    spread = (f"over the row's trials when it has several, else over the {report.repeats} evaluation repeats"
+              if report.repeats > 1 else "over the row's trials (none shown for a single trial: one evaluation "
+                                         "repeat)")
+    chance = f" Chance: {_percent(report.chance)} %." if report.chance else ""
+    return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
+            f"(utterances per class); ± half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}; "
+            f"(×) ratio to the real-data reference; dev: the dev UAR (%) that chose each generator's checkpoint. "
+            f"† McNemar (two-sided, p < {SIGNIFICANCE}) differs from the Baseline, ‡ from +L_SML (same "
+            f"architecture and settings; each row's best trial on {report.objective}).{chance}")
+
+
+def summary(report: SweepReport) -> str:
+    """What ran, in a few sentences (no links)."""
+    statuses = ", ".join(f"{count} {status.lower()}" for status, count in sorted(report.statuses.items()))
+    space = f" of space `{report.space}`" if report.space else ""
+    features = f"; features `{report.features}`" if report.features else ""
+    text = (f"Sweep `{report.experiment}`{space}: {sum(report.statuses.values())} trials ({statuses or 'none'}), "
+            f"objective `{report.objective}` (chooses each trial's checkpoint and the champion), budgets "
+            f"{', '.join(map(str, report.budgets)) or '—'} per class, {report.repeats} evaluation repeat(s){features}.")
+    best = best_trial(report)
+    if best is not None:
+        metrics = best.data.metrics
+        budget = report.objective.removeprefix("dev_uar_ppc")
+        text += (f" Best on dev: `{best.info.run_name}` ({report.objective} {_percent(metrics[report.objective])} %, "
+                 f"test uar_ppc{budget} {_percent(metrics.get(f'uar_ppc{budget}'))} %)")
+        text += f", registered as {report.champion} (alias {CHAMPION})." if report.champion else "."
+    return text
+
+
+def to_markdown(report: SweepReport) -> str:
+    """The report as markdown: the summary, the table and its legend."""
+    header, rows = table(report)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return (f"## Sweep report: {report.experiment}\n\n{summary(report)}\n\n" + "\n".join(lines)
+            + f"\n\n{legend(report)}\n\nFigures: the parent run's artifacts {REPORT_DIR}/uar_vs_ppc.png and "
+              f"{REPORT_DIR}/learning_curves.png (and .svg).\n")
+
+
+def to_html(report: SweepReport, figures: dict[str, str]) -> str:
+    """A standalone page: the summary, the table, its legend and the figures (`figures`: name -> SVG text)."""
+    header, rows = table(report)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+    images = "".join(f"<figure>{svg}</figure>" for svg in figures.values())
+    title = html.escape(f"Sweep report: {report.experiment}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
+            "figure{margin:1em 0}svg{max-width:100%;height:auto}</style></head><body>"
+            f"<h1>{title}</h1><p>{html.escape(summary(report))}</p><table><tr>{head}</tr>{body}</table>"
+            f"<p>{html.escape(legend(report))}</p>{images}</body></html>")
+
+
+def table_data(report: SweepReport) -> dict[str, list]:
+    """The table in long form (one record per setting and budget, numbers as fractions) for MLflow's table view."""
+    records = []
+    if report.reference is not None:
+        records.append({"setting": "real data (reference)", "trials": None, "ppc": None, "test_uar": report.reference,
+                        "ci_low": None, "ci_high": None, "ratio_to_real": 1.0, "dev_uar": None,
+                        "mcnemar_p_vs_baseline": None, "mcnemar_p_vs_sml": None})
+    for row in report.rows:
+        for n, cell in row.cells.items():
+            half = cell.half_width
+            records.append({"setting": row.name, "trials": len(row.runs), "ppc": n, "test_uar": cell.test,
+                            "ci_low": None if half is None else cell.test - half,
+                            "ci_high": None if half is None else cell.test + half,
+                            "ratio_to_real": cell.test / report.reference if report.reference else None,
+                            "dev_uar": cell.dev, "mcnemar_p_vs_baseline": cell.p_baseline,
+                            "mcnemar_p_vs_sml": cell.p_sml})
+    return {key: [record[key] for record in records] for key in records[0]} if records else {}
+
+
+def log_report(client: MlflowClient, report: SweepReport) -> None:
+    """Log the report to the sweep's parent run: its description, the table, the HTML page and the figures."""
+    run_id = report.parent_run_id
+    client.set_tag(run_id, MLFLOW_RUN_NOTE, to_markdown(report))
+    data = table_data(report)
+    if data:
+        client.log_table(run_id, data, f"{REPORT_DIR}/table.json")
+    svgs = {}
+    for name, draw in FIGURES.items():
+        figure = draw(report)
+        for extension in ("png", "svg"):
+            client.log_figure(run_id, figure, f"{REPORT_DIR}/{name}.{extension}")
+        svgs[name] = figure_svg(figure)
+        plt.close(figure)
+    client.log_text(run_id, to_html(report, svgs), f"{REPORT_DIR}/report.html")

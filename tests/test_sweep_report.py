@@ -1,0 +1,148 @@
+"""The sweep report read from a real sqlite MLflow store: Table 2's cells and marks, the figures, what the parent run
+gets, and `emodistill report --experiment`."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.colors import to_rgb
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
+from PIL import Image
+
+from emodistill.cli.main import main
+from emodistill.sweep.figures import learning_curves_by_setting, setting_colours, uar_by_budget
+from emodistill.sweep.report import load_report, log_report, to_html, to_markdown
+from emodistill.tracking import runs, store
+from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
+
+EXPERIMENT = "report-test"
+Y_TRUE = [i % 4 for i in range(40)]
+# name, variant, trial index, {N: (dev, test, test std over repeats)}, utterances its downstream gets right
+TRIALS = [
+    ("gan_cnn · baseline", "baseline", 0, {10: (0.30, 0.25, 0.02), 20: (0.32, 0.28, 0.03)}, 10),
+    ("gan_cnn · sml", "sml", 1, {10: (0.40, 0.45, 0.02), 20: (0.42, 0.47, 0.03)}, 25),
+    ("gan_cnn · div_sml · seed 0", "div_sml", 2, {10: (0.50, 0.55, 0.02), 20: (0.52, 0.57, 0.01)}, 38),
+    ("gan_cnn · div_sml · seed 1", "div_sml", 3, {10: (0.48, 0.51, 0.02), 20: (0.50, 0.55, 0.01)}, 36),
+]
+
+
+def _predictions(right: int) -> list[int]:
+    """Predictions right on the first `right` utterances of Y_TRUE and wrong on the others."""
+    return [y if i < right else (y + 1) % 4 for i, y in enumerate(Y_TRUE)]
+
+
+def _trial(uri: str, experiment_id: str, parent: str, name: str, variant: str, index: int, scores: dict,
+           right: int) -> None:
+    """A finished trial as the sweep logs it: learning curves at steps 2 and 4, the dev-chosen scores, predictions."""
+    run = TrialRun.open(uri, experiment_id, parent, name, {"model.arch": "gan_cnn"},
+                        {"variant": variant, "emodistill.arch": "gan_cnn", "ray.trial_id": f"abcde_{index:05d}"})
+    for step, late in ((2, 0.0), (4, 0.05)):
+        run.log_evaluation(step, {f"{prefix}uar_ppc{n}": value - 0.05 + late
+                                  for n, (dev, test, _) in scores.items()
+                                  for prefix, value in (("dev_", dev), ("", test))})
+    selected = {}
+    for n, (dev, test, std) in scores.items():
+        selected.update({f"dev_uar_ppc{n}": dev, f"uar_ppc{n}": test, f"uar_ppc{n}_std": std})
+    run.log_selected(4, selected)
+    run.client.log_dict(run.run_id, {"y_true": Y_TRUE, **{f"ppc{n}": _predictions(right) for n in scores}},
+                        PREDICTIONS_FILE)
+    run.finish()
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Experiment `report-test`: a reference at 50 % UAR, Baseline, +L_SML and two seeds of +L_DIV +L_SML (3
+    evaluation repeats each), and a failed +L_DIV."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
+    parent = runs.start_parent_run(EXPERIMENT, EXPERIMENT, {"objective.metric": "dev_uar_ppc10",
+                                                            "evaluation.repeats": 3},
+                                   {"emodistill.space": "smoke"}, uri, features="f00d")
+    client = store.tracking_client(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    reference = client.create_run(experiment_id, run_name="reference",
+                                  tags={runs.KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent}).info.run_id
+    runs.log_metrics(client, reference, {"uar_real_full": 0.5}, step=0)
+    runs.finish_run(client, reference)
+    for trial in TRIALS:
+        _trial(uri, experiment_id, parent, *trial)
+    failed = TrialRun.open(uri, experiment_id, parent, "gan_cnn · div", {}, {"variant": "div"})
+    failed.fail("training diverged: loss is nan at step 3")
+    return uri, parent
+
+
+def test_report_has_a_row_per_setting_with_its_ci_ratio_marks_and_dev_uar(sweep):
+    uri, parent = sweep
+    report = load_report(EXPERIMENT, uri)
+    assert report.parent_run_id == parent and report.budgets == [10, 20] and report.chance == 0.25
+    assert [(row.name, len(row.runs)) for row in report.rows] == [
+        ("gan_cnn · baseline", 1), ("gan_cnn · sml", 1), ("gan_cnn · div_sml", 2)]
+    lines = to_markdown(report).splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert rows["real data (reference)"] == "| real data (reference) | — | 50.00 | — | — | — | — |"
+    # One trial: the 95 % CI over its 3 evaluation repeats (t(2) = 4.303: 4.303 x 2 / sqrt(3)).
+    assert rows["gan_cnn · baseline"] == ("| gan_cnn · baseline | 1 | — | 25.00 ± 4.97 (0.50×) | 30.00 | "
+                                          "28.00 ± 7.45 (0.56×) | 32.00 |")
+    # Significant against the Baseline (†) only: it is +L_SML.
+    assert "| 45.00 ± 4.97 † (0.90×) | 40.00 |" in rows["gan_cnn · sml"]
+    # Two seeds: the CI over the trials (t(1) = 12.71: 12.71 x 0.0283 / sqrt(2)); † and ‡ from its best on dev.
+    assert rows["gan_cnn · div_sml"].startswith("| gan_cnn · div_sml | 2 | — | 53.00 ± 25.41 †‡ (1.06×) | 49.00 |")
+    summary = lines[2]
+    assert "Sweep `report-test` of space `smoke`: 5 trials (1 failed, 4 finished)" in summary
+    assert "objective `dev_uar_ppc10`" in summary and "3 evaluation repeat(s); features `f00d`" in summary
+    assert "Best on dev: `gan_cnn · div_sml · seed 0` (dev_uar_ppc10 50.00 %, test uar_ppc10 55.00 %)." in summary
+    assert "† McNemar" in to_markdown(report) and "Chance: 25.00 %" in to_markdown(report)
+
+
+def test_report_figures_share_one_colour_per_setting_and_are_titled(sweep):
+    report = load_report(EXPERIMENT, sweep[0])
+    colours = setting_colours([row.name for row in report.rows])
+    budgets = uar_by_budget(report)
+    (ax,) = budgets.axes
+    assert budgets.get_suptitle() == "report-test: test UAR by budget" and ax.get_xlabel() and ax.get_ylabel()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == [row.name for row in report.rows] + ["real data, whole train set (50.0 %)", "chance (25.0 %)"]
+    assert [to_rgb(c.lines[0].get_color()) for c in ax.containers] == [colours[row.name] for row in report.rows]
+    curves = learning_curves_by_setting(report)
+    assert [a.get_title() for a in curves.axes] == ["10 utterances per class", "20 utterances per class"]
+    assert curves.get_suptitle() == "report-test: learning curves by setting"
+    for row in report.rows:  # a dev and a test curve per setting and budget, in the setting's colour
+        drawn = [line for a in curves.axes for line in a.get_lines() if to_rgb(line.get_color()) == colours[row.name]]
+        assert sorted(line.get_linestyle() for line in drawn) == ["-", "-", "--", "--"]
+    assert [list(y) for y in (line.get_ydata() for line in curves.axes[0].get_lines()[:2])] == [
+        pytest.approx([20.0, 25.0]), pytest.approx([25.0, 30.0])]  # the Baseline's test, then dev curve (%)
+    plt.close("all")
+
+
+def test_report_is_logged_to_the_parent_run(sweep, tmp_path):
+    uri, parent = sweep
+    report = load_report(EXPERIMENT, uri)
+    client = store.tracking_client(uri)
+    log_report(client, report)
+    assert client.get_run(parent).data.tags[MLFLOW_RUN_NOTE] == to_markdown(report)
+    assert sorted(a.path for a in client.list_artifacts(parent, "report")) == [
+        f"report/{name}" for name in ("learning_curves.png", "learning_curves.svg", "report.html", "table.json",
+                                      "uar_vs_ppc.png", "uar_vs_ppc.svg")]
+    table = json.loads(open(client.download_artifacts(parent, "report/table.json", str(tmp_path))).read())
+    records = [dict(zip(table["columns"], values)) for values in table["data"]]
+    assert records[0]["setting"] == "real data (reference)" and records[0]["test_uar"] == 0.5
+    div_sml = next(r for r in records if r["setting"] == "gan_cnn · div_sml" and r["ppc"] == 10)
+    assert div_sml["trials"] == 2 and div_sml["ci_low"] < 0.53 < div_sml["ci_high"]
+    assert div_sml["mcnemar_p_vs_baseline"] < 0.05 and div_sml["mcnemar_p_vs_sml"] < 0.05
+    png = client.download_artifacts(parent, "report/uar_vs_ppc.png", str(tmp_path))
+    assert Image.open(png).size[0] >= 1000  # readable without zooming
+    page = open(client.download_artifacts(parent, "report/report.html", str(tmp_path))).read()
+    assert page.count("<figure><svg") == 2 and "<td>gan_cnn · div_sml</td>" in page
+    assert page.startswith(to_html(report, {}).removesuffix("</body></html>"))
+
+
+def test_cli_prints_the_report_of_an_experiment(sweep, capsys):
+    uri, _ = sweep
+    assert main(["report", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
+    assert capsys.readouterr().out == to_markdown(load_report(EXPERIMENT, uri))
+    assert main(["report", "--experiment", "nope", "--tracking-uri", uri]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
+    store.get_or_create_experiment("no-sweep", uri)
+    assert main(["report", "--experiment", "no-sweep", "--tracking-uri", uri]) == 2
+    assert "experiment 'no-sweep' in" in (err := capsys.readouterr().err) and "holds no sweep" in err
