@@ -3,6 +3,8 @@ inputs read from the object store, a trial killed mid-run that resumes from its 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -61,15 +63,17 @@ def smoke(cluster, features, tmp_path_factory):
     done = threading.Event()
     killer = threading.Thread(target=_kill_when_checkpointed, args=(root / "sweeps", "div", killed, done))
     killer.start()
+    printed = io.StringIO()
     try:
-        result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
+        with contextlib.redirect_stdout(printed):
+            result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
     finally:
         done.set()
         killer.join()
     client = MlflowClient(uri)
     runs = {client.get_run(t["run_id"]).data.tags["variant"]: client.get_run(t["run_id"])
             for t in result.trials.values()}
-    return result, client, uri, runs, killed
+    return result, client, uri, runs, killed, printed.getvalue()
 
 
 def _kill_when_checkpointed(storage: Path, variant: str, killed: list, done: threading.Event) -> None:
@@ -118,7 +122,7 @@ def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, fe
 
 
 def test_smoke_sweep_logs_every_trial(smoke):
-    result, client, _, runs, _ = smoke
+    result, client, _, runs, _, _ = smoke
     assert len(result.trials) == 5
     variants = {name: run for name, run in runs.items() if name != "diverge"}
     assert {run.info.status for run in variants.values()} == {"FINISHED"}
@@ -162,7 +166,7 @@ def test_smoke_sweep_logs_every_trial(smoke):
 
 
 def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
-    result, client, uri, _, _ = smoke
+    result, client, uri, _, _, _ = smoke
     best = max((t for t in result.trials.values() if t["status"] == "FINISHED"), key=lambda t: t["dev_uar_ppc20"])
     assert result.objective == "dev_uar_ppc20" and result.best_value == best["dev_uar_ppc20"]
     assert champion_run_id("smoke-test", uri) == result.best_run_id
@@ -176,7 +180,7 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
 
 
 def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):
-    result, client, _, runs, killed = smoke
+    result, client, _, runs, killed, _ = smoke
     assert killed, "the +L_DIV trial finished before it could be killed"
     run = runs["div"]
     assert run.info.status == "FINISHED" and run.data.tags["ray.trial_id"] == killed[0]
@@ -189,12 +193,23 @@ def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):
 
 
 def test_diverged_trial_fails_with_its_reason_and_the_sweep_goes_on(smoke):
-    result, _, _, runs, _ = smoke
+    result, _, _, runs, _, _ = smoke
     diverged = runs["diverge"]
     assert diverged.info.status == "FAILED"
     assert "training diverged: loss" in diverged.data.tags["emodistill.failure"]
     assert result.trials[diverged.info.run_name]["status"] == "FAILED"
     assert result.best_run_id in {run.info.run_id for run in runs.values() if run.info.status == "FINISHED"}
+
+
+def test_sweep_prints_a_line_per_evaluation_round_and_per_failed_trial(smoke):
+    printed = smoke[-1].splitlines()
+    # Every trial reports at steps 2 and 4 (the killed +L_DIV one up to 16): a line per round, not Tune's tables.
+    rounds = [line for line in printed if line.startswith("evaluation round ")]
+    assert [line.split(" (")[0] for line in rounds] == ["evaluation round 1/2", "evaluation round 2/2"] + [
+        f"evaluation round {n}" for n in range(3, KILLED_TRIAL_STEPS // 2 + 1)]
+    assert "trial(s), dev_uar_ppc20 best" in rounds[0] and "1 trial(s), dev_uar_ppc20 best" in rounds[-1]
+    assert printed.count("trial gan_cnn · diverge failed (its MLflow run has the reason)") == 1
+    assert len(printed) == len(rounds) + 1, printed
 
 
 def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
@@ -218,7 +233,10 @@ def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features
         time.sleep(0.2)
     driver.send_signal(signal.SIGINT)  # Ctrl+C: Tune saves the experiment state and stops the trial
     assert driver.wait(timeout=120) == 130, (tmp_path / "driver.log").read_text()[-3000:]
-    assert "emodistill sweep --resume" in (tmp_path / "driver.log").read_text()
+    printed = (tmp_path / "driver.log").read_text()
+    assert "emodistill sweep --resume" in printed and "evaluation round 1/6 (" in printed
+    # Quiet: no Tune status tables or configuration boxes, no MLflow download bars.
+    assert not [noise for noise in ("Trial status", "== Status ==", "╭", "Downloading artifacts") if noise in printed]
     experiment = next(storage.glob("resume-test-*"))
     assert main(["sweep", "--resume", str(experiment)]) == 0
     client = MlflowClient(uri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from emodistill import __version__
@@ -13,6 +14,18 @@ from emodistill.errors import EmodistillError
 
 # Each module defines `register(subparsers)`, adding its subcommand(s) with `set_defaults(func=...)`.
 COMMAND_MODULES = {command: module for command, (module, _) in COMMANDS.items()}
+# What libraries print that says nothing about the run, off unless --verbose (a user's own setting wins). Set in
+# the environment, so that MLflow reads it when it is imported and the processes of a local Ray cluster inherit it.
+QUIET_ENVIRONMENT = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # "Creating initial MLflow database tables...", "Validating input example..."
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a bar for every download of a file or two
+    # Tune snapshots its state at every checkpoint because CheckpointConfig(num_to_keep) bounds the disk a sweep
+    # takes, and warns when that happens more than once in 5 s: harmless at one report per evaluation round.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+# Ray's notice, at every local start, that it turned token authentication on: emodistill wants it on (README,
+# "Security"), and refuses to start a local cluster with it off.
+RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generator: "
                "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
@@ -22,7 +35,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     unknown one (argparse then lists the choices), bare command names when there is none."""
     parser = argparse.ArgumentParser(prog="emodistill", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"emodistill {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="everything: debug messages, every library's logs, warnings and progress bars, Tune's "
+                             "status tables")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     if command is None:  # `emodistill --help` or no command: the list of commands, without importing them
         for name in COMMANDS:
@@ -44,12 +59,22 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def configure_output(verbose: bool) -> None:
+    """Log emodistill's progress, and only warnings of the libraries; with `verbose`, everything at DEBUG."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not verbose:
+        logging.getLogger("emodistill").setLevel(logging.INFO)
+        logging.getLogger(RAY_AUTH_NOTICE_LOGGER).setLevel(logging.ERROR)
+        for name, value in QUIET_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; bad input exits 2 with a one-line reason."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command_of(argv)).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    configure_output(args.verbose)
     try:
         return int(args.func(args) or 0)
     except EmodistillError as exc:

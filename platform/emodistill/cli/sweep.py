@@ -59,11 +59,14 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if args.space is None or args.features is None:
             raise ConfigError("sweep needs --space FILE and --features DIR (or --resume DIR|URI)")
         result = run_sweep(args.space, args.features, name=args.experiment, tracking_uri=args.tracking_uri,
-                           storage_path=args.storage_path, address=args.address)
+                           storage_path=args.storage_path, address=args.address, verbose=args.verbose)
     print(format_result(result))
     if result.interrupted:
         return 130
-    return 0 if result.best_run_id else 1
+    if not result.best_run_id:
+        return 1
+    print_report(result)
+    return 0
 
 
 def format_result(result) -> str:
@@ -87,6 +90,13 @@ def format_result(result) -> str:
     return "\n".join(lines)
 
 
+def print_report(result) -> None:
+    """The sweep's results table, as its parent run's description and `emodistill report` show it."""
+    from emodistill.sweep.report import load_report, results_markdown
+
+    print(results_markdown(load_report(result.name, result.tracking_uri)), end="")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Corpus synth (small) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
     from emodistill.sweep import run_sweep
@@ -100,12 +110,13 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ConfigError(f"{space}: the smoke search space is missing; run the demo from a source checkout")
     tracking_uri = f"sqlite:///{out / 'mlruns.db'}"
     result = run_sweep(space, features, name="demo", tracking_uri=tracking_uri, storage_path=out / "sweeps",
-                       pool_cache_dir=out / "pool-cache", address=args.address)
+                       pool_cache_dir=out / "pool-cache", address=args.address, verbose=args.verbose)
     print(format_result(result))
     if result.interrupted:
         return 130
     if not result.best_run_id:
         return 1
+    print_report(result)
     generator = best_generator(result.name, metric=result.objective, tracking_uri=tracking_uri)
     sample = generator.write_sample(out / "synthetic.arrow", DEMO_SAMPLE_PPC, seed=0)
     print(f"sampled {DEMO_SAMPLE_PPC} utterances per class from the best generator: {sample}")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from torch import nn
+from tqdm.auto import tqdm
 
 from emodistill import storage
 from emodistill.distill.config import PoolConfig
@@ -63,10 +64,11 @@ def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig, progr
     steps = snapshot_steps(config)
     wanted = sorted(set(steps.values()))
     members = {}
-    for i in range(config.k):
+    # One bar for the pool, not one per downstream.
+    for i in tqdm(range(config.k), desc="L_SML pool", unit="downstream", disable=not progress):
         downstream_config = config.downstream.model_copy(update={"seed": config.downstream.seed + i})
-        log.info("pool: training downstream %d/%d (seed %d)", i + 1, config.k, downstream_config.seed)
-        result = train_downstream(train, dev, downstream_config, snapshot_steps=wanted, progress=progress)
+        log.debug("pool: training downstream %d/%d (seed %d)", i + 1, config.k, downstream_config.seed)
+        result = train_downstream(train, dev, downstream_config, snapshot_steps=wanted, progress=False)
         taken = dict(zip(wanted, result.snapshots))  # an early stop drops the last snapshots
         for point in config.points:
             name = f"seed{i}_{point}"

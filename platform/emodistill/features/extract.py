@@ -50,21 +50,19 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def extract_split(records: Sequence[Utterance], upstream: Upstream, desc: str,
-                  progress: bool = True) -> tuple[list[np.ndarray], float]:
-    """Frames of every record (in record order) and the seconds of audio they cover."""
+def extract_split(records: Sequence[Utterance], upstream: Upstream, bar: tqdm) -> tuple[list[np.ndarray], float]:
+    """Frames of every record (in record order) and the seconds of audio they cover; `bar` counts the records."""
     # Batching utterances of similar length keeps the padding, and its cost, small.
     order = sorted(range(len(records)), key=lambda i: _size(Path(records[i].path)))
     frames: list[np.ndarray | None] = [None] * len(records)
     seconds = 0.0
-    with tqdm(total=len(records), desc=desc, unit="utt", disable=not progress) as bar:
-        for start in range(0, len(order), upstream.batch_size):
-            chunk = order[start:start + upstream.batch_size]
-            wavs = [read_audio(records[i].path, upstream.sample_rate) for i in chunk]
-            seconds += sum(len(w) for w in wavs) / upstream.sample_rate
-            for i, out in zip(chunk, upstream.batch(wavs)):
-                frames[i] = out
-            bar.update(len(chunk))
+    for start in range(0, len(order), upstream.batch_size):
+        chunk = order[start:start + upstream.batch_size]
+        wavs = [read_audio(records[i].path, upstream.sample_rate) for i in chunk]
+        seconds += sum(len(w) for w in wavs) / upstream.sample_rate
+        for i, out in zip(chunk, upstream.batch(wavs)):
+            frames[i] = out
+        bar.update(len(chunk))
     return frames, seconds
 
 
@@ -94,9 +92,11 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
                        dim=upstream.dim, labels=list(labels), dtype=dtype)
     # Every split and the index go into a staging folder that replaces `out_dir` as a whole, and only once
     # all of them are written: a failure in a later split leaves the previous folder exactly as it was.
-    with atomic_path(out_dir) as staging:
+    total = sum(len(records) for records in splits.values())
+    with atomic_path(out_dir) as staging, tqdm(total=total, desc=f"features ({upstream.name})", unit="utt",
+                                               disable=not progress) as bar:
         staging.mkdir()
-        summaries = {split: _write_split(splits[split], upstream, replace(meta, split=split), staging, progress)
+        summaries = {split: _write_split(splits[split], upstream, replace(meta, split=split), staging, bar)
                      for split in SPLITS}
         index = write_index(staging, meta, summaries)
     log.info("wrote %s (dataset fingerprint %s)", out_dir, index["fingerprint"])
@@ -104,12 +104,12 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
 
 
 def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path,
-                 progress: bool) -> dict:
+                 bar: tqdm) -> dict:
     """Extract one split into `directory`/SPLIT.arrow; return its index entry."""
-    log.info("extracting %s: %d utterances with %s", meta.split, len(records), upstream.name)
-    frames, seconds = extract_split(records, upstream, meta.split, progress)
+    bar.set_postfix_str(meta.split)
+    frames, seconds = extract_split(records, upstream, bar)
     table = build_table(zip(records, frames), meta)
     summary = split_summary(table, write_table(table, directory / f"{meta.split}.arrow"), seconds)
-    log.info("extracted %s: %d utterances, %d frames, fingerprint %s", meta.split, table.num_rows,
-             summary["frames"], summary["fingerprint"])
+    log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", meta.split, table.num_rows,
+              summary["frames"], summary["fingerprint"])
     return summary

@@ -35,7 +35,9 @@ def connected(address: str | None = None) -> Iterator[None]:
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     if address == "local":
         keep_token_private()
-    log.info("Ray: %s, %d node(s), %s", address, len(alive_nodes()), ray.cluster_resources())
+    resources = ray.cluster_resources()
+    log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs", address, len(alive_nodes()), resources.get("CPU", 0),
+             resources.get("GPU", 0))
     try:
         yield
     finally:

@@ -287,14 +287,19 @@ def summary(report: SweepReport) -> str:
     return text
 
 
-def to_markdown(report: SweepReport) -> str:
-    """The report as markdown: the summary, the table and its legend."""
+def results_markdown(report: SweepReport) -> str:
+    """The table as markdown, with its legend."""
     header, rows = table(report)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return (f"## Sweep report: {report.experiment}\n\n{summary(report)}\n\n" + "\n".join(lines)
-            + f"\n\n{legend(report)}\n\nFigures: the parent run's artifacts {REPORT_DIR}/uar_vs_ppc.png and "
-              f"{REPORT_DIR}/learning_curves.png (and .svg).\n")
+    return "\n".join(lines) + f"\n\n{legend(report)}\n"
+
+
+def to_markdown(report: SweepReport) -> str:
+    """The report as markdown: the summary, the table and its legend, where the figures are."""
+    return (f"## Sweep report: {report.experiment}\n\n{summary(report)}\n\n{results_markdown(report)}\n"
+            f"Figures: the parent run's artifacts {REPORT_DIR}/uar_vs_ppc.png and {REPORT_DIR}/learning_curves.png "
+            "(and .svg).\n")
 
 
 def to_html(report: SweepReport, figures: dict[str, str]) -> str:

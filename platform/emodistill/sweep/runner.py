@@ -27,6 +27,7 @@ from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import dataset_fingerprint, load_splits, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
+from emodistill.sweep.progress import RoundReporter, legacy_tune_output
 from emodistill.sweep.report import BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report, sweep_report
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
@@ -79,10 +80,12 @@ class SweepResult:
 
 def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: str | None = None,
               tracking_uri: str | None = None, storage_path: str | Path | None = None,
-              pool_cache_dir: str | Path | None = None, address: str | None = None) -> SweepResult:
+              pool_cache_dir: str | Path | None = None, address: str | None = None,
+              verbose: bool = False) -> SweepResult:
     """Run a new sweep of `space` on the feature directory `features`, logging to MLflow; `storage_path` (Tune's
     checkpoints and the sweep's state, default ./sweeps) and `pool_cache_dir` (default under it) are folders or
-    storage URIs such as s3://bucket/sweeps."""
+    storage URIs such as s3://bucket/sweeps. It prints a line per evaluation round, or with `verbose` Tune's status
+    tables and results (a resumed sweep keeps the choice)."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
     base = trial_config(space, dict(space.base.overrides))
@@ -108,10 +111,13 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
                            run_config=tune.RunConfig(
                                name=run_name, storage_path=storage_root,
                                failure_config=tune.FailureConfig(max_failures=space.max_failures),
-                               checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
+                               checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=2 if verbose else 0,
+                               callbacks=[] if verbose else [RoundReporter(space, _rounds(base))]))
         record_state(tracking_client(uri), parent, experiment_path)  # tuner.pkl exists from here on
         log.info("sweep %s: %s (resume with `emodistill sweep --resume %s`)", name, experiment_path, experiment_path)
-        return _finish(state, space, tuner.fit(), experiment_path)
+        with legacy_tune_output():
+            results = tuner.fit()
+        return _finish(state, space, results, experiment_path)
 
 
 def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
@@ -142,7 +148,9 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
             # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
             tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
-            return _finish(state, space, tuner.fit(), experiment_path)
+            with legacy_tune_output():  # the output the sweep started with: its run config is restored too
+                results = tuner.fit()
+            return _finish(state, space, results, experiment_path)
     except Exception as exc:
         finish_run(client, state.parent_run_id, status="FAILED", reason=f"resume failed: {exc}")
         raise

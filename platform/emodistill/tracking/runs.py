@@ -85,7 +85,7 @@ def start_parent_run(experiment: str, sweep_name: str, params: Mapping[str, obje
         run_tags[FEATURES_TAG] = features
     run = client.create_run(experiment_id, tags=run_tags, run_name=sweep_name)
     log_params_flat(client, run.info.run_id, params)
-    log.info("sweep %s: parent run %s in experiment %r (%s)", sweep_name, run.info.run_id, experiment,
+    log.debug("sweep %s: parent run %s in experiment %r (%s)", sweep_name, run.info.run_id, experiment,
              client.tracking_uri)
     return run.info.run_id
 

@@ -1,0 +1,119 @@
+"""What a sweep prints while it runs: one line per evaluation round instead of Tune's status tables.
+
+Every trial reports once per evaluation round (`train.eval_every` generator steps) and once more with the scores of
+its chosen checkpoint. A round's line is printed when every trial of the sweep has reported it (or a later one), or
+ended: how many trials reported it, and the best and median objective with the best trial's name. Failed trials get
+a line each. `emodistill --verbose` runs Tune's own reporter instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ray import tune
+
+from emodistill.sweep.names import trial_name
+from emodistill.sweep.space import SearchSpace, trial_config, trial_overrides
+
+CHOSEN_KEY = "selected_step"  # only in a trial's last report, with its chosen checkpoint's scores
+
+
+class RoundReporter(tune.Callback):
+    """Prints one line per completed evaluation round, and one per failed trial."""
+
+    def __init__(self, space: SearchSpace, rounds: int):
+        self.space, self.rounds = space, rounds
+        self.total = 0  # trials the sweep will run
+        self.started = time.monotonic()
+        self.scores: dict[int, dict[str, float]] = {}  # round -> trial id -> objective
+        self.names: dict[str, str] = {}
+        self.ended: set[str] = set()
+        self.printed = 0
+        self.stepped = False
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info) -> None:
+        """Tune tells how many trials will run."""
+        self.total = total_num_samples or 0
+        self.started = time.monotonic()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        """Record an evaluation round's objective (the last report, the chosen scores, is no round)."""
+        if CHOSEN_KEY not in result:
+            self.names.setdefault(trial.trial_id, self._name(trial))
+            self.scores.setdefault(result["training_iteration"], {})[trial.trial_id] = result.get(
+                self.space.objective.metric, math.nan)
+            self._print_complete_rounds()
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        """Trials that had ended before a resume report nothing: they count as ended from the first step."""
+        if not self.stepped:
+            self.stepped = True
+            self.ended |= {trial.trial_id for trial in trials if trial.is_finished()}
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        """A trial that ends (finished, or stopped by the scheduler) reports no later round."""
+        self._end(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        """Say which trial failed; its MLflow run has the reason."""
+        print(f"trial {self._name(trial)} failed (its MLflow run has the reason)", flush=True)
+        self._end(trial)
+
+    def _end(self, trial) -> None:
+        self.ended.add(trial.trial_id)
+        self._print_complete_rounds()
+
+    def _name(self, trial) -> str:
+        """The trial's name, as its MLflow run has it."""
+        config = trial_config(self.space, trial_overrides(self.space, trial.config))
+        return trial_name(self.space, trial.config, config, trial.trial_id)
+
+    def _print_complete_rounds(self) -> None:
+        while self._complete(self.printed + 1):
+            self.printed += 1
+            if self.printed in self.scores:  # else reported before the sweep was resumed
+                print(self._line(self.printed), flush=True)
+
+    def _complete(self, round_: int) -> bool:
+        """No trial can report `round_` any more: each reported it or a later round, or ended."""
+        latest: dict[str, int] = {}
+        for reported, scores in self.scores.items():
+            for trial_id in scores:
+                latest[trial_id] = max(latest.get(trial_id, 0), reported)
+        past = {trial_id for trial_id, last in latest.items() if last >= round_} | self.ended
+        # A resumed sweep starts afresh here: its rounds before the resume were reported by the earlier run.
+        return len(past) >= self.total and any(reported >= round_ for reported in self.scores)
+
+    def _line(self, round_: int) -> str:
+        """`evaluation round 1/2 (1 min 20 s): 4 trial(s), dev_uar_ppc20 best 0.412 (gan_cnn · div_sml), median
+        0.300`."""
+        reported = self.scores[round_]
+        scores = {trial_id: value for trial_id, value in reported.items() if math.isfinite(value)}
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        of = f"/{self.rounds}" if round_ <= self.rounds else ""  # a trial may run longer than the base config
+        head = f"evaluation round {round_}{of} ({minutes} min {seconds} s): {len(reported)} trial(s)"
+        if not scores:
+            return head
+        best = max(scores, key=scores.get)
+        return (f"{head}, {self.space.objective.metric} best {scores[best]:.3f} ({self.names[best]}), "
+                f"median {statistics.median(scores.values()):.3f}")
+
+
+@contextmanager
+def legacy_tune_output() -> Iterator[None]:
+    """Tune's legacy console engine for the block: the new one (Ray's default) prints its configuration box,
+    TensorBoard hint and final table even at verbose=0, and ignores a custom reporter."""
+    previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["RAY_AIR_NEW_OUTPUT"]
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = previous
