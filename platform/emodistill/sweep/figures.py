@@ -69,8 +69,9 @@ def uar_by_budget(report: SweepReport) -> Figure:
     ax.grid(alpha=0.3)
     ax.set_xlabel("utterances per class (generated, balanced)")
     ax.set_ylabel("test UAR (%)")
-    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5),
-              title="bars: 95 % confidence interval", title_fontsize=8)
+    known = any(cell.half_width is not None for row in report.rows for cell in row.cells.values())
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title_fontsize=8,
+              title="bars: 95 % confidence interval" if known else "one trial, one repeat: no interval")
     # The figure's title, not the axes': centred over the legend too, so that a long sweep name is not cut.
     fig.suptitle(f"{report.experiment}: test UAR by budget")
     return fig

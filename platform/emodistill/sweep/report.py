@@ -15,6 +15,7 @@ import html
 import json
 import math
 import statistics
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest
 from emodistill.tracking.registry import CHAMPION
 from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
 from emodistill.tracking.store import reading_client
-from emodistill.tracking.trial import CURVE_PREFIX, PREDICTIONS_FILE
+from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 
 BASELINE_VARIANT = "baseline"
 SML_VARIANT = "sml"
@@ -100,8 +101,9 @@ class Predictions:
     def of(self, run_id: str) -> dict:
         """`{"y_true": [...], "ppc10": [...], ...}` of the run."""
         if run_id not in self.loaded:
-            path = self.client.download_artifacts(run_id, PREDICTIONS_FILE)
-            self.loaded[run_id] = json.loads(Path(path).read_text())
+            with tempfile.TemporaryDirectory(prefix="emodistill-predictions-") as scratch:
+                path = self.client.download_artifacts(run_id, PREDICTIONS_FILE, scratch)
+                self.loaded[run_id] = json.loads(Path(path).read_text())
         return self.loaded[run_id]
 
     def pvalues(self, ours: str, theirs: str) -> dict[str, float]:
@@ -190,8 +192,8 @@ def _mean_curve(client: MlflowClient, runs: list[Run], metric: str) -> list[tupl
     """(step, mean over `runs`) of a learning curve, at every step some run evaluated."""
     points: dict[int, list[float]] = {}
     for run in runs:
-        for m in client.get_metric_history(run.info.run_id, CURVE_PREFIX + metric):
-            points.setdefault(m.step, []).append(m.value)
+        for step, value in TrialRun(client, run.info.run_id, run.info.run_name).curve(metric):
+            points.setdefault(step, []).append(value)
     return [(step, statistics.fmean(values)) for step, values in sorted(points.items())]
 
 
