@@ -208,8 +208,9 @@ def test_sweep_prints_a_line_per_evaluation_round_and_per_failed_trial(smoke):
     assert [line.split(" (")[0] for line in rounds] == ["evaluation round 1/2", "evaluation round 2/2"] + [
         f"evaluation round {n}" for n in range(3, KILLED_TRIAL_STEPS // 2 + 1)]
     assert "trial(s), dev_uar_ppc20 best" in rounds[0] and "1 trial(s), dev_uar_ppc20 best" in rounds[-1]
-    assert printed.count("trial gan_cnn · diverge failed (its MLflow run has the reason)") == 1
-    assert len(printed) == len(rounds) + 1, printed
+    # Besides them: the failed trial, and Ray's notice of the worker this test killed; no Tune table.
+    others = [line for line in printed if line not in rounds and "(raylet)" not in line]
+    assert others == ["trial gan_cnn · diverge failed (its MLflow run has the reason)"], printed
 
 
 def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -88,6 +89,8 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     tables and results (a resumed sweep keeps the choice)."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
     name = name or space.name
+    if not verbose:  # Optuna announces each study it creates, at INFO on a handler of its own
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = trial_config(space, dict(space.base.overrides))
     meta = read_index(features)["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
