@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emodistill import generator
-from emodistill.distill import Normalization, RealBatches, distill, load_config, train_pool
+from emodistill.distill import Distiller, Normalization, RealBatches, distill, load_config, train_pool
 from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
 from emodistill.distill.data import crop_or_repeat
 from emodistill.downstream import DownstreamConfig, predict, train_downstream
@@ -219,3 +219,18 @@ def test_sml_without_pool_trains_and_caches_one(splits, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="emodistill.distill.pool"):
         distill(train, dev, config, tmp_path / "b", pool_cache_dir=tmp_path / "pools", progress=False)
     assert "reusing pool from" in caplog.text
+
+
+def test_linear_lr_decay_falls_to_zero_at_the_last_step(splits):
+    train, _ = splits
+    config = load_config("micro", MICRO + ["train.steps=4", "optim.lr_decay=linear", "optim.lr_g=0.4",
+                                           "optim.lr_d=0.2"])
+    run = Distiller(train, config, [])
+    seen = []
+    for _ in range(4):
+        run.train_step()
+        seen.append((run.opt_g.param_groups[0]["lr"], run.opt_d.param_groups[0]["lr"]))
+    assert seen == [pytest.approx((0.4 * f, 0.2 * f)) for f in (1.0, 0.75, 0.5, 0.25)]
+    plain = Distiller(train, load_config("micro", MICRO + ["optim.lr_g=0.4"]), [])
+    plain.train_step()
+    assert plain.opt_g.param_groups[0]["lr"] == 0.4

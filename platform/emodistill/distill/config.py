@@ -55,6 +55,8 @@ class OptimConfig(BaseModel):
     n_critic: PositiveInt = 5  # critic steps per generator step
     batch_size: PositiveInt = 32
     gp_every: PositiveInt = 1  # compute the penalty on every k-th critic step only (scaled by k)
+    # Beyond the paper ("none" in its configuration): "linear" decays both learning rates to 0 at train.steps.
+    lr_decay: Literal["none", "linear"] = "none"
 
     @field_validator("betas")
     @classmethod

@@ -185,8 +185,18 @@ class Distiller:
         for averaged, current in zip(self.G_ema.parameters(), self.G.parameters()):
             averaged.lerp_(current, 1.0 - self.config.train.ema)
 
+    def _set_learning_rates(self) -> None:
+        """optim.lr_decay "linear": both learning rates fall from their set value to 0 at train.steps."""
+        if self.config.optim.lr_decay == "none":
+            return
+        factor = max(0.0, 1.0 - self.step / self.config.train.steps)
+        for optimizer, lr in ((self.opt_g, self.config.optim.lr_g), (self.opt_d, self.config.optim.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * factor
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """n_critic critic updates, then one generator update; returns the latest value of every term."""
+        self._set_learning_rates()  # a function of the step alone: nothing to checkpoint
         self.step += 1
         n_critic = self.config.optim.n_critic
         for i in range(n_critic):
