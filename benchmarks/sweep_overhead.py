@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the feature-table builder the sweep tests use
 
 from emodistill.distill.pool import train_pool  # noqa: E402
-from emodistill.distill.trainer import Hooks, distill  # noqa: E402
+from emodistill.distill.trainer import distill  # noqa: E402
 from emodistill.downstream import DownstreamConfig  # noqa: E402
 from emodistill.evaluate.protocol import evaluate_generator, train_reference  # noqa: E402
 from emodistill.features.store import load_splits  # noqa: E402
@@ -62,14 +62,14 @@ def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> floa
     config = trial_config(space, trial_overrides(space, {"variant": "baseline"}))
     eval_config = space.evaluation.eval_config(config.model.arch)
 
-    def on_eval(step, generator):
+    def evaluate(step, generator):
         with torch.enable_grad():
             return evaluate_generator(generator, splits, eval_config, reference, progress=False).metrics
 
     pool = train_pool(splits["train"], splits["dev"], config.pool) if config.loss.lambda_sml > 0 else None
     for i in range(trials):
-        distill(splits["train"], splits["dev"], config, out / f"loop{i}", pool=pool, hooks=Hooks(on_eval=on_eval),
-                progress=False)
+        distill(splits["train"], splits["dev"], config, out / f"loop{i}", pool=pool, evaluate=evaluate,
+                select=space.objective.metric, progress=False)
     return time.perf_counter() - started
 
 
