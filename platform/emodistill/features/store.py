@@ -302,6 +302,13 @@ def load_splits(directory: str | Path, fold: int | None = None) -> dict[str, Fea
     return split_fold(tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"))
 
 
+def train_bytes(directory: str | Path, train: FeatureSet) -> int:
+    """What the real training split takes: its file's bytes for fixed splits, its frames' bytes for a fold (whose
+    split has no file of its own)."""
+    index = read_index(directory)
+    return train.nbytes if "folds" in index else index["splits"]["train"]["bytes"]
+
+
 def split_fold(table: pa.Table, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
     """Fold `fold`'s train/dev/test views of the whole-corpus `table` (no frame copied)."""
     corpus = FeatureSet.from_table(table, source)
