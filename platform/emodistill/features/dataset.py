@@ -121,11 +121,3 @@ class FeatureSet:
             utt_ids=tuple(self.utt_ids[i] for i in index),
             meta=self.meta,
         )
-
-    def contiguous(self) -> FeatureSet:
-        """The same utterances stored back to back in a buffer of their own (a copy unless already so)."""
-        if self.is_packed() and (not len(self) or (self.starts[0] == 0 and self.ends[-1] == len(self.frames))):
-            return self
-        frames = self.frames[self.frame_rows()]
-        return FeatureSet.packed(frames, np.concatenate([[0], np.cumsum(self.lengths)]), self.labels,
-                                 self.label_names, self.speakers, self.utt_ids, self.meta)

@@ -16,7 +16,7 @@ from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.errors import ConfigError, CorpusError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import (CORPUS, SPLITS, build_table, check_replaceable, split_summary,
+from emodistill.features.store import (CORPUS, SPLITS, build_table, check_replaceable, default_fold, split_summary,
                                       write_index, write_table)
 from emodistill.features.upstream import Upstream
 from emodistill.files import atomic_path
@@ -118,17 +118,38 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         staging.mkdir()
         # The whole-corpus table's metadata names no split: a fold's splits are chosen when it is loaded.
         summaries = {name: _write_split(records, upstream, replace(meta, split=None if folds else name), staging,
-                                        name, bar) for name, records in splits.items()}
+                                        name, bar, folds) for name, records in splits.items()}
         index = write_index(staging, meta, summaries, folds)
     log.info("wrote %s (dataset fingerprint %s)", out_dir, index["fingerprint"])
     return index
 
 
+def extract_in_groups(records: Sequence[Utterance], groups: Sequence[np.ndarray], upstream: Upstream,
+                      bar: tqdm) -> tuple[list[np.ndarray], float]:
+    """Frames of every record (in record order), each group of positions batched apart from the others."""
+    frames: list[np.ndarray | None] = [None] * len(records)
+    seconds = 0.0
+    for group in groups:
+        out, taken = extract_split([records[i] for i in group], upstream, bar)
+        seconds += taken
+        for i, one in zip(group, out):
+            frames[i] = one
+    return frames, seconds
+
+
 def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path, name: str,
-                 bar: tqdm) -> dict:
+                 bar: tqdm, folds: dict | None = None) -> dict:
     """Extract one table into `directory`/NAME.arrow; return its index entry."""
     bar.set_postfix_str(name)
-    frames, seconds = extract_split(records, upstream, bar)
+    if folds is None:
+        frames, seconds = extract_split(records, upstream, bar)
+    else:
+        # Batched as fold 1's train, dev and test were when they were extracted as tables of their own: an HF
+        # model's output depends on the padding its batch gets, so fold 1's features stay what they were.
+        first = default_fold([int(s) for s in folds["sessions"]])
+        groups = fold_index([r.utt_id for r in records], [r.session for r in records], first, folds["dev_fraction"],
+                            folds["seed"])
+        frames, seconds = extract_in_groups(records, groups, upstream, bar)
     table = build_table(zip(records, frames), meta)
     summary = split_summary(table, write_table(table, directory / f"{name}.arrow"), seconds)
     log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", name, table.num_rows,

@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +216,11 @@ def fold_sessions(index: dict) -> list[int] | None:
     return sorted(int(s) for s in index["folds"]["sessions"]) if "folds" in index else None
 
 
+def default_fold(sessions: list[int]) -> int:
+    """The fold a run takes when none is named: 1 (SUPERB's and the paper's), else the first session."""
+    return 1 if 1 in sessions else min(sessions)
+
+
 def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | None:
     """The fold a run on `directory` uses: `fold`, or 1 (its first session) when not given; None for fixed splits,
     which refuse a fold."""
@@ -227,7 +232,7 @@ def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | 
                               f"{fold}; extract the corpus again without a split column to choose folds")
         return None
     if fold is None:
-        return 1 if 1 in sessions else sessions[0]
+        return default_fold(sessions)
     if fold not in sessions:
         raise ConfigError(f"{directory}: no fold {fold} (fold K tests on session K; sessions: {sessions})")
     return fold
@@ -312,4 +317,6 @@ def train_bytes(directory: str | Path, train: FeatureSet) -> int:
 def split_fold(table: pa.Table, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
     """Fold `fold`'s train/dev/test views of the whole-corpus `table` (no frame copied)."""
     corpus = FeatureSet.from_table(table, source)
-    return {split: corpus.subset(rows) for split, rows in fold_rows(table, folds, fold).items()}
+    # Each view names its split, as a split's own table does (a generator records the metadata it learnt from).
+    return {split: replace(corpus.subset(rows), meta=replace(corpus.meta, split=split))
+            for split, rows in fold_rows(table, folds, fold).items()}

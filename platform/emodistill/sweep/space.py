@@ -23,6 +23,7 @@ from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.evaluate.protocol import EvalConfig
+from emodistill.features.store import default_fold
 
 VARIANT_KEY = "variant"
 FOLD_KEY = "fold"  # a trial's fold, in its Tune config when the space lists several
@@ -219,7 +220,7 @@ class SearchSpace(_Strict):
                                   f"sessions, but {features} has splits fixed when it was extracted")
             return [None]
         if self.folds is None:
-            return [1 if 1 in sessions else sessions[0]]
+            return [default_fold(sessions)]
         missing = [fold for fold in self.folds if fold not in sessions]
         if missing:
             raise ConfigError(f"search space {self.name}: folds {missing} are not sessions of {features} "
