@@ -292,6 +292,7 @@ def test_five_fold_sweep_runs_every_setting_on_every_fold_and_aggregates_across_
     references = {int(r.data.params["fold"]): r for r in client.search_runs(
         [result.experiment_id], "tags.`emodistill.kind` = 'baseline'")}
     assert sorted(references) == [1, 2, 3, 4, 5]
+    assert len(list((tmp_path / "s" / "pool-cache").iterdir())) == 5  # a pool per fold, never shared
     for name, run in runs.items():
         fold = int(name.rsplit(" ", 1)[1])
         assert run.data.params["fold"] == str(fold) == str(result.trials[name]["fold"])

@@ -222,8 +222,8 @@ def default_fold(sessions: list[int]) -> int:
 
 
 def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | None:
-    """The fold a run on `directory` uses: `fold`, or 1 (its first session) when not given; None for fixed splits,
-    which refuse a fold."""
+    """The fold a run on `directory` uses: `fold`, or default_fold when not given; None for fixed splits, which
+    refuse a fold."""
     sessions = fold_sessions(index)
     if sessions is None:
         if fold is not None:
