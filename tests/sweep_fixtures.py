@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from emodistill.features.store import SPLITS, build_table, split_summary, write_index, write_table
+from emodistill.features.store import CORPUS, SPLITS, build_table, split_summary, write_index, write_table
 from toy import LABELS, toy_meta
 
 DIM = 16
@@ -35,6 +35,27 @@ def make_feature_dir(directory: Path, seed: int = 0, sizes: dict[str, int] = SPL
         table = build_table(items, meta)
         summaries[split] = split_summary(table, write_table(table, directory / f"{split}.arrow"))
     write_index(directory, meta, summaries)
+    return directory
+
+
+def make_corpus_dir(directory: Path, seed: int = 0, sessions: int = 5, per_session: int = 12, dim: int = DIM,
+                    frames: tuple[int, int] = (24, 48), dev_fraction: float = 0.2) -> Path:
+    """A whole-corpus table with `sessions` sessions (folds chosen at load), frames as in make_feature_dir."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 1.0, (len(LABELS), dim))
+    meta = toy_meta(dim)
+    items = []
+    for session in range(1, sessions + 1):
+        for i in range(per_session):
+            label = i % len(LABELS)
+            values = centres[label] + rng.normal(0.0, 0.5, (int(rng.integers(*frames)), dim)).astype(np.float32)
+            items.append(({"utt_id": f"s{session}_{i:03d}", "speaker": f"spk{session}{i % 2}", "label": LABELS[label],
+                           "session": session}, values))
+    table = build_table(items, meta)
+    summary = split_summary(table, write_table(table, directory / f"{CORPUS}.arrow"))
+    folds = {"sessions": {str(s): per_session for s in range(1, sessions + 1)}, "dev_fraction": dev_fraction,
+             "seed": 0}
+    write_index(directory, meta, {CORPUS: summary}, folds)
     return directory
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emodistill import generator
 from emodistill.cli.main import main
-from sweep_fixtures import make_feature_dir
+from sweep_fixtures import make_corpus_dir, make_feature_dir
 
 MICRO = ["--set", "model.frames=16", "--set", "optim.batch_size=8", "--set", "optim.n_critic=1",
          "--set", "train.steps=2", "--set", "train.device=cpu"]
@@ -45,3 +45,28 @@ def test_distill_command_rejects_a_zero_selection_budget(tmp_path, capsys):
     features = make_feature_dir(tmp_path / "features")
     assert main(["distill", "--features", str(features), "--config", "micro", "--select-ppc", "0"]) == 2
     assert "--select-ppc must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_distill_command_trains_on_the_fold_it_is_given_and_resumes_only_on_it(tmp_path, capsys):
+    features = make_corpus_dir(tmp_path / "features", sessions=3, per_session=8)
+    run = ["distill", "--features", str(features), "--config", "micro", *MICRO, "--out", str(tmp_path / "run")]
+    assert main([*run, "--fold", "2", "--set", "train.checkpoint_every=1"]) == 0
+    capsys.readouterr()
+    trained_on = generator.load(tmp_path / "run" / "generator").config["feature_meta"]
+    assert trained_on["corpus"] == "toy"
+    # A resume on another fold (other training utterances) is refused in one line; on the same fold it goes on.
+    assert main([*run, "--fold", "3", "--resume", "--set", "train.steps=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resume with the feature folder (and fold) it was trained on" in err
+    assert main([*run, "--fold", "2", "--resume", "--set", "train.steps=3"]) == 0
+    assert generator.load(tmp_path / "run" / "generator").config["metrics"]["steps"] == 3
+
+
+def test_distill_command_fold_errors_are_one_line(tmp_path, capsys):
+    folds = make_corpus_dir(tmp_path / "folds", sessions=3, per_session=8)
+    assert main(["distill", "--features", str(folds), "--config", "micro", "--fold", "4"]) == 2
+    assert "folds: no fold 4 (fold K tests on session K; sessions: [1, 2, 3])" in capsys.readouterr().err
+    fixed = make_feature_dir(tmp_path / "fixed")
+    assert main(["distill", "--features", str(fixed), "--config", "micro", "--fold", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its splits were fixed when it was extracted" in err

@@ -27,9 +27,9 @@ def toy_set(n: int, seed: int, lengths=(3, 12), dtype: str = "float32") -> Featu
     frames = rng.normal(0, 1, (n_frames.sum(), DIM))
     frames[np.arange(len(frames)), np.repeat(labels, n_frames)] += 3.0
     meta = toy_meta(DIM, labels=LABELS, upstream="toy", dtype=dtype)
-    return FeatureSet(frames=frames.astype(dtype), offsets=np.concatenate([[0], np.cumsum(n_frames)]),
-                      labels=labels, label_names=LABELS, speakers=tuple(f"spk{i % 2}" for i in range(n)),
-                      utt_ids=tuple(f"utt{i}" for i in range(n)), meta=meta)
+    return FeatureSet.packed(frames=frames.astype(dtype), offsets=np.concatenate([[0], np.cumsum(n_frames)]),
+                             labels=labels, label_names=LABELS, speakers=tuple(f"spk{i % 2}" for i in range(n)),
+                             utt_ids=tuple(f"utt{i}" for i in range(n)), meta=meta)
 
 
 def as_table(fs: FeatureSet) -> pa.Table:
@@ -37,7 +37,7 @@ def as_table(fs: FeatureSet) -> pa.Table:
     schema = feature_schema(fs.meta)
     float_type = schema.field("features").type.value_type.value_type
     frames = pa.FixedSizeListArray.from_arrays(pa.array(fs.frames.ravel(), float_type), fs.dim)
-    features = pa.ListArray.from_arrays(pa.array(fs.offsets, pa.int32()), frames)
+    features = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], fs.ends]), pa.int32()), frames)
     columns = {"utt_id": list(fs.utt_ids), "speaker": list(fs.speakers), "gender": [None] * len(fs),
                "session": [None] * len(fs), "label": [fs.label_names[i] for i in fs.labels],
                "n_frames": fs.lengths.tolist(), "features": features}

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from emodistill.cli.main import main
+from emodistill.features.store import load_splits
 from evaluate_helpers import micro_generator, write_feature_dir
+from sweep_fixtures import make_corpus_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -56,6 +58,20 @@ def test_baselines_alone(inputs, tmp_path, capsys):
     report = json.loads((tmp_path / "results.json").read_text())
     assert [s["kind"] for s in report["sources"]] == ["baseline", "baseline", "baseline"]
     assert "herding (baseline)" in capsys.readouterr().out
+
+
+def test_baselines_on_a_fold(tmp_path, capsys):
+    features = make_corpus_dir(tmp_path / "features", sessions=3, per_session=8)
+    code = main(["baselines", "--features", str(features), "--fold", "3", "--budgets", "1", "--repeats", "1",
+                 "--downstream-steps", "2", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert report["features"] == f"{features} (fold 3)"
+    assert report["cost"]["size"]["feature_bytes"] == load_splits(features, 3)["train"].nbytes
+    capsys.readouterr()
+    assert main(["baselines", "--features", str(features), "--fold", "7", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no fold 7 (fold K tests on session K; sessions: [1, 2, 3])" in err
 
 
 @pytest.mark.parametrize("argv, message", [

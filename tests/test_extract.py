@@ -13,9 +13,10 @@ import soundfile as sf
 from emodistill.cli.main import main
 from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import Utterance
-from emodistill.errors import CorpusError, FeatureTableError
+from emodistill.corpora.folds import leave_one_session_out
+from emodistill.errors import ConfigError, CorpusError, FeatureTableError
 from emodistill.features.extract import extract_features
-from emodistill.features.store import dataset_fingerprint, load_splits, open_splits
+from emodistill.features.store import dataset_fingerprint, load_splits, open_splits, read_index
 from emodistill.features.upstream import make_upstream
 
 # (file, label, speaker, session, gender, seconds, sample rate): sessions 1-3, so fold 1 tests on session 1.
@@ -60,22 +61,70 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_extract_end_to_end(corpus, tmp_path):
     out = tmp_path / "features"
-    index = extract_features(records(corpus), make_upstream("fbank"), out, "toy", test_session=1, dev_fraction=0.25,
-                             progress=False)
-    sets = load_splits(out)
+    index = extract_features(records(corpus), make_upstream("fbank"), out, "toy", dev_fraction=0.25, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.arrow", "features.json"]  # the corpus, once
+    sets = load_splits(out)  # fold 1
     assert sorted(sets["test"].utt_ids) == ["s1a", "s1b"]
     assert len(sets["train"]) == 3 and len(sets["dev"]) == 1
     seconds = {c[0].removesuffix(".wav"): c[5] for c in CORPUS}
     for fs in sets.values():
         assert [fbank_frames(seconds[u]) for u in fs.utt_ids] == list(fs.lengths)
         assert fs.meta.corpus == "toy" and fs.meta.dim == 80 and fs.meta.frame_rate == 100.0
-    assert index["splits"]["test"]["counts"] == {"neu": 1, "hap": 0, "ang": 1, "sad": 0}
-    assert index["splits"]["test"]["seconds"] == pytest.approx(0.55)
-    assert index["splits"]["test"]["frames"] == fbank_frames(0.3) + fbank_frames(0.25)
+    corpus_entry = index["tables"]["corpus"]
+    assert corpus_entry["counts"] == {"neu": 2, "hap": 2, "ang": 1, "sad": 1} and corpus_entry["utterances"] == 6
+    assert corpus_entry["seconds"] == pytest.approx(sum(c[5] for c in CORPUS))
+    assert corpus_entry["frames"] == sum(fbank_frames(c[5]) for c in CORPUS)
+    assert index["folds"] == {"sessions": {"1": 2, "2": 2, "3": 2}, "dev_fraction": 0.25, "seed": 0}
     assert json.loads((out / "features.json").read_text()) == index
     again = extract_features(records(corpus), make_upstream("fbank"), tmp_path / "again", "toy", dev_fraction=0.25,
                              progress=False)
-    assert again["fingerprint"] == index["fingerprint"] == dataset_fingerprint(out)
+    assert again["fingerprint"] == index["fingerprint"]
+    # Each fold has its own fingerprint (checkpoints and pool caches are keyed by it); fold 1 is the default.
+    fingerprints = [dataset_fingerprint(out, fold) for fold in (1, 2, 3)]
+    assert len(set(fingerprints)) == 3 and dataset_fingerprint(out) == fingerprints[0]
+
+
+@pytest.mark.parametrize("dev_fraction, seed", [(0.25, 0), (0.5, 3)])
+def test_every_fold_is_leave_one_session_out_of_the_records(corpus, tmp_path, dev_fraction, seed):
+    """A fold chosen at load has the members and the row order leave_one_session_out gives the records (so fold 1
+    is the split extraction used to write), and its splits are views of the one table: no frame is copied."""
+    out = tmp_path / "features"
+    recs = records(corpus)
+    extract_features(recs, make_upstream("fbank"), out, "toy", dev_fraction=dev_fraction, seed=seed, progress=False)
+    total = sum(fbank_frames(c[5]) for c in CORPUS)
+    for fold in (1, 2, 3):
+        expected = leave_one_session_out(recs, fold, dev_fraction, seed)
+        sets, tables = load_splits(out, fold), open_splits(out, fold)
+        for split in ("train", "dev", "test"):
+            ids = [r.utt_id for r in getattr(expected, split)]
+            assert list(sets[split].utt_ids) == ids == tables[split].column("utt_id").to_pylist(), (fold, split)
+            # One memory map of the whole table under all three splits, not a copy of the split's frames.
+            assert sets[split].frames is sets["train"].frames and len(sets[split].frames) == total
+            assert not sets[split].frames.flags.owndata
+            for i, table_frames in enumerate(tables[split].column("features").to_pylist()):
+                np.testing.assert_array_equal(sets[split].utterance(i), np.asarray(table_frames, np.float32))
+
+
+def test_fold_choice_errors_are_one_line(corpus, tmp_path):
+    out = tmp_path / "features"
+    extract_features(records(corpus), make_upstream("fbank"), out, "toy", progress=False)
+    with pytest.raises(ConfigError, match=r"features: no fold 4 \(fold K tests on session K; sessions: \[1, 2, 3\]\)"):
+        load_splits(out, 4)
+    fixed = tmp_path / "fixed"
+    recs = records(corpus)
+    extract_features({"train": recs[:3], "dev": recs[3:4], "test": recs[4:]}, make_upstream("fbank"), fixed, "toy",
+                     progress=False)
+    assert {s: len(fs) for s, fs in load_splits(fixed).items()} == {"train": 3, "dev": 1, "test": 2}
+    assert dataset_fingerprint(fixed) == json.loads((fixed / "features.json").read_text())["fingerprint"]
+    with pytest.raises(ConfigError, match="fixed: its splits were fixed when it was extracted .* so it has no fold 2"):
+        load_splits(fixed, 2)
+
+
+def test_a_corpus_whose_folds_lack_a_split_fails_before_extraction(corpus, tmp_path):
+    recs = [r for r in records(corpus) if r.session != 3]
+    with pytest.raises(CorpusError, match="fold 1 \\(test session 1\\) has no dev utterances"):
+        extract_features(recs, make_upstream("fbank"), tmp_path / "f", "toy", dev_fraction=0.0, progress=False)
+    assert not (tmp_path / "f").exists()
 
 
 def test_extract_predefined_splits_and_row_order(corpus, tmp_path):
@@ -150,15 +199,17 @@ def test_cli_extract_and_info(corpus, tmp_path, capsys):
     code, stdout, _ = run(["features", "extract", "--corpus", str(corpus), "--out", str(out),
                            "--dtype", "float16", "--dev-fraction", "0.25", "--seed", "3"], capsys)
     assert code == 0
-    fingerprint = dataset_fingerprint(out)
+    fingerprint = read_index(out)["fingerprint"]  # the directory's; each fold's differs (dataset_fingerprint)
     assert f"dataset fingerprint {fingerprint}" in stdout and "corpus toy, upstream fbank" in stdout
-    assert "2 utts (neu=1 hap=0 ang=1 sad=0)" in stdout and "float16" in stdout
+    assert "6 utts (neu=2 hap=2 ang=1 sad=1)" in stdout and "float16" in stdout
+    assert "folds 1, 2, 3 (utterances per session 1: 2, 2: 2, 3: 2): fold K tests on session K, the others cut " \
+           "0.75/0.25 into train/dev (seed 3)" in stdout
     code, info, _ = run(["features", "info", str(out)], capsys)
     assert code == 0 and info == stdout
     code, _, _ = run(["features", "extract", "--corpus", str(corpus / "corpus.csv"), "--out", str(out),
-                      "--test-session", "2", "--corpus-name", "named"], capsys)
+                      "--corpus-name", "named"], capsys)
     assert code == 0 and load_splits(out)["test"].meta.corpus == "named"
-    assert sorted(load_splits(out)["test"].utt_ids) == ["s2a", "s2b"]
+    assert sorted(load_splits(out, fold=2)["test"].utt_ids) == ["s2a", "s2b"]
 
 
 def test_cli_refuses_a_split_column_without_dev_rows(corpus, tmp_path, capsys):
@@ -188,7 +239,6 @@ def test_cli_errors(corpus, tmp_path, capsys):
     fails(extract + [str(bad_label)], "unknown label 'fru'")
     fails(extract + [str(corpus), "--layer", "3"],
           "--model, --layer, --batch-size and --allow-pickle apply to --upstream hf only")
-    fails(extract + [str(corpus), "--test-session", "9"], "no records in test session 9")
     fails(["features", "info", str(tmp_path / "none")], "none: feature directory not found")
     fails(["features", "info", str(corpus)], "features.json: index not found")
     (corpus / "s3b.wav").unlink()

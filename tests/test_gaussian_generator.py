@@ -45,7 +45,7 @@ def test_samples_follow_the_class_means_and_spreads_of_the_real_utterances():
         np.testing.assert_allclose(of_class.mean(axis=0), CENTRES[c], atol=0.2)
         # The spread of the utterance means is the 0.5 offsets, not the frames' 1.0 (plus 1/sqrt(400) of it).
         np.testing.assert_allclose(of_class.std(axis=0), np.hypot(0.5, 1 / 20), rtol=0.25)
-    frames = synthetic.frames[synthetic.offsets[0]:synthetic.offsets[1]]
+    frames = synthetic.utterance(0)
     assert 0.8 < float((frames - frames.mean(axis=0)).std()) < 1.2  # frames scatter ± 1 around the centre
 
 

@@ -226,7 +226,7 @@ def test_sample_features_are_the_sampled_table_without_arrow(tmp_path):
     direct = gen.sample_features(3, balanced=False, seed=4, batch_size=5)
     via_table = FeatureSet.from_table(gen.sample(3, balanced=False, seed=4, batch_size=5))
     np.testing.assert_array_equal(direct.frames, via_table.frames)
-    np.testing.assert_array_equal(direct.offsets, via_table.offsets)
+    np.testing.assert_array_equal(direct.starts, via_table.starts)
     np.testing.assert_array_equal(direct.labels, via_table.labels)
     assert direct.utt_ids == via_table.utt_ids and direct.speakers == via_table.speakers
     assert direct.label_names == via_table.label_names and direct.meta.split == "synthetic"

@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -22,10 +23,12 @@ from mlflow import MlflowClient
 from emodistill import best_generator
 from emodistill.cli.main import main
 from emodistill.features.schema import validate_table
+from emodistill.features.store import load_splits
 from emodistill.sweep import run_sweep
+from emodistill.sweep.report import load_report
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
 from emodistill.tracking.registry import champion_run_id
-from sweep_fixtures import LABELS, make_feature_dir, micro_space, processed_reports
+from sweep_fixtures import LABELS, make_corpus_dir, make_feature_dir, micro_space, processed_reports
 
 pytestmark = pytest.mark.slow
 # The killed trial reports every 2 steps and is killed after its second report: leave it steps to lose.
@@ -100,25 +103,44 @@ def _processed_reports(trial_dir: Path) -> list[dict]:
         return []
 
 
-def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, tmp_path):
-    copy = shutil.copytree(features, tmp_path / "features")
-    shared = share_inputs(copy)
+@pytest.fixture(scope="module")
+def corpus_features(tmp_path_factory):
+    """A whole-corpus table of 5 sessions of 12 utterances: folds chosen at load."""
+    return make_corpus_dir(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.mark.parametrize("layout, table, folds, sizes", [
+    ("fixed splits", "train", [None], {"train": 32, "dev": 12, "test": 16}),
+    ("whole corpus", "corpus", [1, 3, 5], {"train": 38, "dev": 10, "test": 12}),
+])
+def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, corpus_features, tmp_path,
+                                                                     layout, table, folds, sizes):
+    source = features if layout == "fixed splits" else corpus_features
+    copy = shutil.copytree(source, tmp_path / "features")
+    shared = share_inputs(copy, folds)
     shutil.rmtree(copy)  # trials must not need the files any more
+    # Features with folds are shared as their one table, whatever the number of folds.
+    assert set(shared.tables) == ({"train", "dev", "test"} if table == "train" else {"corpus"})
 
     @ray.remote
-    def inspect(shared):
-        data = ray.get(shared.tables["train"])
+    def inspect(shared, fold):
+        data = ray.get(shared.tables[table])
         frames = table_from_buffer(data).column("features").chunk(0).flatten().flatten()
         address = frames.buffers()[1].address
-        splits = open_shared_splits(shared)
-        view = splits["train"].frames  # what the trainer reads: must be the object store's bytes, not a copy
+        splits = open_shared_splits(shared, fold)
         start, end = data.ctypes.data, data.ctypes.data + data.nbytes
-        return (start <= address < end, start <= view.ctypes.data and view.ctypes.data + view.nbytes <= end,
-                data.flags.writeable, {name: len(fs) for name, fs in splits.items()})
+        # What the trainer reads (a fold's view of the whole table): the object store's bytes, not a copy.
+        views = [fs.frames for name, fs in splits.items() if table == "corpus" or name == "train"]
+        return (start <= address < end, all(start <= v.ctypes.data and v.ctypes.data + v.nbytes <= end for v in views),
+                data.flags.writeable, {name: len(fs) for name, fs in splits.items()},
+                {name: fs.utt_ids for name, fs in splits.items()})
 
-    table_inside, frames_inside, writeable, sizes = ray.get(inspect.remote(shared))
-    assert table_inside and frames_inside and not writeable
-    assert sizes == {"train": 32, "dev": 12, "test": 16}
+    for fold in folds:
+        table_inside, frames_inside, writeable, got, utt_ids = ray.get(inspect.remote(shared, fold))
+        assert table_inside and frames_inside and not writeable
+        assert got == sizes
+        if fold is not None:
+            assert {name: fs.utt_ids for name, fs in load_splits(corpus_features, fold).items()} == utt_ids
 
 
 def test_smoke_sweep_logs_every_trial(smoke):
@@ -247,3 +269,54 @@ def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features
     assert client.get_metric_history(run.info.run_id, "resumed_from_step")[0].value >= 2
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")]
     assert steps.count(1) == 1 and max(steps) == INTERRUPTED_TRIAL_STEPS
+
+
+def test_five_fold_sweep_runs_every_setting_on_every_fold_and_aggregates_across_folds(cluster, corpus_features,
+                                                                                    tmp_path):
+    """Baseline and +L_SML on folds 1-5 (micro: one evaluation round at 10 per class): a trial per setting and fold,
+    a pool and a reference per fold, the report's mean ± std over folds beside each fold's value."""
+    space = micro_space(tmp_path / "space.yaml", folds=[1, 2, 3, 4, 5],
+                        objective={"metric": "dev_uar_ppc10", "mode": "max"})
+    data = yaml.safe_load(space.read_text())
+    data["base"]["overrides"].update({"train.steps": 2, "train.eval_every": 2})
+    data["evaluation"]["budgets"] = [10]
+    data["search"]["variants"] = {k: v for k, v in data["search"]["variants"].items() if k in ("baseline", "sml")}
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = run_sweep(space, corpus_features, name="folds-test", tracking_uri=uri, storage_path=tmp_path / "s")
+    client = MlflowClient(uri)
+    runs = {name: client.get_run(t["run_id"]) for name, t in result.trials.items()}
+    assert sorted(runs) == sorted(f"gan_cnn · {v} · fold {k}" for v in ("baseline", "sml") for k in range(1, 6))
+    assert {run.info.status for run in runs.values()} == {"FINISHED"}
+    references = {int(r.data.params["fold"]): r for r in client.search_runs(
+        [result.experiment_id], "tags.`emodistill.kind` = 'baseline'")}
+    assert sorted(references) == [1, 2, 3, 4, 5]
+    assert len(list((tmp_path / "s" / "pool-cache").iterdir())) == 5  # a pool per fold, never shared
+    for name, run in runs.items():
+        fold = int(name.rsplit(" ", 1)[1])
+        assert run.data.params["fold"] == str(fold) == str(result.trials[name]["fold"])
+        assert run.data.tags["mcnemar.reference"] == references[fold].info.run_id
+        if "sml" in name:  # compared with the Baseline of its own fold
+            assert run.data.tags["mcnemar.baseline"] == runs[f"gan_cnn · baseline · fold {fold}"].info.run_id
+    # The report: per setting, mean ± std over the folds of the trials' test UAR, and each fold's value.
+    report = load_report("folds-test", uri)
+    assert report.folds == [1, 2, 3, 4, 5] and [row.name for row in report.rows] == ["gan_cnn · baseline",
+                                                                                    "gan_cnn · sml"]
+    description = client.get_run(result.parent_run_id).data.tags["mlflow.note.content"]
+    assert "mean ± standard deviation over the 5 folds" in description and "Per fold:" in description
+    for row in report.rows:
+        per_fold = {k: runs[f"{row.name} · fold {k}"].data.metrics["uar_ppc10"] for k in range(1, 6)}
+        cell = row.cells[10]
+        assert {k: c.test for k, c in cell.folds.items()} == per_fold
+        assert cell.test == pytest.approx(statistics.fmean(per_fold.values()))
+        assert cell.std == pytest.approx(statistics.stdev(per_fold.values()))
+        assert f"| {row.name} | 5 | — | {100 * cell.test:.2f} ± {100 * cell.std:.2f} " in description
+        for k, value in per_fold.items():
+            assert f"| {row.name} | {k} | 1 | — | {100 * value:.2f}" in description
+    # The champion: the best trial (on dev) of the setting with the best mean dev objective over the folds.
+    mean_dev = {row.name: statistics.fmean(runs[f"{row.name} · fold {k}"].data.metrics["dev_uar_ppc10"]
+                                           for k in range(1, 6)) for row in report.rows}
+    setting = max(mean_dev, key=mean_dev.get)
+    best = max((runs[f"{setting} · fold {k}"] for k in range(1, 6)), key=lambda r: r.data.metrics["dev_uar_ppc10"])
+    assert result.best_run_id == best.info.run_id and champion_run_id("folds-test", uri) == best.info.run_id

@@ -13,7 +13,7 @@ from PIL import Image
 
 from emodistill.cli.main import main
 from emodistill.sweep.figures import learning_curves_by_setting, setting_colours, uar_by_budget
-from emodistill.sweep.report import load_report, log_report, to_html, to_markdown
+from emodistill.sweep.report import best_trial, load_report, log_report, table_data, to_html, to_markdown
 from emodistill.tracking import runs, store
 from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 
@@ -148,3 +148,80 @@ def test_cli_prints_the_report_of_an_experiment(sweep, capsys):
     store.get_or_create_experiment("no-sweep", uri)
     assert main(["report", "--experiment", "no-sweep", "--tracking-uri", uri]) == 2
     assert "experiment 'no-sweep' in" in (err := capsys.readouterr().err) and "holds no sweep" in err
+
+
+FOLDS_EXPERIMENT = "report-folds"
+# fold -> (utterances in its test split, its reference's UAR)
+FOLD_TESTS = {1: (40, 0.50), 2: (36, 0.60), 3: (44, 0.55)}
+# setting, variant, {fold: (dev, test) at N=10}, utterances right per fold. The Baseline has the single best dev
+# score (fold 2) but +L_SML the best mean over folds: the champion comes from +L_SML.
+FOLD_TRIALS = [
+    ("gan_cnn · baseline", "baseline", {1: (0.20, 0.30), 2: (0.45, 0.36), 3: (0.22, 0.33)}, {1: 10, 2: 10, 3: 12}),
+    ("gan_cnn · sml", "sml", {1: (0.38, 0.40), 2: (0.36, 0.50), 3: (0.40, 0.45)}, {1: 38, 2: 34, 3: 40}),
+]
+
+
+@pytest.fixture(scope="module")
+def folds_sweep(tmp_path_factory):
+    """Experiment `report-folds`: a Baseline and a +L_SML trial on each of folds 1-3 (test splits of different
+    sizes), a reference per fold."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('folds') / 'mlruns.db'}"
+    parent = runs.start_parent_run(FOLDS_EXPERIMENT, FOLDS_EXPERIMENT, {"objective.metric": "dev_uar_ppc10",
+                                                                        "evaluation.repeats": 1}, {}, uri)
+    client = store.tracking_client(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    for fold, (_, uar) in FOLD_TESTS.items():
+        reference = client.create_run(experiment_id, run_name=f"reference · fold {fold}", tags={
+            runs.KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent}).info.run_id
+        client.log_param(reference, "fold", fold)
+        runs.log_metrics(client, reference, {"uar_real_full": uar}, step=0)
+        runs.finish_run(client, reference)
+    index = 0
+    for name, variant, scores, right in FOLD_TRIALS:
+        for fold, (dev, test) in scores.items():
+            run = TrialRun.open(uri, experiment_id, parent, f"{name} · fold {fold}", {"fold": fold},
+                                {"variant": variant, "ray.trial_id": f"abcde_{index:05d}"})
+            index += 1
+            run.log_selected(4, {"dev_uar_ppc10": dev, "uar_ppc10": test})
+            y_true = [i % 4 for i in range(FOLD_TESTS[fold][0])]
+            predicted = [y if i < right[fold] else (y + 1) % 4 for i, y in enumerate(y_true)]
+            run.client.log_dict(run.run_id, {"y_true": y_true, "ppc10": predicted}, PREDICTIONS_FILE)
+            run.finish()
+    return uri, parent
+
+
+def test_report_over_folds_gives_mean_and_std_beside_each_fold(folds_sweep, tmp_path):
+    uri, parent = folds_sweep
+    report = load_report(FOLDS_EXPERIMENT, uri)
+    assert report.folds == [1, 2, 3] and report.several_folds
+    assert [(row.name, len(row.runs)) for row in report.rows] == [("gan_cnn · baseline", 3), ("gan_cnn · sml", 3)]
+    sml = report.rows[1].cells[10]
+    assert sml.test == pytest.approx(0.45) and sml.std == pytest.approx(0.05) and sml.dev == pytest.approx(0.38)
+    assert {fold: cell.test for fold, cell in sml.folds.items()} == pytest.approx({1: 0.40, 2: 0.50, 3: 0.45})
+    assert all(cell.p_baseline < 0.05 for cell in sml.folds.values()) and sml.p_baseline < 0.05
+    text = to_markdown(report)
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert "| real data (reference) | — | 55.00 ± 5.00 | — | — |" in rows
+    assert "| gan_cnn · baseline | 3 | — | 33.00 ± 3.00 (0.60×) | 29.00 |" in rows
+    assert "| gan_cnn · sml | 3 | — | 45.00 ± 5.00 † (0.82×) | 38.00 |" in rows
+    # The per-fold table: each fold's value, ratio to that fold's reference, McNemar against that fold's Baseline.
+    assert "Per fold:" in text and "| setting | fold | trials | whole train set | 10 per class | dev |" in text
+    assert [row for row in rows if row.startswith("| real data (reference) | ") and "±" not in row] == [
+        f"| real data (reference) | {fold} | — | {100 * uar:.2f} | — | — |" for fold, (_, uar) in FOLD_TESTS.items()]
+    assert "| gan_cnn · baseline | 2 | 1 | — | 36.00 (0.60×) | 45.00 |" in rows
+    assert "| gan_cnn · sml | 2 | 1 | — | 50.00 † (0.83×) | 36.00 |" in rows
+    assert "mean ± standard deviation over the 3 folds (1, 2, 3" in text
+    # Chosen on dev only: the setting with the best mean dev objective, then its best trial on dev.
+    assert best_trial(report).info.run_name == "gan_cnn · sml · fold 3"
+    assert ("Best setting on the mean dev_uar_ppc10 over folds: `gan_cnn · sml` (38.00 %); its best trial: "
+            "`gan_cnn · sml · fold 3` (dev_uar_ppc10 40.00 %, test uar_ppc10 45.00 %)") in text
+    data = table_data(report)
+    records = [dict(zip(data, values)) for values in zip(*data.values())]
+    mean = next(r for r in records if r["setting"] == "gan_cnn · sml" and r["fold"] is None)
+    assert mean["test_uar"] == pytest.approx(0.45) and mean["test_std"] == pytest.approx(0.05)
+    per_fold = {r["fold"]: r["test_uar"] for r in records if r["setting"] == "gan_cnn · sml" and r["fold"]}
+    assert per_fold == pytest.approx({1: 0.40, 2: 0.50, 3: 0.45})
+    page = to_html(report, {})
+    assert page.count("<table>") == 2
+    log_report(store.tracking_client(uri), report)  # figures draw the std over folds as bars
+    plt.close("all")

@@ -14,7 +14,7 @@ from emodistill.distill.config import read_settings
 from emodistill.errors import ConfigError
 from emodistill.sweep.space import load_space, trial_config, trial_overrides
 from emodistill.sweep.tuning import DefineByRun, param_space, tune_config
-from sweep_fixtures import REPO, make_feature_dir
+from sweep_fixtures import REPO, make_corpus_dir, make_feature_dir
 
 SPACES = sorted((REPO / "search_spaces").glob("*.yaml"))
 
@@ -220,3 +220,40 @@ def test_sweep_command_names_what_is_missing(tmp_path, capsys):
     assert "sweep needs --space FILE and --features DIR (or --resume DIR|URI)" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
     assert f"{tmp_path}/sweep.json: missing, so {tmp_path} is not a sweep directory" in capsys.readouterr().err
+
+
+def test_folds_must_be_sessions_of_the_features_before_ray_starts(tmp_path, capsys):
+    data = {**smoke_dict(), "folds": [1, 2, 9]}
+    corpus = make_corpus_dir(tmp_path / "corpus", sessions=3, per_session=4)
+    args = ["sweep", "--space", str(write(tmp_path, data)), "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}",
+            "--storage-path", str(tmp_path), "--features"]
+    assert main([*args, str(corpus)]) == 2
+    err = capsys.readouterr().err
+    assert "search space smoke: folds [9] are not sessions of" in err and "sessions: [1, 2, 3])" in err
+    assert err.count("\n") == 1 and not ray.is_initialized()
+    assert main([*args, str(make_feature_dir(tmp_path / "fixed"))]) == 2
+    err = capsys.readouterr().err
+    assert "folds [1, 2, 9] need features extracted with sessions" in err and err.count("\n") == 1
+    assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("folds, problem", [
+    ([], "folds: List should have at least 1 item"),
+    ([1, 1], "folds lists a fold twice: [1, 1]"),
+    (["one"], "folds.0: Input should be a valid integer"),
+])
+def test_bad_folds_name_the_key(tmp_path, folds, problem):
+    with pytest.raises(ConfigError) as refused:
+        load_space(write(tmp_path, {**smoke_dict(), "folds": folds}))
+    assert problem in str(refused.value)
+
+
+def test_folds_are_a_grid_axis_and_not_a_config_key(tmp_path):
+    space = load_space(write(tmp_path, {**smoke_dict(), "folds": [1, 2, 3, 4, 5]}))
+    assert param_space(space)["fold"] == {"grid_search": [1, 2, 3, 4, 5]}
+    assert "fold" not in trial_overrides(space, {"variant": "sml", "fold": 3})
+    assert "fold" not in param_space(load_space(write(tmp_path, {**smoke_dict(), "folds": [2]})))
+    sampled = {**smoke_dict(), "folds": [1, 2], "search": {
+        "type": "random", "params": {"loss.tau": {"type": "float", "low": 0.5, "high": 1.0}}}}
+    with pytest.raises(ConfigError, match="folds: a random search runs on one fold"):
+        load_space(write(tmp_path, sampled))

@@ -10,6 +10,7 @@ import torch
 from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
 
 from emodistill.cli.main import main
+from emodistill.corpora.folds import leave_one_session_out
 from emodistill.corpora.records import Utterance
 from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
@@ -118,6 +119,24 @@ def test_hf_extraction_end_to_end(hf, tmp_path):
     assert sets["train"].frames.dtype == np.float16
     assert index["meta"]["upstream"] == "hf" and index["meta"]["layer"] == LAYERS
     assert index["meta"]["frame_rate"] == 50.0 and index["meta"]["upstream_config"]["hidden_size"] == HIDDEN
+
+
+def test_hf_fold_1_of_the_corpus_table_is_the_fold_1_tables_extracted_apart(hf, tmp_path):
+    """An HF model's frames depend a little on the batch (padding): the whole-corpus extraction batches fold 1's
+    splits apart, as their own tables were, so fold 1's frames are exactly those of the old layout."""
+    records = []
+    for i in range(12):
+        path = tmp_path / f"u{i:02d}.wav"
+        sf.write(path, noise(0.2 + 0.05 * i, seed=i), 16000)
+        records.append(Utterance(f"u{i:02d}", path, speaker="s", gender="F", session=1 + i % 3, label="hap"))
+    extract_features(records, hf, tmp_path / "corpus", "toy", labels=["hap"], progress=False)
+    extract_features(leave_one_session_out(records, 1)._asdict(), hf, tmp_path / "fixed", "toy", labels=["hap"],
+                     progress=False)
+    fold, fixed = load_splits(tmp_path / "corpus", 1), load_splits(tmp_path / "fixed")
+    for split in ("train", "dev", "test"):
+        assert fold[split].utt_ids == fixed[split].utt_ids
+        for i in range(len(fixed[split])):
+            np.testing.assert_array_equal(fold[split].utterance(i), fixed[split].utterance(i))
 
 
 def test_cli_hf_errors(tiny_hubert, tmp_path, capsys):

@@ -21,7 +21,10 @@ from emodistill.runtime import cache_dir
 def register(subparsers) -> None:
     """Add `distill`."""
     parser = subparsers.add_parser("distill", help=command_help("distill"))
-    parser.add_argument("--features", required=True, type=Path, help="feature directory (train/dev/test tables)")
+    parser.add_argument("--features", required=True, type=Path, help="feature directory")
+    parser.add_argument("--fold", type=int, default=None, metavar="K",
+                        help="leave-one-session-out fold: test on session K, train/dev on the others (default 1; "
+                             "not for features whose manifest fixed the splits)")
     parser.add_argument("--config", default="small",
                         help=f"YAML/JSON config file or preset name ({', '.join(preset_names())}; default small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -49,7 +52,7 @@ def run_distill(args: argparse.Namespace) -> int:
     for flag in ("select_ppc", "select_draws", "select_downstream_steps"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    splits = load_splits(args.features)
+    splits = load_splits(args.features, args.fold)
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
     downstream = DownstreamConfig(max_steps=args.select_downstream_steps,
@@ -59,7 +62,7 @@ def run_distill(args: argparse.Namespace) -> int:
     metric = f"dev_uar_ppc{args.select_ppc}"
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),
-                   features_fingerprint=dataset_fingerprint(args.features), evaluate=evaluate, select=metric)
+                   features_fingerprint=dataset_fingerprint(args.features, args.fold), evaluate=evaluate, select=metric)
     written = generator.read_config(path)
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
     metrics = written["metrics"]

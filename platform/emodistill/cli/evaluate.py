@@ -14,7 +14,7 @@ from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
-from emodistill.features.store import load_splits, read_index
+from emodistill.features.store import load_splits, train_bytes
 
 RESULTS_FILE = "results.json"
 
@@ -36,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     defaults = EvalConfig()
-    parser.add_argument("--features", type=Path, required=True, help="feature directory (train/dev/test tables)")
+    parser.add_argument("--features", type=Path, required=True, help="feature directory")
+    parser.add_argument("--fold", type=int, default=None, metavar="K",
+                        help="leave-one-session-out fold: test on session K, train/dev on the others (default 1; "
+                             "not for features whose manifest fixed the splits)")
     parser.add_argument("--budgets", type=int, nargs="+", default=defaults.budgets, metavar="N",
                         help=f"utterances per class (default: {' '.join(map(str, defaults.budgets))})")
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="draws per budget (seeds)")
@@ -88,13 +91,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = eval_config(args)
     dirs = generator_dirs(args.generator)
     generators = {name: generator_artifact.load(path) for name, path in dirs.items()}
-    splits = load_splits(args.features)
-    train_bytes = read_index(args.features)["splits"]["train"]["bytes"]
+    splits = load_splits(args.features, args.fold)
     audio = None if args.corpus is None else audio_bytes(args.corpus, splits["train"].utt_ids,
                                                          splits["train"].label_names)
-    report = evaluate_all(splits, config, generators, baselines=args.baselines, feature_bytes=train_bytes,
+    report = evaluate_all(splits, config, generators, baselines=args.baselines,
+                          feature_bytes=train_bytes(args.features, splits["train"]),
                           audio_bytes=audio, generator_bytes={n: directory_bytes(p) for n, p in dirs.items()},
-                          features=str(args.features))
+                          features=str(args.features) + ("" if args.fold is None else f" (fold {args.fold})"))
     _write_and_print(report, args.out)
     return 0
 

@@ -126,8 +126,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def demo_features(out: Path, preset: str = "small") -> Path:
-    """Fbank features of the embedded corpus of `preset` under `out` (fold 1), synthesising the corpus first;
-    both are reused when present."""
+    """Fbank features of the embedded corpus of `preset` under `out` (every fold; a sweep runs on fold 1 unless its
+    space lists folds), synthesising the corpus first; both are reused when present."""
     from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features

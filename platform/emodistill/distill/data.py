@@ -28,15 +28,16 @@ class Normalization:
     @classmethod
     def of(cls, features: FeatureSet) -> Normalization:
         """Statistics over every frame of `features`, accumulated in float64."""
-        if len(features.frames) == 0:
+        n = features.n_frames
+        if n == 0:
             raise FeatureTableError("cannot compute normalisation statistics: the training split has no frames")
         total = np.zeros(features.dim)
         squares = np.zeros(features.dim)
-        for start in range(0, len(features.frames), STATS_CHUNK):
-            chunk = features.frames[start:start + STATS_CHUNK].astype(np.float64)
+        # The same blocks whether the split is a table of its own or a fold's view of the corpus: same sums.
+        for block in features.frame_chunks(STATS_CHUNK):
+            chunk = block.astype(np.float64)
             total += chunk.sum(axis=0)
             squares += np.square(chunk).sum(axis=0)
-        n = len(features.frames)
         mean = total / n
         std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
         return cls(mean.astype(np.float32), np.maximum(std, MIN_STD).astype(np.float32))

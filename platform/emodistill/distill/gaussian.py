@@ -16,7 +16,9 @@ JITTER = 1e-6  # relative ridge on the diagonal so that a rank-deficient covaria
 
 def utterance_means(features: FeatureSet, normalization: Normalization) -> np.ndarray:
     """(N, D) float64: each utterance's mean frame, normalised."""
-    sums = np.add.reduceat(features.frames.astype(np.float64), features.offsets[:-1], axis=0)
+    # Per utterance, as np.add.reduceat sums each segment: a fold's view of the corpus gives the same means.
+    sums = np.stack([features.utterance(i).astype(np.float64).sum(axis=0) for i in range(len(features))]) \
+        if len(features) else np.zeros((0, features.dim))
     return (sums / features.lengths[:, None] - normalization.mean) / normalization.std
 
 

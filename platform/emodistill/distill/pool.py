@@ -24,12 +24,14 @@ INDEX_FILE = "pool.json"
 
 
 def feature_fingerprint(*splits: FeatureSet) -> str:
-    """16 hex chars of sha256 over the frames, offsets and labels of the given splits."""
+    """16 hex chars of sha256 over the frames, offsets (as if packed) and labels of the given splits."""
     digest = hashlib.sha256()
     for fs in splits:
         digest.update(json.dumps(list(fs.label_names)).encode())
-        for array in (fs.offsets, fs.labels, fs.frames):
+        for array in (np.concatenate([[0], np.cumsum(fs.lengths)]), fs.labels):
             digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+        for block in fs.frame_chunks(1 << 18):  # a split's own frames, not the whole buffer of a fold's view
+            digest.update(memoryview(np.ascontiguousarray(block)).cast("B"))
     return digest.hexdigest()[:16]
 
 

@@ -290,7 +290,7 @@ class Distiller:
                               "start a new run in another folder")
         if state["features"] != self.features:
             raise ConfigError(f"{source}: the checkpoint was trained on features {state['features']}, not on these "
-                              f"({self.features}); resume with the feature folder it was trained on")
+                              f"({self.features}); resume with the feature folder (and fold) it was trained on")
         saved = DistillConfig.model_validate(json.loads(state["config"])).flatten()
         current = self.config.flatten()
         # The train section may change between runs (more steps, other logging), except the seed.

@@ -28,7 +28,7 @@ def make_batch(fs: FeatureSet, index: np.ndarray, max_frames: int | None = None,
                rng: np.random.Generator | None = None) -> Batch:
     """The utterances at `index`; with max_frames and rng, longer ones are cropped at a random start."""
     index = np.asarray(index, dtype=np.int64)
-    starts, lengths = fs.offsets[index], fs.lengths[index]
+    starts, lengths = fs.starts[index], fs.lengths[index]
     if max_frames is not None and rng is not None:
         spare = np.maximum(lengths - max_frames, 0)
         starts = starts + rng.integers(0, spare + 1)

@@ -1,8 +1,9 @@
-"""Utterance records -> one Arrow feature table per split + the directory index."""
+"""Utterance records -> one whole-corpus Arrow feature table (or one per fixed split) + the directory index."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -11,12 +12,12 @@ import numpy as np
 from tqdm import tqdm
 
 from emodistill.corpora.audio import read_audio
-from emodistill.corpora.folds import leave_one_session_out
+from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.errors import ConfigError, CorpusError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import (SPLITS, build_table, check_replaceable, split_summary, write_index,
-                                      write_table)
+from emodistill.features.store import (CORPUS, SPLITS, build_table, check_replaceable, default_fold, split_summary,
+                                      write_index, write_table)
 from emodistill.features.upstream import Upstream
 from emodistill.files import atomic_path
 
@@ -45,6 +46,21 @@ def check_not_empty(splits: Mapping[str, Sequence[Utterance]]) -> None:
                               f"(a manifest's 'split' column needs {split} rows)")
 
 
+def check_folds(records: Sequence[Utterance], dev_fraction: float, seed: int) -> dict:
+    """Fail before any extraction unless every session's fold has train, dev and test utterances; return the
+    index's `folds` entry."""
+    utt_ids, sessions = [r.utt_id for r in records], [r.session for r in records]
+    counts = Counter(sessions)
+    for session in sorted(counts, key=lambda s: (s is None, s)):
+        fold = fold_index(utt_ids, sessions, session, dev_fraction, seed)
+        for split in SPLITS:
+            if not len(getattr(fold, split)):
+                raise CorpusError(f"fold {session} (test session {session}) has no {split} utterances, but "
+                                  f"{SPLIT_USES[split]}; a corpus needs two sessions or more, and enough utterances "
+                                  f"for --dev-fraction {dev_fraction}")
+    return {"sessions": {str(s): counts[s] for s in sorted(counts)}, "dev_fraction": dev_fraction, "seed": seed}
+
+
 def _size(path: Path) -> int:
     """File size as a cheap length proxy; a missing file sorts first and fails when read."""
     return path.stat().st_size if path.is_file() else 0
@@ -69,21 +85,25 @@ def extract_split(records: Sequence[Utterance], upstream: Upstream, bar: tqdm) -
 def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Sequence[Utterance]],
                      upstream: Upstream, out_dir: str | Path, corpus_name: str,
                      labels: Sequence[str] = SUPERB_LABELS, dtype: str = "float32", progress: bool = True,
-                     test_session: int = 1, dev_fraction: float = 0.2, seed: int = 0) -> dict:
-    """Extract train/dev/test tables into `out_dir` and write its index; returns the index.
+                     dev_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Extract the features into `out_dir` and write its index; returns the index.
 
-    A list of records is split by leave-one-session-out; a mapping is taken as the splits.
+    A list of records (each with a session) becomes one whole-corpus table, in record order: a run chooses its
+    leave-one-session-out fold when it loads it (the other sessions cut into train/dev by `dev_fraction` and
+    `seed`). A mapping is taken as fixed train/dev/test splits, one table each.
     The folder is replaced as a whole, only once every table and the index are written.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    folds = None
     if isinstance(records_or_splits, Mapping):
         splits = dict(records_or_splits)
+        if sorted(splits) != sorted(SPLITS):
+            raise ConfigError(f"splits are {sorted(splits)}, expected {list(SPLITS)}")
+        check_not_empty(splits)
     else:
-        splits = leave_one_session_out(records_or_splits, test_session, dev_fraction, seed)._asdict()
-    if sorted(splits) != sorted(SPLITS):
-        raise ConfigError(f"splits are {sorted(splits)}, expected {list(SPLITS)}")
-    check_not_empty(splits)
+        splits = {CORPUS: list(records_or_splits)}
+        folds = check_folds(splits[CORPUS], dev_fraction, seed)
     check_labels(splits, labels)
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
@@ -96,20 +116,42 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     with atomic_path(out_dir) as staging, tqdm(total=total, desc=f"features ({upstream.name})", unit="utt",
                                                disable=not progress) as bar:
         staging.mkdir()
-        summaries = {split: _write_split(splits[split], upstream, replace(meta, split=split), staging, bar)
-                     for split in SPLITS}
-        index = write_index(staging, meta, summaries)
+        # The whole-corpus table's metadata names no split: a fold's splits are chosen when it is loaded.
+        summaries = {name: _write_split(records, upstream, replace(meta, split=None if folds else name), staging,
+                                        name, bar, folds) for name, records in splits.items()}
+        index = write_index(staging, meta, summaries, folds)
     log.info("wrote %s (dataset fingerprint %s)", out_dir, index["fingerprint"])
     return index
 
 
-def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path,
-                 bar: tqdm) -> dict:
-    """Extract one split into `directory`/SPLIT.arrow; return its index entry."""
-    bar.set_postfix_str(meta.split)
-    frames, seconds = extract_split(records, upstream, bar)
+def extract_in_groups(records: Sequence[Utterance], groups: Sequence[np.ndarray], upstream: Upstream,
+                      bar: tqdm) -> tuple[list[np.ndarray], float]:
+    """Frames of every record (in record order), each group of positions batched apart from the others."""
+    frames: list[np.ndarray | None] = [None] * len(records)
+    seconds = 0.0
+    for group in groups:
+        out, taken = extract_split([records[i] for i in group], upstream, bar)
+        seconds += taken
+        for i, one in zip(group, out):
+            frames[i] = one
+    return frames, seconds
+
+
+def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path, name: str,
+                 bar: tqdm, folds: dict | None = None) -> dict:
+    """Extract one table into `directory`/NAME.arrow; return its index entry."""
+    bar.set_postfix_str(name)
+    if folds is None:
+        frames, seconds = extract_split(records, upstream, bar)
+    else:
+        # Batched as fold 1's train, dev and test were when they were extracted as tables of their own: an HF
+        # model's output depends on the padding its batch gets, so fold 1's features stay what they were.
+        first = default_fold([int(s) for s in folds["sessions"]])
+        groups = fold_index([r.utt_id for r in records], [r.session for r in records], first, folds["dev_fraction"],
+                            folds["seed"])
+        frames, seconds = extract_in_groups(records, groups, upstream, bar)
     table = build_table(zip(records, frames), meta)
-    summary = split_summary(table, write_table(table, directory / f"{meta.split}.arrow"), seconds)
-    log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", meta.split, table.num_rows,
+    summary = split_summary(table, write_table(table, directory / f"{name}.arrow"), seconds)
+    log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", name, table.num_rows,
               summary["frames"], summary["fingerprint"])
     return summary

@@ -1,7 +1,12 @@
 """Feature tables on disk: Arrow IPC files, written atomically, read memory-mapped, fingerprinted.
 
-A feature directory holds `train.arrow`, `dev.arrow`, `test.arrow` and `features.json`, an index
-with the shared metadata and, per split, counts, frames, bytes and the table fingerprint.
+A feature directory holds `features.json`, an index with the shared metadata and, per table, counts, frames,
+bytes and the table fingerprint, and either
+- `corpus.arrow`, every utterance of a corpus with sessions, and in the index its sessions and how the folds cut
+  them (`folds`): a run chooses its fold when it loads the features (test: that session; train/dev: the seeded
+  80/20 cut of the others, as corpora/folds.py defines it), or
+- `train.arrow`, `dev.arrow`, `test.arrow`: splits fixed when extracted (a manifest's `split` column, or a
+  directory extracted before folds were chosen at load time), which take no fold.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +23,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
-from emodistill.errors import EmodistillError, FeatureTableError
+from emodistill.errors import ConfigError, EmodistillError, FeatureTableError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
 from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
 
 SPLITS = ("train", "dev", "test")
+CORPUS = "corpus"  # the whole-corpus table of a directory with folds
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
 SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
-FEATURE_FILES = frozenset([f"{split}.arrow" for split in SPLITS] + [INDEX_NAME])
+FOLD_KEYS = ("sessions", "dev_fraction", "seed")
+FEATURE_FILES = frozenset([f"{name}.arrow" for name in (*SPLITS, CORPUS)] + [INDEX_NAME])
 
 
 def _record_fields(record: Utterance | dict) -> dict:
@@ -146,12 +154,22 @@ def split_summary(table: pa.Table, path: str | Path, seconds: float | None = Non
     }
 
 
-def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict]) -> dict:
-    """Write `features.json` atomically; its fingerprint combines the split fingerprints."""
+def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict], folds: dict | None = None) -> dict:
+    """Write `features.json` atomically; its fingerprint combines the table fingerprints (and the folds' cut).
+
+    `splits`: the fixed splits' entries; with `folds` ({sessions: {session: utterances}, dev_fraction, seed}),
+    the one entry of the whole-corpus table instead.
+    """
     shared = asdict(meta)
     shared.pop("split")
-    combined = hashlib.sha256(json.dumps({s: splits[s]["fingerprint"] for s in sorted(splits)}).encode())
-    index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
+    tables = {s: splits[s]["fingerprint"] for s in sorted(splits)}
+    if folds is None:
+        combined = hashlib.sha256(json.dumps(tables).encode())
+        index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
+    else:
+        cut = {"tables": tables, "dev_fraction": folds["dev_fraction"], "seed": folds["seed"]}
+        combined = hashlib.sha256(json.dumps(cut, sort_keys=True).encode())
+        index = {"meta": shared, "tables": splits, "folds": folds, "fingerprint": combined.hexdigest()[:16]}
     write_text_atomic(Path(directory) / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     return index
 
@@ -178,41 +196,127 @@ def read_index(directory: str | Path) -> dict:
         raise FeatureTableError(f"{directory}: feature directory not found")
     index = read_json(path, missing="index not found (run `emodistill features extract` to completion)",
                       error=FeatureTableError)
-    missing = [k for k in ("meta", "splits", "fingerprint") if k not in index]
-    missing += [f"splits.{s}.{k}" for s, entry in index.get("splits", {}).items() for k in SUMMARY_KEYS
+    tables = "tables" if "folds" in index else "splits"
+    missing = [k for k in ("meta", tables, "fingerprint") if k not in index]
+    missing += [f"{tables}.{s}.{k}" for s, entry in index.get(tables, {}).items() for k in SUMMARY_KEYS
                 if k not in entry]
+    missing += [f"folds.{k}" for k in FOLD_KEYS if "folds" in index and k not in index["folds"]]
     if missing:
         raise FeatureTableError(f"{path}: lacks key(s) {missing}")
     return index
 
 
-def dataset_fingerprint(directory: str | Path) -> str:
-    """The fingerprint of a whole feature directory, as recorded in its index."""
-    return read_index(directory)["fingerprint"]
+def table_entries(index: dict) -> dict[str, dict]:
+    """Name -> index entry of every table of the directory (`corpus`, or `train`, `dev`, `test`)."""
+    return index["tables"] if "folds" in index else index["splits"]
 
 
-def open_splits(directory: str | Path) -> dict[str, pa.Table]:
-    """Memory-map the train/dev/test tables, checking each against the index written with it."""
+def fold_sessions(index: dict) -> list[int] | None:
+    """The sessions a directory's folds can test on (fold K tests on session K); None for fixed splits."""
+    return sorted(int(s) for s in index["folds"]["sessions"]) if "folds" in index else None
+
+
+def default_fold(sessions: list[int]) -> int:
+    """The fold a run takes when none is named: 1 (SUPERB's and the paper's), else the first session."""
+    return 1 if 1 in sessions else min(sessions)
+
+
+def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | None:
+    """The fold a run on `directory` uses: `fold`, or default_fold when not given; None for fixed splits, which
+    refuse a fold."""
+    sessions = fold_sessions(index)
+    if sessions is None:
+        if fold is not None:
+            raise ConfigError(f"{directory}: its splits were fixed when it was extracted (a manifest's split column, "
+                              f"or an extraction made before folds were chosen at load time), so it has no fold "
+                              f"{fold}; extract the corpus again without a split column to choose folds")
+        return None
+    if fold is None:
+        return default_fold(sessions)
+    if fold not in sessions:
+        raise ConfigError(f"{directory}: no fold {fold} (fold K tests on session K; sessions: {sessions})")
+    return fold
+
+
+def fold_fingerprint(fingerprint: str, fold: int | None) -> str:
+    """The fingerprint of one fold of a directory whose recorded fingerprint is `fingerprint` (itself for None)."""
+    if fold is None:
+        return fingerprint
+    return hashlib.sha256(f"{fingerprint}:fold{fold}".encode()).hexdigest()[:16]
+
+
+def dataset_fingerprint(directory: str | Path, fold: int | None = None) -> str:
+    """The fingerprint of the data a run on `directory` and `fold` sees: the recorded fingerprint of a directory
+    with fixed splits, one per fold of a directory with folds (so checkpoints and pool caches never mix folds)."""
+    index = read_index(directory)
+    return fold_fingerprint(index["fingerprint"], resolve_fold(index, fold, directory))
+
+
+def open_tables(directory: str | Path) -> dict[str, pa.Table]:
+    """Memory-map the directory's tables (`corpus`, or `train`, `dev`, `test`), checking each against the index."""
     directory = Path(directory)
     index = read_index(directory)
+    entries = table_entries(index)
     tables = {}
-    for split in SPLITS:
-        path = directory / f"{split}.arrow"
-        entry = index["splits"].get(split)
+    for name in (CORPUS,) if "folds" in index else SPLITS:
+        path, what = directory / f"{name}.arrow", "table" if name == CORPUS else "split"
+        entry = entries.get(name)
         if entry is None:
-            raise FeatureTableError(f"{directory / INDEX_NAME}: split '{split}' missing from the index")
+            raise FeatureTableError(f"{directory / INDEX_NAME}: {what} '{name}' missing from the index")
         if not path.is_file():
-            raise FeatureTableError(f"{path}: split '{split}' missing from feature directory {directory}")
+            raise FeatureTableError(f"{path}: {what} '{name}' missing from feature directory {directory}")
         table, meta = _open_table(path)
-        # A re-extraction interrupted after some splits leaves tables the index does not describe.
+        # A re-extraction interrupted after some tables leaves tables the index does not describe.
         if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
             raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
-        tables[split] = table
+        tables[name] = table
     return tables
 
 
-def load_splits(directory: str | Path) -> dict[str, FeatureSet]:
-    """The train/dev/test splits as zero-copy FeatureSets."""
+def fold_rows(table: pa.Table, folds: dict, fold: int) -> dict[str, np.ndarray]:
+    """Split -> row positions in the whole-corpus `table` of fold `fold` (cut as the index's `folds` says)."""
+    index = fold_index(table.column("utt_id").to_pylist(), table.column("session").to_pylist(), fold,
+                       folds["dev_fraction"], folds["seed"])
+    return index._asdict()
+
+
+def open_splits(directory: str | Path, fold: int | None = None) -> dict[str, pa.Table]:
+    """The train/dev/test tables of `fold` (see resolve_fold), memory-mapped and checked against the index.
+
+    A fold's tables are taken from the whole-corpus table, which copies their rows; load_splits does not.
+    """
+    index = read_index(directory)
+    fold = resolve_fold(index, fold, directory)
+    tables = open_tables(directory)
+    if fold is None:
+        return tables
+    rows = fold_rows(tables[CORPUS], index["folds"], fold)
+    return {split: tables[CORPUS].take(rows[split]) for split in SPLITS}
+
+
+def load_splits(directory: str | Path, fold: int | None = None) -> dict[str, FeatureSet]:
+    """The train/dev/test splits of `fold` (see resolve_fold) as zero-copy FeatureSets: a fold's splits are
+    views of the whole-corpus table."""
     directory = Path(directory)
-    return {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"))
-            for split, table in open_splits(directory).items()}
+    index = read_index(directory)
+    fold = resolve_fold(index, fold, directory)
+    tables = open_tables(directory)
+    if fold is None:
+        return {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"))
+                for split, table in tables.items()}
+    return split_fold(tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"))
+
+
+def train_bytes(directory: str | Path, train: FeatureSet) -> int:
+    """What the real training split takes: its file's bytes for fixed splits, its frames' bytes for a fold (whose
+    split has no file of its own)."""
+    index = read_index(directory)
+    return train.nbytes if "folds" in index else index["splits"]["train"]["bytes"]
+
+
+def split_fold(table: pa.Table, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
+    """Fold `fold`'s train/dev/test views of the whole-corpus `table` (no frame copied)."""
+    corpus = FeatureSet.from_table(table, source)
+    # Each view names its split, as a split's own table does (a generator records the metadata it learnt from).
+    return {split: replace(corpus.subset(rows), meta=replace(corpus.meta, split=split))
+            for split, rows in fold_rows(table, folds, fold).items()}

@@ -168,10 +168,10 @@ class TrainedGenerator:
         features = self.generate(labels, seed, batch_size)
         n, frames, dim = features.shape
         index_in_class = np.concatenate([np.arange(c) for c in counts]) if n else np.zeros(0, np.int64)
-        return FeatureSet(frames=features.reshape(n * frames, dim), offsets=np.arange(n + 1) * frames,
-                          labels=labels.astype(np.int64), label_names=self.label_names, speakers=("synthetic",) * n,
-                          utt_ids=tuple(f"syn_{self.label_names[y]}_{i:06d}" for y, i in zip(labels, index_in_class)),
-                          meta=self.feature_meta)
+        return FeatureSet.packed(features.reshape(n * frames, dim), np.arange(n + 1) * frames,
+                                 labels.astype(np.int64), self.label_names, ("synthetic",) * n,
+                                 tuple(f"syn_{self.label_names[y]}_{i:06d}" for y, i in zip(labels, index_in_class)),
+                                 self.feature_meta)
 
 
 def _counted(tables: Iterator[pa.Table], bar: tqdm) -> Iterator[pa.Table]:

@@ -55,7 +55,7 @@ def uar_by_budget(report: SweepReport) -> Figure:
         # Each setting a little to the side (log axis), so that bars of close values stay apart.
         shift = 1 + 0.03 * (i - (len(report.rows) - 1) / 2)
         handles.append(ax.errorbar([n * shift for n in budgets], [100 * row.cells[n].test for n in budgets],
-                                   yerr=[100 * (row.cells[n].half_width or 0.0) for n in budgets], marker="o",
+                                   yerr=[100 * (_spread(row.cells[n]) or 0.0) for n in budgets], marker="o",
                                    capsize=4, color=colours[row.name], label=row.name))
     if report.reference is not None:
         handles.append(ax.axhline(100 * report.reference, color="black", linestyle="--",
@@ -69,12 +69,19 @@ def uar_by_budget(report: SweepReport) -> Figure:
     ax.grid(alpha=0.3)
     ax.set_xlabel("utterances per class (generated, balanced)")
     ax.set_ylabel("test UAR (%)")
-    known = any(cell.half_width is not None for row in report.rows for cell in row.cells.values())
+    known = any(_spread(cell) is not None for row in report.rows for cell in row.cells.values())
+    title = ("bars: standard deviation over folds" if report.several_folds else "bars: 95 % confidence interval"
+             ) if known else "one trial, one repeat: no interval"
     ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title_fontsize=8,
-              title="bars: 95 % confidence interval" if known else "one trial, one repeat: no interval")
+              title=title)
     # The figure's title, not the axes': centred over the legend too, so that a long sweep name is not cut.
     fig.suptitle(f"{report.experiment}: test UAR by budget")
     return fig
+
+
+def _spread(cell) -> float | None:
+    """A cell's error bar: the standard deviation over folds, else its confidence interval's half-width."""
+    return cell.std if cell.std is not None else cell.half_width
 
 
 def learning_curves_by_setting(report: SweepReport) -> Figure:

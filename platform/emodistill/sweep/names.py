@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from emodistill.distill.config import DistillConfig
-from emodistill.sweep.space import VARIANT_KEY, GridSearch, SearchSpace
+from emodistill.sweep.space import FOLD_KEY, VARIANT_KEY, GridSearch, SearchSpace
 from emodistill.tracking.runs import ARCH_TAG, VARIANT_TAG
 
 SEPARATOR = " · "
@@ -13,7 +13,8 @@ SHORT = {"loss.lambda_cls_real": "λ2", "loss.lambda_cls_fake": "λ3", "loss.lam
          "loss.lambda_div": "λdiv", "loss.lambda_sml": "λsml", "loss.tau": "τ", "optim.lr_g": "lr_g",
          "optim.lr_d": "lr_d", "optim.n_critic": "n_critic", "train.seed": "seed"}
 ARCH_KEY = "model.arch"
-REPEAT_PARTS = ("seed ", "#")  # the parts of a name that tell repeats of one setting apart
+FOLD_PARAM = "fold"  # a trial's (and a reference's) fold, a param of its MLflow run; none for fixed splits
+REPEAT_PARTS = ("seed ", "fold ", "#")  # the parts of a name that tell repeats of one setting apart
 
 
 def _value(value: object) -> str:
@@ -34,13 +35,16 @@ def trial_index(trial_id: str) -> int:
 
 
 def trial_name(space: SearchSpace, config: dict, distill_config: DistillConfig, trial_id: str) -> str:
-    """`gan_att · div_sml · λsml=10 · seed 0`: the architecture, the variant, then every other varied value.
+    """`gan_att · div_sml · λsml=10 · seed 0`: the architecture, the variant, then every other varied value, and
+    `fold K` when the space runs on several folds.
 
     Repeated grids and sampled searches add the trial's index (`#3`), so that every name in a sweep is unique.
     """
-    overrides = {k: v for k, v in config.items() if k not in (VARIANT_KEY, ARCH_KEY)}
+    overrides = {k: v for k, v in config.items() if k not in (VARIANT_KEY, ARCH_KEY, FOLD_KEY)}
     parts = [distill_config.model.arch] + ([config[VARIANT_KEY]] if VARIANT_KEY in config else [])
     parts += [_label(key, value) for key, value in sorted(overrides.items())]
+    if FOLD_KEY in config:
+        parts.append(f"fold {config[FOLD_KEY]}")
     if not isinstance(space.search, GridSearch) or space.trials > 1:
         parts.append(f"#{trial_index(trial_id)}")
     return SEPARATOR.join(parts)

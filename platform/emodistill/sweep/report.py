@@ -7,6 +7,11 @@ ratio to the reference, McNemar's marks as in the paper (†: differs from the B
 same architecture and settings) and, beside it, the dev UAR that chose the checkpoint. The same report is printed
 by `emodistill report --experiment`, and logged to the sweep's parent run when the sweep ends: markdown in its
 description, a table for MLflow's table view, an HTML page and the figures (sweep/figures.py).
+
+A sweep over several folds (leave-one-session-out) reports, as SUPERB does, each cell as the mean ± standard deviation
+over the folds (each fold's value: the mean over its trials), and a per-fold table beside it; each fold's trials are
+compared with that fold's reference and siblings only (McNemar needs the same test utterances). The champion is then
+the best trial (on dev) of the setting whose dev objective, averaged over the folds, is highest.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from emodistill.errors import EmodistillError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.stats import ci_half_width, mean_ci
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
-from emodistill.sweep.names import setting_name, sibling_name, trial_index
+from emodistill.sweep.names import FOLD_PARAM, setting_name, sibling_name, trial_index
 from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
 from emodistill.tracking.registry import CHAMPION
 from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
@@ -47,13 +52,16 @@ FIGURES = {"uar_vs_ppc": uar_by_budget, "learning_curves": learning_curves_by_se
 
 @dataclass
 class Cell:
-    """One setting at one budget: test UAR (mean, CI half-width when known), dev UAR, McNemar p-values."""
+    """One setting at one budget: test UAR (mean, CI half-width when known), dev UAR, McNemar p-values; over several
+    folds, the mean and standard deviation over them, and each fold's own cell."""
 
     test: float
     half_width: float | None
     dev: float | None
     p_baseline: float | None = None
     p_sml: float | None = None
+    std: float | None = None  # over the folds, when the sweep ran several
+    folds: dict[int, Cell] = field(default_factory=dict)  # fold -> the cell of that fold's trials
 
 
 @dataclass
@@ -64,6 +72,7 @@ class Row:
     variant: str | None
     runs: list[Run]
     best: Run  # its best trial on the objective: the one its McNemar tests compare
+    best_by_fold: dict[int | None, Run] = field(default_factory=dict)  # the same, among the trials of each fold
     cells: dict[int, Cell] = field(default_factory=dict)
     curves: dict[int, dict[str, list[tuple[int, float]]]] = field(default_factory=dict)  # N -> dev/test points
 
@@ -77,13 +86,26 @@ class SweepReport:
     objective: str
     budgets: list[int]
     repeats: int
-    reference: float | None  # uar_real_full of the sweep's reference run
+    reference: float | None  # uar_real_full of the sweep's reference run (the mean over folds, with several)
     chance: float | None
     rows: list[Row]
     statuses: dict[str, int]  # trials by status
     space: str | None = None
     features: str | None = None
     champion: str | None = None  # "NAME version V", when the sweep registered one
+    folds: list[int | None] = field(default_factory=lambda: [None])  # the folds its trials ran on
+    references: dict[int | None, float] = field(default_factory=dict)  # fold -> its reference's uar_real_full
+
+    @property
+    def several_folds(self) -> bool:
+        """True when its trials ran on more than one fold (cells are then means ± std over folds)."""
+        return len(self.folds) > 1
+
+    @property
+    def reference_std(self) -> float | None:
+        """The references' standard deviation over the folds (None with one fold)."""
+        values = list(self.references.values())
+        return statistics.stdev(values) if self.several_folds and len(values) > 1 else None
 
     def sibling(self, row: Row, variant: str) -> Row | None:
         """The row of the same architecture and settings as `row` with the variant `variant`, if the sweep has it."""
@@ -130,16 +152,20 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
                  predictions: Predictions) -> SweepReport:
     """The report of the sweep whose parent run is `parent` and whose runs are `children`."""
     trials = [run for run in children if run.data.tags.get(KIND_TAG) == "trial"]
-    reference = next((run for run in children if run.data.tags.get(KIND_TAG) == "baseline"), None)
+    references = {fold_of(run): run.data.metrics["uar_real_full"] for run in children
+                  if run.data.tags.get(KIND_TAG) == "baseline" and "uar_real_full" in run.data.metrics}
+    references = dict(sorted(references.items(), key=lambda item: (item[0] is None, item[0])))
     objective = parent.data.params.get(OBJECTIVE_PARAM, "")
-    rows = _rows([run for run in trials if run.info.status == "FINISHED"], objective)
+    finished = [run for run in trials if run.info.status == "FINISHED"]
+    rows = _rows(finished, objective)
+    folds = sorted({fold_of(run) for run in finished}, key=lambda f: (f is None, f)) or [None]
     report = SweepReport(
         experiment=experiment, parent_run_id=parent.info.run_id, objective=objective,
         budgets=sorted({n for row in rows for run in row.runs for n in _budgets(run)}),
         repeats=int(parent.data.params.get("evaluation.repeats", 1)),
-        reference=reference.data.metrics.get("uar_real_full") if reference else None, chance=None, rows=rows,
+        reference=statistics.fmean(references.values()) if references else None, chance=None, rows=rows,
         statuses=dict(Counter(run.info.status for run in trials)), space=parent.data.tags.get("emodistill.space"),
-        features=parent.data.tags.get(FEATURES_TAG))
+        features=parent.data.tags.get(FEATURES_TAG), folds=folds, references=references)
     if rows:
         report.chance = 1 / len(set(predictions.of(rows[0].best.info.run_id)["y_true"]))
     for row in rows:
@@ -149,14 +175,27 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     return report
 
 
+def fold_of(run: Run) -> int | None:
+    """The fold a trial (or reference) ran on; None for features with fixed splits."""
+    fold = run.data.params.get(FOLD_PARAM)
+    return None if fold is None else int(fold)
+
+
 def _rows(trials: list[Run], objective: str) -> list[Row]:
-    """The finished trials grouped by setting, in the order the sweep started them."""
+    """The finished trials grouped by setting (over every fold), in the order the sweep started them."""
     groups: dict[str, list[Run]] = {}
     for run in sorted(trials, key=lambda r: trial_index(r.data.tags.get("ray.trial_id", ""))):
         groups.setdefault(setting_name(run.info.run_name), []).append(run)
-    return [Row(name=name, variant=runs[0].data.tags.get(VARIANT_TAG), runs=runs,
-                best=max(runs, key=lambda r: _number(r.data.metrics.get(objective))))
-            for name, runs in groups.items()]
+    rows = []
+    for name, runs in groups.items():
+        by_fold: dict[int | None, list[Run]] = {}
+        for run in runs:
+            by_fold.setdefault(fold_of(run), []).append(run)
+        best = {fold: max(members, key=lambda r: _number(r.data.metrics.get(objective)))
+                for fold, members in by_fold.items()}
+        rows.append(Row(name=name, variant=runs[0].data.tags.get(VARIANT_TAG), runs=runs, best_by_fold=best,
+                        best=max(runs, key=lambda r: _number(r.data.metrics.get(objective)))))
+    return rows
 
 
 def _number(value: float | None) -> float:
@@ -169,21 +208,44 @@ def _budgets(run: Run) -> list[int]:
     return [int(key[7:]) for key in run.data.metrics if key.startswith("uar_ppc") and key[7:].isdigit()]
 
 
+def _cell(runs: list[Run], n: int, repeats: int) -> Cell | None:
+    """The cell of `runs` (trials of one setting, on one fold) at budget `n`; None when none scored it."""
+    scored = [run.data.metrics for run in runs if f"uar_ppc{n}" in run.data.metrics]
+    if not scored:
+        return None
+    tests = [m[f"uar_ppc{n}"] for m in scored]
+    devs = [m[f"dev_uar_ppc{n}"] for m in scored if f"dev_uar_ppc{n}" in m]
+    if len(tests) > 1:
+        ci = mean_ci(tests, CONFIDENCE)
+        test, half = ci.mean, ci.high - ci.mean
+    else:  # one trial: the spread of its evaluation repeats, when there were several
+        test, std = tests[0], scored[0].get(f"uar_ppc{n}_std")
+        half = ci_half_width(std, repeats, CONFIDENCE) if repeats > 1 and std is not None else None
+    return Cell(test=test, half_width=half, dev=statistics.fmean(devs) if devs else None)
+
+
+def _fold_cell(folds: dict[int, Cell]) -> Cell:
+    """Mean ± standard deviation over the folds' cells, as SUPERB reports (each fold weighs the same)."""
+    tests = [cell.test for cell in folds.values()]
+    devs = [cell.dev for cell in folds.values() if cell.dev is not None]
+    return Cell(test=statistics.fmean(tests), half_width=None, dev=statistics.fmean(devs) if devs else None,
+                std=statistics.stdev(tests) if len(tests) > 1 else None, folds=folds)
+
+
 def _fill(client: MlflowClient, row: Row, report: SweepReport) -> None:
-    """The row's cells and learning curves (the mean over its trials at each step)."""
+    """The row's cells (over several folds: per fold, then mean ± std) and learning curves (the mean over its trials
+    at each step)."""
     for n in report.budgets:
-        scored = [run.data.metrics for run in row.runs if f"uar_ppc{n}" in run.data.metrics]
-        if not scored:
+        if report.several_folds:
+            folds = {fold: _cell([r for r in row.runs if fold_of(r) == fold], n, report.repeats)
+                     for fold in report.folds}
+            folds = {fold: cell for fold, cell in folds.items() if cell is not None}
+            cell = _fold_cell(folds) if folds else None
+        else:
+            cell = _cell(row.runs, n, report.repeats)
+        if cell is None:
             continue
-        tests = [m[f"uar_ppc{n}"] for m in scored]
-        devs = [m[f"dev_uar_ppc{n}"] for m in scored if f"dev_uar_ppc{n}" in m]
-        if len(tests) > 1:
-            ci = mean_ci(tests, CONFIDENCE)
-            test, half = ci.mean, ci.high - ci.mean
-        else:  # one trial: the spread of its evaluation repeats, when there were several
-            test, std = tests[0], scored[0].get(f"uar_ppc{n}_std")
-            half = ci_half_width(std, report.repeats, CONFIDENCE) if report.repeats > 1 and std is not None else None
-        row.cells[n] = Cell(test=test, half_width=half, dev=statistics.fmean(devs) if devs else None)
+        row.cells[n] = cell
         row.curves[n] = {split: _mean_curve(client, row.runs, f"{prefix}uar_ppc{n}")
                          for split, prefix in (("dev", "dev_"), ("test", ""))}
 
@@ -198,15 +260,28 @@ def _mean_curve(client: MlflowClient, runs: list[Run], metric: str) -> list[tupl
 
 
 def _compare(row: Row, report: SweepReport, predictions: Predictions) -> None:
-    """McNemar of the row's best trial against those of its Baseline and +L_SML siblings, per budget."""
+    """McNemar of the row's best trial against those of its Baseline and +L_SML siblings, per budget; over several
+    folds, per fold (the best trials of that fold), the mean cell holding the largest p-value: marked only when the
+    difference is significant on every fold."""
     for variant, attribute in ((BASELINE_VARIANT, "p_baseline"), (SML_VARIANT, "p_sml")):
         sibling = report.sibling(row, variant)
         # ‡ as in the paper: only rows that add to +L_SML, not the Baseline (whose † row says it already).
         if sibling is None or sibling is row or (variant == SML_VARIANT and row.variant == BASELINE_VARIANT):
             continue
-        pvalues = predictions.pvalues(row.best.info.run_id, sibling.best.info.run_id)
-        for n, cell in row.cells.items():
-            setattr(cell, attribute, pvalues.get(f"ppc{n}"))
+        if not report.several_folds:
+            pvalues = predictions.pvalues(row.best.info.run_id, sibling.best.info.run_id)
+            for n, cell in row.cells.items():
+                setattr(cell, attribute, pvalues.get(f"ppc{n}"))
+            continue
+        for fold, ours in row.best_by_fold.items():
+            theirs = sibling.best_by_fold.get(fold)
+            pvalues = {} if theirs is None else predictions.pvalues(ours.info.run_id, theirs.info.run_id)
+            for n, cell in row.cells.items():
+                if fold in cell.folds:
+                    setattr(cell.folds[fold], attribute, pvalues.get(f"ppc{n}"))
+        for cell in row.cells.values():
+            values = [getattr(c, attribute) for c in cell.folds.values()]
+            setattr(cell, attribute, max(values) if values and None not in values else None)
 
 
 def _champion(client: MlflowClient, model_name: str, report: SweepReport) -> str | None:
@@ -220,10 +295,23 @@ def _champion(client: MlflowClient, model_name: str, report: SweepReport) -> str
 
 
 def best_trial(report: SweepReport) -> Run | None:
-    """The finished trial with the highest objective."""
-    candidates = [row.best for row in report.rows if not math.isinf(_number(row.best.data.metrics.get(
-        report.objective)))]
-    return max(candidates, key=lambda run: run.data.metrics[report.objective], default=None)
+    """The finished trial with the highest objective; over several folds, the best trial of the setting whose
+    objective (a dev score), averaged over its folds, is highest."""
+    candidates = [row for row in report.rows if not math.isinf(_number(row.best.data.metrics.get(report.objective)))]
+    if report.several_folds:
+        best = max(candidates, key=lambda row: _fold_mean(row, report.objective), default=None)
+        return None if best is None else best.best
+    return max((row.best for row in candidates), key=lambda run: run.data.metrics[report.objective], default=None)
+
+
+def _fold_mean(row: Row, metric: str) -> float:
+    """`metric` averaged over the row's folds (each fold: the mean over its trials that logged it)."""
+    per_fold: dict[int | None, list[float]] = {}
+    for run in row.runs:
+        value = _number(run.data.metrics.get(metric))
+        if not math.isinf(value):
+            per_fold.setdefault(fold_of(run), []).append(value)
+    return statistics.fmean(statistics.fmean(values) for values in per_fold.values()) if per_fold else -math.inf
 
 
 def _percent(value: float | None) -> str:
@@ -231,10 +319,11 @@ def _percent(value: float | None) -> str:
 
 
 def _cell_text(cell: Cell | None, reference: float | None) -> str:
-    """`41.70 ± 2.10 †‡ (0.76×)`."""
+    """`41.70 ± 2.10 †‡ (0.76×)` (± the CI's half-width, or the standard deviation over folds)."""
     if cell is None:
         return "—"
-    text = _percent(cell.test) + (f" ± {100 * cell.half_width:.2f}" if cell.half_width is not None else "")
+    spread = cell.std if cell.std is not None else cell.half_width
+    text = _percent(cell.test) + (f" ± {100 * spread:.2f}" if spread is not None else "")
     marks = "".join(mark for mark, p in (("†", cell.p_baseline), ("‡", cell.p_sml))
                     if p is not None and p < SIGNIFICANCE)
     ratio = f" ({cell.test / reference:.2f}×)" if reference else ""
@@ -248,7 +337,9 @@ def table(report: SweepReport) -> tuple[list[str], list[list[str]]]:
         header += [f"{n} per class", "dev"]
     rows = []
     if report.reference is not None:
-        rows.append(["real data (reference)", "—", _percent(report.reference)] + ["—"] * (2 * len(report.budgets)))
+        std = report.reference_std
+        whole = _percent(report.reference) + ("" if std is None else f" ± {100 * std:.2f}")
+        rows.append(["real data (reference)", "—", whole] + ["—"] * (2 * len(report.budgets)))
     for row in report.rows:
         cells = [row.name, str(len(row.runs)), "—"]
         for n in report.budgets:
@@ -258,12 +349,43 @@ def table(report: SweepReport) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def fold_table(report: SweepReport) -> tuple[list[str], list[list[str]]]:
+    """The per-fold results of a sweep over several folds: a row per setting and fold (the references first), each
+    cell the mean over that fold's trials, its ratio to that fold's reference and its McNemar marks."""
+    header = ["setting", "fold", "trials", "whole train set"]
+    for n in report.budgets:
+        header += [f"{n} per class", "dev"]
+    rows = [["real data (reference)", str(fold), "—", _percent(value)] + ["—"] * (2 * len(report.budgets))
+            for fold, value in report.references.items()]
+    for row in report.rows:
+        for fold in report.folds:
+            trials = sum(fold_of(run) == fold for run in row.runs)
+            if not trials:
+                continue
+            cells = [row.name, str(fold), str(trials), "—"]
+            for n in report.budgets:
+                cell = row.cells[n].folds.get(fold) if n in row.cells else None
+                cells += [_cell_text(cell, report.references.get(fold)), _percent(cell.dev if cell else None)]
+            rows.append(cells)
+    return header, rows
+
+
 def legend(report: SweepReport) -> str:
     """What the table's numbers and marks mean."""
     spread = (f"over the row's trials when it has several, else over the {report.repeats} evaluation repeats"
               if report.repeats > 1 else "over the row's trials (none shown for a single trial: one evaluation "
                                          "repeat)")
     chance = f" Chance: {_percent(report.chance)} %." if report.chance else ""
+    if report.several_folds:
+        folds = ", ".join(map(str, report.folds))
+        return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
+                f"(utterances per class): mean ± standard deviation over the {len(report.folds)} folds ({folds}; "
+                f"each fold's value is the mean over its trials, see the per-fold table), as SUPERB reports; (×) "
+                f"ratio to the real-data reference (its mean over the folds); dev: the mean over the folds of the dev "
+                f"UAR (%) that chose each generator's checkpoint. † McNemar (two-sided, p < {SIGNIFICANCE}) differs "
+                f"from the Baseline, ‡ from +L_SML (same architecture and settings; on each fold, the best trials "
+                f"on {report.objective}); in the mean row, only when it does on every fold. Per fold, ± is the "
+                f"half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}.{chance}")
     return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
             f"(utterances per class); ± half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}; "
             f"(×) ratio to the real-data reference; dev: the dev UAR (%) that chose each generator's checkpoint. "
@@ -279,22 +401,36 @@ def summary(report: SweepReport) -> str:
     text = (f"Sweep `{report.experiment}`{space}: {sum(report.statuses.values())} trials ({statuses or 'none'}), "
             f"objective `{report.objective}` (chooses each trial's checkpoint and the champion), budgets "
             f"{', '.join(map(str, report.budgets)) or '—'} per class, {report.repeats} evaluation repeat(s){features}.")
+    if report.several_folds:
+        text += (f" Folds {', '.join(map(str, report.folds))}: each setting ran on each; cells are means ± std "
+                 "over them.")
     best = best_trial(report)
     if best is not None:
         metrics = best.data.metrics
         budget = report.objective.removeprefix("dev_uar_ppc")
-        text += (f" Best on dev: `{best.info.run_name}` ({report.objective} {_percent(metrics[report.objective])} %, "
+        if report.several_folds:
+            row = next(row for row in report.rows if row.best is best)
+            text += (f" Best setting on the mean {report.objective} over folds: `{row.name}` "
+                     f"({_percent(_fold_mean(row, report.objective))} %); its best trial")
+        else:
+            text += " Best on dev"
+        text += (f": `{best.info.run_name}` ({report.objective} {_percent(metrics[report.objective])} %, "
                  f"test uar_ppc{budget} {_percent(metrics.get(f'uar_ppc{budget}'))} %)")
         text += f", registered as {report.champion} (alias {CHAMPION})." if report.champion else "."
     return text
 
 
-def results_markdown(report: SweepReport) -> str:
-    """The table as markdown, with its legend."""
-    header, rows = table(report)
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines) + f"\n\n{legend(report)}\n"
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def results_markdown(report: SweepReport) -> str:
+    """The table as markdown, with its legend (and the per-fold table, over several folds)."""
+    text = _markdown_table(*table(report)) + f"\n\n{legend(report)}\n"
+    if report.several_folds:
+        text += f"\nPer fold:\n\n{_markdown_table(*fold_table(report))}\n"
+    return text
 
 
 def to_markdown(report: SweepReport) -> str:
@@ -306,35 +442,54 @@ def to_markdown(report: SweepReport) -> str:
 
 def to_html(report: SweepReport, figures: dict[str, str]) -> str:
     """A standalone page: the summary, the table, its legend and the figures (`figures`: name -> SVG text)."""
-    header, rows = table(report)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+    tables = [table(report)] + ([fold_table(report)] if report.several_folds else [])
+    html_tables = []
+    for header, rows in tables:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in rows)
+        html_tables.append(f"<table><tr>{head}</tr>{body}</table>")
     images = "".join(f"<figure>{svg}</figure>" for svg in figures.values())
     title = html.escape(f"Sweep report: {report.experiment}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>"
             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
             "figure{margin:1em 0}svg{max-width:100%;height:auto}</style></head><body>"
-            f"<h1>{title}</h1><p>{html.escape(summary(report))}</p><table><tr>{head}</tr>{body}</table>"
-            f"<p>{html.escape(legend(report))}</p>{images}</body></html>")
+            f"<h1>{title}</h1><p>{html.escape(summary(report))}</p>{html_tables[0]}"
+            f"<p>{html.escape(legend(report))}</p>{''.join(html_tables[1:])}{images}</body></html>")
+
+
+def _record(setting: str, trials: int | None, n: int | None, test: float, cell: Cell | None,
+            reference: float | None) -> dict:
+    """One record of table_data."""
+    half = cell.half_width if cell else None
+    return {"setting": setting, "trials": trials, "ppc": n, "test_uar": test,
+            "ci_low": None if half is None else test - half, "ci_high": None if half is None else test + half,
+            "ratio_to_real": test / reference if reference else None, "dev_uar": cell.dev if cell else None,
+            "mcnemar_p_vs_baseline": cell.p_baseline if cell else None,
+            "mcnemar_p_vs_sml": cell.p_sml if cell else None}
 
 
 def table_data(report: SweepReport) -> dict[str, list]:
-    """The table in long form (one record per setting and budget, numbers as fractions) for MLflow's table view."""
+    """The table in long form (one record per setting and budget, numbers as fractions) for MLflow's table view;
+    over several folds, with `fold` (none for the mean over folds) and `test_std`, and a record per fold too."""
     records = []
     if report.reference is not None:
-        records.append({"setting": "real data (reference)", "trials": None, "ppc": None, "test_uar": report.reference,
-                        "ci_low": None, "ci_high": None, "ratio_to_real": 1.0, "dev_uar": None,
-                        "mcnemar_p_vs_baseline": None, "mcnemar_p_vs_sml": None})
+        records.append({**_record("real data (reference)", None, None, report.reference, None, report.reference),
+                        **({"fold": None, "test_std": report.reference_std} if report.several_folds else {})})
+        if report.several_folds:
+            records += [{**_record("real data (reference)", None, None, value, None, value), "fold": fold,
+                         "test_std": None} for fold, value in report.references.items()]
     for row in report.rows:
         for n, cell in row.cells.items():
-            half = cell.half_width
-            records.append({"setting": row.name, "trials": len(row.runs), "ppc": n, "test_uar": cell.test,
-                            "ci_low": None if half is None else cell.test - half,
-                            "ci_high": None if half is None else cell.test + half,
-                            "ratio_to_real": cell.test / report.reference if report.reference else None,
-                            "dev_uar": cell.dev, "mcnemar_p_vs_baseline": cell.p_baseline,
-                            "mcnemar_p_vs_sml": cell.p_sml})
+            if not report.several_folds:
+                records.append(_record(row.name, len(row.runs), n, cell.test, cell, report.reference))
+                continue
+            records.append({**_record(row.name, len(row.runs), n, cell.test, cell, report.reference), "fold": None,
+                            "test_std": cell.std})
+            for fold, one in cell.folds.items():
+                trials = sum(fold_of(run) == fold for run in row.runs)
+                records.append({**_record(row.name, trials, n, one.test, one, report.references.get(fold)),
+                                "fold": fold, "test_std": None})
     return {key: [record[key] for record in records] for key in records[0]} if records else {}
 
 

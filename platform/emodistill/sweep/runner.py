@@ -1,7 +1,8 @@
 """The sweep driver: share the inputs once, run the trials on Ray Tune, then rank, compare and register.
 
 A sweep is one MLflow experiment (named after the sweep) with one parent run, one child run per
-trial and one `baseline` run for the real-data reference. Its Tune experiment directory (a local
+trial and one `baseline` run for the real-data reference (one per fold: each trial runs on one fold of
+the space's `folds`, and is compared with its fold's reference). Its Tune experiment directory (a local
 folder or an object-storage URI, see emodistill.storage) holds `sweep.json`, which
 `resume_sweep(DIR_OR_URI)` reads to continue the same sweep into the same runs.
 """
@@ -26,13 +27,15 @@ from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import dataset_fingerprint, load_splits, read_index
+from emodistill.features.store import dataset_fingerprint, fold_sessions, load_splits, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
-from emodistill.sweep.report import BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report, sweep_report
+from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, fold_of, log_report,
+                                     sweep_report)
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
+from emodistill.sweep.names import FOLD_PARAM, SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
@@ -92,15 +95,16 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     if not verbose:  # Optuna announces each study it creates, at INFO on a handler of its own
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = trial_config(space, dict(space.base.overrides))
-    meta = read_index(features)["meta"]
+    index = read_index(features)
+    meta = index["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
+    space.check_folds(fold_sessions(index), str(features))  # so does a fold the features do not have
     with connected(address):
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)
         features = Path(features).resolve()
         storage_root = storage.resolve(storage_path or "sweeps")
-        splits = load_splits(features)
-        fingerprint = dataset_fingerprint(features)
+        fingerprint = index["fingerprint"]  # the directory's; each trial's fold is its param
         parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name}, uri,
                                   features=fingerprint)
         state = SweepState(name=name, tracking_uri=uri, experiment_id=get_or_create_experiment(name, uri),
@@ -109,7 +113,7 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
         run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         experiment_path = storage.join(storage_root, run_name)
         storage.write_text(storage.join(experiment_path, STATE_FILE), json.dumps(asdict(state), indent=2))
-        trainable = _trainable(state, space, splits, base)
+        trainable = _trainable(state, space, base)
         tuner = tune.Tuner(trainable, param_space=param_space(space), tune_config=tune_config(space, _rounds(base)),
                            run_config=tune.RunConfig(
                                name=run_name, storage_path=storage_root,
@@ -146,8 +150,7 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
         with connected(address):
             check_tracking_uri(state.tracking_uri)
             client.update_run(state.parent_run_id, status="RUNNING")
-            trainable = _trainable(state, space, load_splits(state.features),
-                                   trial_config(space, space.base.overrides))
+            trainable = _trainable(state, space, trial_config(space, space.base.overrides))
             # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
             tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True)
@@ -179,14 +182,19 @@ def _space_params(space: SearchSpace) -> dict:
     return flat
 
 
-def _trainable(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet], base: DistillConfig):
-    """The trial function with the shared inputs (put once) and its resources attached."""
-    pool = None
-    if _uses_pool(space, base):
-        pool = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
-                          fingerprint=dataset_fingerprint(Path(state.features)))
-    reference, reference_run_id = _reference(state, space, splits)
-    shared = share_inputs(state.features, pool=pool, reference=reference, reference_run_id=reference_run_id)
+def _trainable(state: SweepState, space: SearchSpace, base: DistillConfig):
+    """The trial function with the shared inputs (put once; a pool and a reference per fold) and its resources
+    attached."""
+    folds = space.check_folds(fold_sessions(read_index(state.features)), state.features)
+    pools, references, reference_run_ids = {}, {}, {}
+    for fold in folds:
+        splits = load_splits(state.features, fold)
+        if _uses_pool(space, base):
+            # Keyed by the fold's fingerprint: a pool cache is never shared across folds.
+            pools[fold] = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
+                                     fingerprint=dataset_fingerprint(Path(state.features), fold))
+        references[fold], reference_run_ids[fold] = _reference(state, space, splits, fold, len(folds) > 1)
+    shared = share_inputs(state.features, folds, pools, references, reference_run_ids)
     context = TrialContext(space=space, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                            parent_run_id=state.parent_run_id)
     return tune.with_resources(tune.with_parameters(distill_trial, shared=shared, context=context),
@@ -205,20 +213,26 @@ def _uses_pool(space: SearchSpace, base: DistillConfig) -> bool:
     return "loss.lambda_sml" in search.params
 
 
-def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet]) -> tuple[ReferenceResult, str]:
-    """The real-data downstream every trial is compared with, logged once as the sweep's `baseline` run."""
+def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet], fold: int | None,
+               several: bool) -> tuple[ReferenceResult, str]:
+    """The real-data downstream every trial of `fold` is compared with, logged once as a `baseline` run of the
+    sweep (named after its fold when the sweep runs `several`)."""
     client = tracking_client(state.tracking_uri)
+    same_fold = "" if fold is None else f" and params.`{FOLD_PARAM}` = '{fold}'"
     existing = client.search_runs([state.experiment_id], max_results=1, filter_string=(
-        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'baseline'"))
+        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'baseline'{same_fold}"))
     if existing and existing[0].info.status == "FINISHED":  # a resumed sweep reuses its reference
         run_id = existing[0].info.run_id
         saved = Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text()
         return ReferenceResult.from_dict(json.loads(saved)), run_id
     evaluation = space.evaluation
     result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
-    run_id = client.create_run(state.experiment_id, run_name=REFERENCE_RUN, tags={
-        KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id,
-        FEATURES_TAG: dataset_fingerprint(state.features)}).info.run_id
+    tags = {KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id,
+            FEATURES_TAG: read_index(state.features)["fingerprint"]}
+    name = f"{REFERENCE_RUN}{SEPARATOR}fold {fold}" if several else REFERENCE_RUN
+    run_id = client.create_run(state.experiment_id, run_name=name, tags=tags).info.run_id
+    if fold is not None:
+        client.log_param(run_id, FOLD_PARAM, fold)
     log_metrics(client, run_id, {"uar_real_full": result.uar_real_full}, step=0)
     client.log_dict(run_id, result.to_dict(), REFERENCE_FILE)
     finish_run(client, run_id)
@@ -254,7 +268,8 @@ def _finish(state: SweepState, space: SearchSpace, results: tune.ResultGrid, exp
         if run.data.tags.get(KIND_TAG) == "trial":
             outcome.trials[run.info.run_name] = {
                 "run_id": run.info.run_id, "status": run.info.status, metric: run.data.metrics.get(metric),
-                "variant": run.data.tags.get(VARIANT_TAG), "reason": run.data.tags.get(FAILURE_TAG)}
+                "variant": run.data.tags.get(VARIANT_TAG), "fold": fold_of(run),
+                "reason": run.data.tags.get(FAILURE_TAG)}
     best = best_trial(report)
     if best is not None:
         outcome.best_run_id, outcome.best_value = best.info.run_id, best.data.metrics[metric]
@@ -282,16 +297,20 @@ def _close_unfinished(client: MlflowClient, run: Run, result: tune.Result) -> No
 
 
 def _compare_with_baselines(client: MlflowClient, report: SweepReport, predictions: Predictions) -> None:
-    """McNemar of each finished trial against the Baseline of its setting (that row's best trial), per budget."""
+    """McNemar of each finished trial against the Baseline of its setting (that row's best trial on the same fold:
+    the same test utterances), per budget."""
     for row in report.rows:
         baseline = report.sibling(row, BASELINE_VARIANT)
         if baseline is None or baseline is row:
             continue
         for run in row.runs:
-            pvalues = predictions.pvalues(run.info.run_id, baseline.best.info.run_id)
+            other = baseline.best_by_fold.get(fold_of(run))
+            if other is None:  # the Baseline has no finished trial on this fold
+                continue
+            pvalues = predictions.pvalues(run.info.run_id, other.info.run_id)
             log_metrics(client, run.info.run_id, {f"mcnemar_p_{key}_vs_baseline": p for key, p in pvalues.items()},
                         step=0)
-            client.set_tag(run.info.run_id, BASELINE_TAG, baseline.best.info.run_id)
+            client.set_tag(run.info.run_id, BASELINE_TAG, other.info.run_id)
 
 
 def _register_best(state: SweepState, run_id: str, objective: str) -> int:

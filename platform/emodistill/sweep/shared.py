@@ -3,13 +3,16 @@
 Feature tables travel as the bytes of their Arrow IPC files in a uint8 numpy array: Ray maps a
 numpy array from shared memory without copying, and `pa.ipc.open_file` over that buffer gives
 a table whose frame buffers point into it. So the features sit in the object store once per node
-(the driver reads the files once), and no trial reads feature files from disk.
+(the driver reads the files once), and no trial reads feature files from disk. Features with folds
+travel as their one whole-corpus table, whatever the number of folds: each trial views its fold's
+splits in it (FeatureSet.subset), without a copy. The checkpoint pool and the real-data reference
+are trained on a fold's train split, so there is one of each per fold.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ from emodistill.distill.pool import frozen
 from emodistill.downstream import Downstream
 from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import SPLITS, dataset_fingerprint, open_splits
+from emodistill.features.store import CORPUS, fold_fingerprint, open_tables, read_index, resolve_fold, split_fold
 
 log = logging.getLogger(__name__)
 
@@ -31,35 +34,51 @@ log = logging.getLogger(__name__)
 class SharedInputs:
     """Object-store references to the sweep's shared inputs (small; passed to every trial)."""
 
-    tables: dict[str, ray.ObjectRef]  # split -> uint8 array holding that split's Arrow IPC file
-    fingerprint: str  # the feature directory's recorded fingerprint (checked when a trial resumes)
-    pool: ray.ObjectRef | None = None  # list of (Downstream config, weights as numpy arrays), for L_SML
-    reference: ray.ObjectRef | None = None  # ReferenceResult (no model) of the real-data downstream
-    reference_run_id: str | None = None  # its MLflow run (the tag `mcnemar.reference` of every trial)
+    tables: dict[str, ray.ObjectRef]  # table (`corpus`, or each split) -> uint8 array holding its Arrow IPC file
+    fingerprint: str  # the feature directory's recorded fingerprint
+    folds: tuple[int | None, ...] = (None,)  # the sweep's folds (None: the directory's fixed splits)
+    cut: dict | None = None  # the index's `folds` entry: how a fold cuts the other sessions into train/dev
+    # Per fold: list of (Downstream config, weights as numpy arrays), for L_SML
+    pools: dict[int | None, ray.ObjectRef] = field(default_factory=dict)
+    # Per fold: ReferenceResult (no model) of the real-data downstream, and its MLflow run (the tag
+    # `mcnemar.reference` of the fold's trials)
+    references: dict[int | None, ray.ObjectRef] = field(default_factory=dict)
+    reference_run_ids: dict[int | None, str] = field(default_factory=dict)
+
+    def fold_fingerprint(self, fold: int | None) -> str:
+        """The fingerprint of the fold's data (checked when a trial resumes)."""
+        return fold_fingerprint(self.fingerprint, fold)
 
 
 def put_features(directory: str | Path) -> dict[str, ray.ObjectRef]:
-    """Validate a feature directory, then put each split's Arrow IPC file in the object store once."""
+    """Validate a feature directory, then put each of its Arrow IPC files in the object store once."""
     directory = Path(directory)
-    open_splits(directory)  # schema + index checks before anything is shared
+    names = open_tables(directory)  # schema + index checks before anything is shared
     refs, total = {}, 0
-    for split in SPLITS:
-        data = np.fromfile(directory / f"{split}.arrow", dtype=np.uint8)
-        refs[split] = ray.put(data)
+    for name in names:
+        data = np.fromfile(directory / f"{name}.arrow", dtype=np.uint8)
+        refs[name] = ray.put(data)
         total += data.nbytes
     log.info("put the feature tables of %s in the object store (%.1f MiB)", directory, total / 2**20)
     return refs
 
 
-def share_inputs(directory: str | Path, pool: list[Downstream] | None = None,
-                 reference: ReferenceResult | None = None, reference_run_id: str | None = None) -> SharedInputs:
-    """Put the feature tables, the checkpoint pool and the reference's predictions in the object store."""
+def share_inputs(directory: str | Path, folds: list[int | None] | None = None,
+                 pools: dict[int | None, list[Downstream]] | None = None,
+                 references: dict[int | None, ReferenceResult] | None = None,
+                 reference_run_ids: dict[int | None, str] | None = None) -> SharedInputs:
+    """Put the feature tables, and per fold the checkpoint pool and the reference's predictions, in the object
+    store; `folds` defaults to fold 1 of features with folds, else their fixed splits."""
+    index = read_index(directory)
+    cut = index.get("folds")
+    if folds is None:
+        folds = [resolve_fold(index, None, directory)]
     tables = put_features(directory)
-    fingerprint = dataset_fingerprint(directory)
-    pool_ref = None if pool is None else ray.put([(member.config(), _to_numpy(member)) for member in pool])
-    reference_ref = None if reference is None else ray.put(replace(reference, model=None))
-    return SharedInputs(tables=tables, fingerprint=fingerprint, pool=pool_ref, reference=reference_ref,
-                        reference_run_id=reference_run_id)
+    pool_refs = {fold: ray.put([(member.config(), _to_numpy(member)) for member in pool])
+                 for fold, pool in (pools or {}).items()}
+    reference_refs = {fold: ray.put(replace(reference, model=None)) for fold, reference in (references or {}).items()}
+    return SharedInputs(tables=tables, fingerprint=index["fingerprint"], folds=tuple(folds), cut=cut, pools=pool_refs,
+                        references=reference_refs, reference_run_ids=dict(reference_run_ids or {}))
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:
@@ -67,18 +86,25 @@ def table_from_buffer(data: np.ndarray) -> pa.Table:
     return ipc.open_file(pa.py_buffer(data)).read_all()
 
 
-def open_shared_splits(shared: SharedInputs) -> dict[str, FeatureSet]:
-    """The train/dev/test FeatureSets viewed straight from the object store (inside a trial)."""
-    return {split: FeatureSet.from_table(table_from_buffer(ray.get(ref)), f"object store ({split}.arrow)")
-            for split, ref in shared.tables.items()}
+def open_shared_splits(shared: SharedInputs, fold: int | None = None) -> dict[str, FeatureSet]:
+    """The train/dev/test FeatureSets of `fold` (default: the sweep's first) viewed straight from the object store
+    (inside a trial)."""
+    fold = shared.folds[0] if fold is None else fold
+    if shared.cut is None:
+        return {split: FeatureSet.from_table(table_from_buffer(ray.get(ref)), f"object store ({split}.arrow)")
+                for split, ref in shared.tables.items()}
+    table = table_from_buffer(ray.get(shared.tables[CORPUS]))
+    return split_fold(table, shared.cut, fold, f"object store ({CORPUS}.arrow)")
 
 
-def open_shared_pool(shared: SharedInputs) -> list[Downstream] | None:
-    """The frozen checkpoint pool, rebuilt from the shared weights (copied: the pool is small)."""
-    if shared.pool is None:
+def open_shared_pool(shared: SharedInputs, fold: int | None = None) -> list[Downstream] | None:
+    """The frozen checkpoint pool of `fold` (default: the sweep's first), rebuilt from the shared weights (copied:
+    the pool is small)."""
+    ref = shared.pools.get(shared.folds[0] if fold is None else fold)
+    if ref is None:
         return None
     members = []
-    for config, weights in ray.get(shared.pool):
+    for config, weights in ray.get(ref):
         member = Downstream(**config)
         member.load_state_dict({name: torch.tensor(array) for name, array in weights.items()})
         members.append(frozen(member))

@@ -1,9 +1,10 @@
 """Search-space files (`search_spaces/*.yaml`): a typed, validated description of one sweep.
 
 A space names the objective, how many trials run and how many at once, what each trial may use,
-the distillation config every trial starts from, the evaluation budgets, and how trials differ:
-a grid (optionally over named variants) or a sampled space (random or Optuna TPE, with optional
-conditions and ASHA early stopping). Trial configs are flat dicts of dotted DistillConfig overrides.
+the distillation config every trial starts from, the evaluation budgets, the leave-one-session-out folds
+its trials run on, and how trials differ: a grid (optionally over named variants) or a sampled space
+(random or Optuna TPE, with optional conditions and ASHA early stopping). Trial configs are flat dicts of
+dotted DistillConfig overrides (and, with several folds, the trial's `fold`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.evaluate.protocol import EvalConfig
+from emodistill.features.store import default_fold
 
 VARIANT_KEY = "variant"
+FOLD_KEY = "fold"  # a trial's fold, in its Tune config when the space lists several
 BUDGET_METRIC = re.compile(r"^dev_uar_ppc(\d+)$")
 TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
 
@@ -192,6 +195,37 @@ class SearchSpace(_Strict):
     base: BaseConfig = Field(default_factory=BaseConfig)
     evaluation: Evaluation
     search: Annotated[GridSearch | SampledSearch, Field(discriminator="type")]
+    folds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, description="leave-one-session-out folds (fold K tests on session K); every "
+                                                "setting runs on each; default: fold 1, or the features' fixed splits")
+
+    @model_validator(mode="after")
+    def _folds_are_distinct(self) -> SearchSpace:
+        folds = self.folds or []
+        if len(set(folds)) != len(folds):
+            raise ValueError(f"folds lists a fold twice: {folds}")
+        if len(folds) > 1 and not isinstance(self.search, GridSearch):
+            # A searcher proposes one config per trial; running each proposal on every fold would need trials
+            # grouped per proposal, which Tune's searchers and ASHA do not know.
+            raise ValueError(f"folds: a {self.search.type} search runs on one fold (got {folds}); list one, or "
+                             "use a grid search to run every setting on several folds")
+        return self
+
+    def check_folds(self, sessions: list[int] | None, features: str) -> list[int | None]:
+        """The folds the sweep runs on the features whose sessions are `sessions` (None: fixed splits, which run
+        as they are); raise ConfigError naming `folds` when a fold has no session there."""
+        if sessions is None:
+            if self.folds is not None:
+                raise ConfigError(f"search space {self.name}: folds {self.folds} need features extracted with "
+                                  f"sessions, but {features} has splits fixed when it was extracted")
+            return [None]
+        if self.folds is None:
+            return [default_fold(sessions)]
+        missing = [fold for fold in self.folds if fold not in sessions]
+        if missing:
+            raise ConfigError(f"search space {self.name}: folds {missing} are not sessions of {features} "
+                              f"(fold K tests on session K; sessions: {sessions})")
+        return list(self.folds)
 
     @model_validator(mode="after")
     def _objective_is_evaluated(self) -> SearchSpace:
@@ -261,6 +295,7 @@ def trial_overrides(space: SearchSpace, trial_config: dict) -> dict:
     """The dotted DistillConfig overrides of one trial: base overrides, its variant, its sampled values."""
     overrides = dict(space.base.overrides)
     trial_config = dict(trial_config)
+    trial_config.pop(FOLD_KEY, None)  # which data the trial sees, not how it trains
     variant = trial_config.pop(VARIANT_KEY, None)
     if variant is not None:
         overrides.update(space.search.variants[variant])

@@ -4,6 +4,8 @@
             -> keep it if it is the best on dev so far -> tune.report(metrics, checkpoint)
     then:   save the generator chosen on dev, log it and its scores to MLflow, report the chosen scores
 
+A trial trains and scores on one fold's splits (its config's `fold`, else the sweep's only fold), viewed in the
+shared whole-corpus table, and compares with that fold's pool and reference.
 Only dev scores choose (the objective must be a `dev_uar_ppc<N>`); test scores are reported beside them. A
 trial that Tune restarts after a crash restores its checkpoint (the trainer's state, the MLflow run id, the
 chosen checkpoint's test predictions), continues from the same step and keeps logging into the same run.
@@ -30,9 +32,9 @@ from emodistill.features.dataset import FeatureSet
 from emodistill.generator import save_generator, save_trained
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
-from emodistill.sweep.names import trial_name, trial_tags
+from emodistill.sweep.names import FOLD_PARAM, trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
-from emodistill.sweep.space import SearchSpace, trial_config, trial_overrides
+from emodistill.sweep.space import FOLD_KEY, SearchSpace, trial_config, trial_overrides
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)
@@ -64,18 +66,20 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     """Tune function trainable: distil with this trial's overrides, choosing the generator on dev."""
     space = context.space
     distill_config = trial_config(space, trial_overrides(space, config))
-    splits = open_shared_splits(shared)
-    reference = ray.get(shared.reference) if shared.reference is not None else None
+    fold = config.get(FOLD_KEY, shared.folds[0])
+    splits = open_shared_splits(shared, fold)
+    reference = ray.get(shared.references[fold]) if fold in shared.references else None
     evaluation = space.evaluation.eval_config(distill_config.model.arch)
     objective = space.objective.metric
     restored = _restore()
     trial = tune.get_context()
     tags = {**node_identity(), **trial_tags(config, distill_config), "ray.trial_id": trial.get_trial_id()}
-    if shared.reference_run_id is not None:
-        tags[REFERENCE_TAG] = shared.reference_run_id
+    if fold in shared.reference_run_ids:
+        tags[REFERENCE_TAG] = shared.reference_run_ids[fold]
+    params = {**distill_config.flatten(), **({FOLD_PARAM: fold} if fold is not None else {})}
     run = TrialRun.open(context.tracking_uri, context.experiment_id, context.parent_run_id,
-                        trial_name(space, config, distill_config, trial.get_trial_id()), distill_config.flatten(),
-                        tags, run_id=restored.run_id)
+                        trial_name(space, config, distill_config, trial.get_trial_id()), params, tags,
+                        run_id=restored.run_id)
 
     def evaluate(generator) -> EvalResult:
         return evaluate_generator(generator, splits, evaluation, reference, progress=False)
@@ -89,7 +93,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         tune.report({**result.metrics, "step": 0})
         return
 
-    trainer = Distiller(splits["train"], distill_config, _pool(shared, distill_config), features=shared.fingerprint)
+    trainer = Distiller(splits["train"], distill_config, _pool(shared, distill_config, fold),
+                        features=shared.fold_fingerprint(fold))
     predictions = restored.predictions
     if restored.trainer is not None:
         trainer.restore(restored.trainer, Path("Tune checkpoint"))
@@ -120,9 +125,9 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     tune.report({**scores, "step": trainer.step, "selected_step": chosen["selected_step"]})
 
 
-def _pool(shared: SharedInputs, config: DistillConfig) -> list:
-    """The shared L_SML pool when this trial weighs L_SML, else none."""
-    return open_shared_pool(shared) if config.loss.lambda_sml > 0 else []
+def _pool(shared: SharedInputs, config: DistillConfig, fold: int | None) -> list:
+    """The fold's shared L_SML pool when this trial weighs L_SML, else none."""
+    return open_shared_pool(shared, fold) if config.loss.lambda_sml > 0 else []
 
 
 def _checkpoint(staging: Path, trainer: Distiller, run_id: str, predictions: dict) -> tune.Checkpoint:

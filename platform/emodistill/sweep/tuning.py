@@ -7,7 +7,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from emodistill.sweep.space import VARIANT_KEY, CategoricalParam, FloatParam, GridSearch, Param, SearchSpace
+from emodistill.sweep.space import FOLD_KEY, VARIANT_KEY, CategoricalParam, FloatParam, GridSearch, Param, SearchSpace
 
 
 class DefineByRun:
@@ -34,12 +34,15 @@ class DefineByRun:
 
 
 def param_space(space: SearchSpace) -> dict:
-    """The Tune param space: grid axes for a grid search; empty (the searcher proposes) otherwise."""
+    """The Tune param space: grid axes for a grid search (the folds one more when it lists several); empty (the
+    searcher proposes) otherwise."""
     if not isinstance(space.search, GridSearch):
         return {}
     grid = {key: tune.grid_search(values) for key, values in space.search.grid.items()}
     if space.search.variants:
         grid[VARIANT_KEY] = tune.grid_search(list(space.search.variants))
+    if space.folds is not None and len(space.folds) > 1:
+        grid[FOLD_KEY] = tune.grid_search(list(space.folds))
     return grid
 
 
