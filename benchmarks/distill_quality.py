@@ -8,10 +8,11 @@ reports UAR on the real test split, as mean ± 95 % CI over the seeds (a seed va
 the draw of samples and the downstream's initialisation together). Sources: the real training split (the
 reference), a random real subset, a herding coreset, the class-conditional Gaussian generator, and GAN-ATT
 trained with the `small` preset as the Baseline WGAN-GP (λ5 = λ6 = 0), +L_SML and +L_DIV+L_SML; with
---ablation, also +L_DIV+L_SML without each thing the preset adds beyond the paper, with none of them, and with
-a linear learning-rate decay (at ppc 100; it doubles the run time). Every generator keeps the
-checkpoint that scored best on dev (2 draws at ppc 100, every train.eval_every steps); its learning curve
-records dev and test UAR at each of those steps (test is only reported, never used to choose).
+--ablation, also +L_DIV+L_SML without each thing the preset adds beyond the paper, with none of them, with a
+linear learning-rate decay and with smaller L_SML pools (at ppc 100; it more than doubles the run time).
+Every generator keeps the checkpoint that scored best on dev (2 draws at ppc 100, every train.eval_every
+steps); its learning curve records dev and test UAR at each of those steps (test is only reported, never used to
+choose).
 
 It writes benchmarks/results/distill_quality.json, the figures under benchmarks/figures/, and the section
 between the `distill_quality` markers of benchmarks/RESULTS.md; it prints the same tables and its CPU time.
@@ -56,8 +57,8 @@ VARIANTS = {  # the paper's Table 2 rows, on GAN-ATT
 }
 # +L_DIV+L_SML without each addition of the preset, and with none of them: the paper's configuration as the
 # `small` preset had it before this benchmark (Adam (0.5, 0.9) at 2e-4, n_critic 5, λ3 = λ4 = 1, no extras);
-# and with one candidate that the preset does not adopt (a linear learning-rate decay, tried against the decline
-# of test UAR after ~150 steps).
+# and with candidates against the decline of test UAR after ~150 steps that the preset does not adopt: a linear
+# learning-rate decay, and L_SML pools without the converged (or the middle and converged) downstreams.
 ABLATIONS = {
     "without critic_stats": ["model.critic_stats=false"],
     "without mean_path": ["model.mean_path=false"],
@@ -65,6 +66,8 @@ ABLATIONS = {
     "paper-faithful": ["model.critic_stats=false", "model.mean_path=false", "train.ema=0", "loss.lambda_fm=1",
                        "optim.betas=[0.5, 0.9]", "optim.lr_g=2e-4", "optim.lr_d=2e-4", "optim.n_critic=5"],
     "with lr_decay linear": ["optim.lr_decay=linear"],
+    "with pool early, middle": ["pool.points=[early, middle]"],
+    "with pool early": ["pool.points=[early]"],
 }
 REAL, RANDOM, HERDING, GAUSSIAN = "real training split", "random subset", "herding", "Gaussian"
 COLOURS = {REAL: "black", RANDOM: "tab:grey", HERDING: "tab:brown", GAUSSIAN: "tab:green", BASELINE: "tab:blue",
@@ -164,8 +167,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes, one torch thread each")
     parser.add_argument("--work", type=Path, default=Path("runs/distill_quality"), help="corpus, features, generators")
     parser.add_argument("--ablation", action="store_true",
-                        help="also train +L_DIV+L_SML without each addition of the preset, and with lr decay "
-                             "(about twice as long)")
+                        help="also train +L_DIV+L_SML without each addition of the preset, and with lr decay or "
+                             "smaller pools (over twice as long)")
     parser.add_argument("--steps", type=int, help="the generators' steps instead of the preset's, evaluated twice "
                                                    "(quick checks)")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
