@@ -213,3 +213,23 @@ def test_feature_directory_errors(tmp_path):
     (tmp_path / "features.json").write_text("{")
     with pytest.raises(FeatureTableError, match="features.json: not readable JSON"):
         dataset_fingerprint(tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["fixed splits", "folds"])
+def test_each_table_is_validated_once_when_opened(tmp_path, monkeypatch, layout):
+    from emodistill.features import dataset, schema
+    from sweep_fixtures import make_corpus_dir, make_feature_dir
+
+    directory = (make_feature_dir if layout == "fixed splits" else make_corpus_dir)(tmp_path / "features")
+    checked = []
+
+    def counting(table, source):
+        checked.append(source)
+        return schema.validate_table(table, source)
+
+    monkeypatch.setattr(store, "validate_table", counting)
+    monkeypatch.setattr(dataset, "validate_table", counting)
+    splits = load_splits(directory, None if layout == "fixed splits" else 2)
+    tables = ["train", "dev", "test"] if layout == "fixed splits" else ["corpus"]
+    assert sorted(Path(source).stem for source in checked) == sorted(tables)
+    assert all(fs.meta.dim == splits["train"].dim for fs in splits.values())

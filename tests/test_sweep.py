@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 
 from emodistill import best_generator
 from emodistill.cli.main import main
+from emodistill.features import dataset
 from emodistill.features.schema import validate_table
 from emodistill.features.store import load_splits
 from emodistill.sweep import run_sweep
@@ -114,7 +115,7 @@ def corpus_features(tmp_path_factory):
     ("whole corpus", "corpus", [1, 3, 5], {"train": 38, "dev": 10, "test": 12}),
 ])
 def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, features, corpus_features, tmp_path,
-                                                                     layout, table, folds, sizes):
+                                                                     monkeypatch, layout, table, folds, sizes):
     source = features if layout == "fixed splits" else corpus_features
     copy = shutil.copytree(source, tmp_path / "features")
     shared = share_inputs(copy, folds)
@@ -141,6 +142,9 @@ def test_shared_tables_are_read_from_the_object_store_without_copies(cluster, fe
         assert got == sizes
         if fold is not None:
             assert {name: fs.utt_ids for name, fs in load_splits(corpus_features, fold).items()} == utt_ids
+    # The driver validated each table when it opened it to share it; a trial's view does not validate it again.
+    monkeypatch.setattr(dataset, "validate_table", lambda table, source: pytest.fail(f"{source} validated again"))
+    assert open_shared_splits(shared, folds[0])["train"].utt_ids
 
 
 def test_smoke_sweep_logs_every_trial(smoke):

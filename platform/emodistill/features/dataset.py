@@ -38,9 +38,13 @@ class FeatureSet:
                    speakers=speakers, utt_ids=utt_ids, meta=meta)
 
     @classmethod
-    def from_table(cls, table: pa.Table, source: str = "<table>") -> FeatureSet:
-        """View a validated feature table without copying the frame data."""
-        meta = validate_table(table, source)
+    def from_table(cls, table: pa.Table, source: str = "<table>", meta: FeatureMeta | None = None) -> FeatureSet:
+        """View a feature table without copying the frame data; it is validated unless `meta` is given.
+
+        `meta` is what validate_table returned where the table was opened: a table is checked once, there, not
+        again by every view of it (a trial's view of a table the driver checked before sharing it, for one).
+        """
+        meta = validate_table(table, source) if meta is None else meta
         column = table.column("features")
         # combine_chunks() copies even a lone chunk; only a multi-chunk table needs it.
         feats = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()

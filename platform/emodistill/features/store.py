@@ -252,8 +252,9 @@ def dataset_fingerprint(directory: str | Path, fold: int | None = None) -> str:
     return fold_fingerprint(index["fingerprint"], resolve_fold(index, fold, directory))
 
 
-def open_tables(directory: str | Path) -> dict[str, pa.Table]:
-    """Memory-map the directory's tables (`corpus`, or `train`, `dev`, `test`), checking each against the index."""
+def open_tables(directory: str | Path) -> dict[str, tuple[pa.Table, FeatureMeta]]:
+    """Memory-map the directory's tables (`corpus`, or `train`, `dev`, `test`), each validated and checked against
+    the index; name -> (table, its metadata)."""
     directory = Path(directory)
     index = read_index(directory)
     entries = table_entries(index)
@@ -269,7 +270,7 @@ def open_tables(directory: str | Path) -> dict[str, pa.Table]:
         # A re-extraction interrupted after some tables leaves tables the index does not describe.
         if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
             raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
-        tables[name] = table
+        tables[name] = table, meta
     return tables
 
 
@@ -287,7 +288,7 @@ def open_splits(directory: str | Path, fold: int | None = None) -> dict[str, pa.
     """
     index = read_index(directory)
     fold = resolve_fold(index, fold, directory)
-    tables = open_tables(directory)
+    tables = {name: table for name, (table, _) in open_tables(directory).items()}
     if fold is None:
         return tables
     rows = fold_rows(tables[CORPUS], index["folds"], fold)
@@ -302,9 +303,9 @@ def load_splits(directory: str | Path, fold: int | None = None) -> dict[str, Fea
     fold = resolve_fold(index, fold, directory)
     tables = open_tables(directory)
     if fold is None:
-        return {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"))
-                for split, table in tables.items()}
-    return split_fold(tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"))
+        return {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"), meta)
+                for split, (table, meta) in tables.items()}
+    return split_fold(*tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"))
 
 
 def train_bytes(directory: str | Path, train: FeatureSet) -> int:
@@ -314,9 +315,10 @@ def train_bytes(directory: str | Path, train: FeatureSet) -> int:
     return train.nbytes if "folds" in index else index["splits"]["train"]["bytes"]
 
 
-def split_fold(table: pa.Table, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
-    """Fold `fold`'s train/dev/test views of the whole-corpus `table` (no frame copied)."""
-    corpus = FeatureSet.from_table(table, source)
+def split_fold(table: pa.Table, meta: FeatureMeta, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
+    """Fold `fold`'s train/dev/test views of the whole-corpus `table`, validated where it was opened (its `meta`);
+    no frame is copied."""
+    corpus = FeatureSet.from_table(table, source, meta)
     # Each view names its split, as a split's own table does (a generator records the metadata it learnt from).
     return {split: replace(corpus.subset(rows), meta=replace(corpus.meta, split=split))
             for split, rows in fold_rows(table, folds, fold).items()}

@@ -25,6 +25,7 @@ from emodistill.distill.pool import frozen
 from emodistill.downstream import Downstream
 from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
+from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import CORPUS, fold_fingerprint, open_tables, read_index, resolve_fold, split_fold
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class SharedInputs:
     """Object-store references to the sweep's shared inputs (small; passed to every trial)."""
 
     tables: dict[str, ray.ObjectRef]  # table (`corpus`, or each split) -> uint8 array holding its Arrow IPC file
+    metas: dict[str, FeatureMeta]  # table -> its metadata, from the driver's validation (trials do not validate again)
     fingerprint: str  # the feature directory's recorded fingerprint
     folds: tuple[int | None, ...] = (None,)  # the sweep's folds (None: the directory's fixed splits)
     cut: dict | None = None  # the index's `folds` entry: how a fold cuts the other sessions into train/dev
@@ -50,17 +52,18 @@ class SharedInputs:
         return fold_fingerprint(self.fingerprint, fold)
 
 
-def put_features(directory: str | Path) -> dict[str, ray.ObjectRef]:
-    """Validate a feature directory, then put each of its Arrow IPC files in the object store once."""
+def put_features(directory: str | Path) -> tuple[dict[str, ray.ObjectRef], dict[str, FeatureMeta]]:
+    """Validate a feature directory, then put each of its Arrow IPC files in the object store once; the references
+    and each table's metadata."""
     directory = Path(directory)
-    names = open_tables(directory)  # schema + index checks before anything is shared
+    metas = {name: meta for name, (_, meta) in open_tables(directory).items()}  # checked once, before sharing
     refs, total = {}, 0
-    for name in names:
+    for name in metas:
         data = np.fromfile(directory / f"{name}.arrow", dtype=np.uint8)
         refs[name] = ray.put(data)
         total += data.nbytes
     log.info("put the feature tables of %s in the object store (%.1f MiB)", directory, total / 2**20)
-    return refs
+    return refs, metas
 
 
 def share_inputs(directory: str | Path, folds: list[int | None] | None = None,
@@ -73,12 +76,12 @@ def share_inputs(directory: str | Path, folds: list[int | None] | None = None,
     cut = index.get("folds")
     if folds is None:
         folds = [resolve_fold(index, None, directory)]
-    tables = put_features(directory)
+    tables, metas = put_features(directory)
     pool_refs = {fold: ray.put([(member.config(), _to_numpy(member)) for member in pool])
                  for fold, pool in (pools or {}).items()}
     reference_refs = {fold: ray.put(replace(reference, model=None)) for fold, reference in (references or {}).items()}
-    return SharedInputs(tables=tables, fingerprint=index["fingerprint"], folds=tuple(folds), cut=cut, pools=pool_refs,
-                        references=reference_refs, reference_run_ids=dict(reference_run_ids or {}))
+    return SharedInputs(tables=tables, metas=metas, fingerprint=index["fingerprint"], folds=tuple(folds), cut=cut,
+                        pools=pool_refs, references=reference_refs, reference_run_ids=dict(reference_run_ids or {}))
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:
@@ -91,10 +94,11 @@ def open_shared_splits(shared: SharedInputs, fold: int | None = None) -> dict[st
     (inside a trial)."""
     fold = shared.folds[0] if fold is None else fold
     if shared.cut is None:
-        return {split: FeatureSet.from_table(table_from_buffer(ray.get(ref)), f"object store ({split}.arrow)")
+        return {split: FeatureSet.from_table(table_from_buffer(ray.get(ref)), f"object store ({split}.arrow)",
+                                             shared.metas[split])
                 for split, ref in shared.tables.items()}
     table = table_from_buffer(ray.get(shared.tables[CORPUS]))
-    return split_fold(table, shared.cut, fold, f"object store ({CORPUS}.arrow)")
+    return split_fold(table, shared.metas[CORPUS], shared.cut, fold, f"object store ({CORPUS}.arrow)")
 
 
 def open_shared_pool(shared: SharedInputs, fold: int | None = None) -> list[Downstream] | None:
