@@ -40,7 +40,7 @@ def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, g
     """A child run with `metrics`, optionally the generator artifact, ended with `status` (or left RUNNING)."""
     client = store.tracking_client(uri)
     experiment_id = store.get_or_create_experiment(experiment, uri)
-    run_id = runs.start_trial_run(uri, experiment_id, parent, name, {"loss.tau": 0.1}, tags)
+    run_id = runs.start_trial_run(client, experiment_id, parent, name, {"loss.tau": 0.1}, tags)
     runs.log_metrics(client, run_id, metrics or {}, step=0)
     if generator_dir:
         runs.log_generator_artifact(client, run_id, generator_dir)
@@ -80,7 +80,7 @@ def test_parent_and_trial_runs_follow_conventions(uri):
     assert experiment.name == "conventions"
     assert experiment.artifact_location == (store.artifact_root_for(uri) / "conventions").as_uri()
 
-    trial = runs.start_trial_run(uri, experiment.experiment_id, parent, "trial_0", {"model.arch": "gan_cnn"},
+    trial = runs.start_trial_run(client, experiment.experiment_id, parent, "trial_0", {"model.arch": "gan_cnn"},
                                  {"ray.trial_id": "abc"})
     runs.log_metrics(client, trial, {"loss.g": 1.5, "loss.d": -0.5}, step=3)
     trial_run = client.get_run(trial)
@@ -96,22 +96,22 @@ def test_trial_run_is_resumed_not_duplicated(uri):
     parent = runs.start_parent_run("resume", "sweep-r", {}, None, uri)
     client = store.tracking_client(uri)
     experiment_id = client.get_run(parent).info.experiment_id
-    first = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001})
+    first = runs.find_or_resume_trial_run(client, experiment_id, parent, "trial'1", {"optim.lr": 0.001})
     runs.finish_run(client, first, "FAILED", reason="node died")
     assert client.get_run(first).info.status == "FAILED"
 
-    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
+    assert runs.find_or_resume_trial_run(client, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
                                          run_id=first) == first
     assert client.get_run(first).info.status == "RUNNING"
     # Restarted before its first checkpoint: found by name under the same parent, and tagged with its new node.
-    assert runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
+    assert runs.find_or_resume_trial_run(client, experiment_id, parent, "trial'1", {"optim.lr": 0.001},
                                          {"ray.node_id": "node-b"}) == first
     assert client.get_run(first).data.tags["ray.node_id"] == "node-b"
-    other = runs.find_or_resume_trial_run(uri, experiment_id, parent, "trial_2", {})
+    other = runs.find_or_resume_trial_run(client, experiment_id, parent, "trial_2", {})
     assert other != first
     other_parent = runs.start_parent_run("resume", "sweep-s", {}, None, uri)
     with pytest.raises(EmodistillError, match="belongs to parent run"):
-        runs.find_or_resume_trial_run(uri, experiment_id, other_parent, "trial'1", {}, run_id=first)
+        runs.find_or_resume_trial_run(client, experiment_id, other_parent, "trial'1", {}, run_id=first)
 
 
 def test_failure_reason_is_tagged_and_stored(uri, tmp_path):

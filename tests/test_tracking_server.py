@@ -45,7 +45,7 @@ def test_server_proxies_artifacts_and_stops_its_whole_group(tmp_path):
         client = store.tracking_client(server.url)
         assert client.get_experiment(experiment_id).artifact_location.startswith("mlflow-artifacts:")
         parent = runs.start_parent_run("remote", "sweep", {"a.b": 1}, None, server.url)
-        trial = runs.start_trial_run(server.url, experiment_id, parent, "t0", {"loss.tau": 0.5})
+        trial = runs.start_trial_run(client, experiment_id, parent, "t0", {"loss.tau": 0.5})
         runs.finish_run(client, trial, "FAILED", reason="worker lost")
         assert client.get_run(trial).data.tags["mlflow.parentRunId"] == parent
         stored = list((tmp_path / "mlartifacts").rglob(runs.FAILURE_ARTIFACT))

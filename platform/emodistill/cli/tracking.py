@@ -120,11 +120,12 @@ def run_ui(args: argparse.Namespace) -> int:
     auth = args.auth or not is_loopback(args.host)
     with start_server(uri, host=args.host, port=args.port, artifacts_destination=args.artifacts_destination,
                       auth=auth) as server:
-        print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
-        if auth:
-            print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, best_generator) "
-                  "need MLFLOW_TRACKING_USERNAME=admin and MLFLOW_TRACKING_PASSWORD set", flush=True)
-        try:
+        try:  # from the first line printed on: whoever reads it may stop us at once
+            print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
+            if auth:
+                print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, "
+                      "best_generator) need MLFLOW_TRACKING_USERNAME=admin and MLFLOW_TRACKING_PASSWORD set",
+                      flush=True)
             while server.process.poll() is None:
                 time.sleep(1)
         except KeyboardInterrupt:

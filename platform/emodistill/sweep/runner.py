@@ -18,7 +18,6 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from ray import tune
 
 from emodistill import storage
@@ -39,8 +38,9 @@ from emodistill.sweep.names import FOLD_PARAM, SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FAILURE_TAG, FEATURES_TAG, KIND_TAG, VARIANT_TAG, download_generator,
-                                      finish_run, log_generator_model, log_metrics, start_parent_run, sweep_runs)
+from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
+                                      finished_reference, log_generator_model, log_metrics, log_reference,
+                                      start_parent_run, sweep_runs)
 from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ STATE_FILE = "sweep.json"
 RESULT_FILE = "sweep_result.json"
 REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
-REFERENCE_FILE = "reference.json"
 
 
 @dataclass(frozen=True)
@@ -218,24 +217,17 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
     """The real-data downstream every trial of `fold` is compared with, logged once as a `baseline` run of the
     sweep (named after its fold when the sweep runs `several`)."""
     client = tracking_client(state.tracking_uri)
-    same_fold = "" if fold is None else f" and params.`{FOLD_PARAM}` = '{fold}'"
-    existing = client.search_runs([state.experiment_id], max_results=1, filter_string=(
-        f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{state.parent_run_id}' and tags.`{KIND_TAG}` = 'baseline'{same_fold}"))
-    if existing and existing[0].info.status == "FINISHED":  # a resumed sweep reuses its reference
-        run_id = existing[0].info.run_id
-        saved = Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text()
-        return ReferenceResult.from_dict(json.loads(saved)), run_id
+    params = {} if fold is None else {FOLD_PARAM: fold}
+    existing = finished_reference(client, state.experiment_id, state.parent_run_id, params)
+    if existing is not None:  # a resumed sweep reuses its reference
+        run_id, record = existing
+        return ReferenceResult.from_dict(record), run_id
     evaluation = space.evaluation
     result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
-    tags = {KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: state.parent_run_id,
-            FEATURES_TAG: read_index(state.features)["fingerprint"]}
     name = f"{REFERENCE_RUN}{SEPARATOR}fold {fold}" if several else REFERENCE_RUN
-    run_id = client.create_run(state.experiment_id, run_name=name, tags=tags).info.run_id
-    if fold is not None:
-        client.log_param(run_id, FOLD_PARAM, fold)
-    log_metrics(client, run_id, {"uar_real_full": result.uar_real_full}, step=0)
-    client.log_dict(run_id, result.to_dict(), REFERENCE_FILE)
-    finish_run(client, run_id)
+    run_id = log_reference(client, state.experiment_id, state.parent_run_id, name,
+                           read_index(state.features)["fingerprint"], params,
+                           {"uar_real_full": result.uar_real_full}, result.to_dict())
     return result, run_id
 
 

@@ -48,6 +48,7 @@ VARIANT_TAG = "variant"  # a trial's named variant of the search space (Baseline
 ARCH_TAG = "emodistill.arch"
 FAILURE_TAG = "emodistill.failure"
 GENERATOR_ARTIFACT = "generator"
+REFERENCE_FILE = "reference.json"  # a reference run's predictions on the test split, for McNemar
 FAILURE_ARTIFACT = "failure.txt"
 GENERATOR_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 # SHA-256 of each generator file (and of the pyfunc code), recorded as run tags when the run logs them:
@@ -90,10 +91,9 @@ def start_parent_run(experiment: str, sweep_name: str, params: Mapping[str, obje
     return run.info.run_id
 
 
-def start_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
+def start_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str,
                     params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> str:
-    """Create a trial's child run from ids and a URI alone (works in any process that reaches the store)."""
-    client = tracking_client(tracking_uri)
+    """Create a trial's child run from ids alone (works in any process that reaches the store)."""
     parent_tags = client.get_run(parent_run_id).data.tags
     run_tags = {**(tags or {}), KIND_TAG: "trial", MLFLOW_PARENT_RUN_ID: parent_run_id}
     if FEATURES_TAG in parent_tags:
@@ -109,7 +109,33 @@ def sweep_runs(client: MlflowClient, experiment_id: str, parent_run_id: str, kin
     return search_all_runs(client, experiment_id, where + (f" and tags.`{KIND_TAG}` = '{kind}'" if kind else ""))
 
 
-def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_id: str, name: str,
+def finished_reference(client: MlflowClient, experiment_id: str, parent_run_id: str,
+                       params: Mapping[str, object]) -> tuple[str, dict] | None:
+    """A sweep's finished real-data reference run whose params match `params` (its fold), and the record it logged;
+    None when there is none yet (a resumed sweep reuses its references)."""
+    where = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_run_id}' and tags.`{KIND_TAG}` = 'baseline'"
+    where += "".join(f" and params.`{key}` = '{value}'" for key, value in params.items())
+    existing = client.search_runs([experiment_id], where, max_results=1)
+    if not existing or existing[0].info.status != "FINISHED":
+        return None
+    run_id = existing[0].info.run_id
+    return run_id, json.loads(Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text())
+
+
+def log_reference(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str, features: str,
+                  params: Mapping[str, object], metrics: Mapping[str, float], record: dict) -> str:
+    """Log a sweep's real-data reference as a finished `baseline` child run: params, metrics and `record` (the
+    reference's predictions) as REFERENCE_FILE; returns its run id."""
+    tags = {KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent_run_id, FEATURES_TAG: features}
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    log_params_flat(client, run_id, params)
+    log_metrics(client, run_id, metrics, step=0)
+    client.log_dict(run_id, record, REFERENCE_FILE)
+    finish_run(client, run_id)
+    return run_id
+
+
+def find_or_resume_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str,
                              params: Mapping[str, object], tags: Mapping[str, str] | None = None,
                              run_id: str | None = None) -> str:
     """The trial's run, reopened (RUNNING) when `run_id` or a child of the parent named `name` exists; else a new one.
@@ -118,11 +144,10 @@ def find_or_resume_trial_run(tracking_uri: str, experiment_id: str, parent_run_i
     first checkpoint is found by name, so neither leaves a duplicate run behind. A reopened run gets `tags`
     again: a restart may land on another node.
     """
-    client = tracking_client(tracking_uri)
     existing = _trial_by_id(client, parent_run_id, run_id) if run_id else _trial_by_name(
         client, experiment_id, parent_run_id, name)
     if existing is None:
-        return start_trial_run(tracking_uri, experiment_id, parent_run_id, name, params, tags)
+        return start_trial_run(client, experiment_id, parent_run_id, name, params, tags)
     client.update_run(existing, status=RunStatus.to_string(RunStatus.RUNNING))
     client.log_batch(existing, tags=[RunTag(key, str(value)) for key, value in (tags or {}).items()])
     # Params are immutable in MLflow; logging the same values again is a no-op that fills any gap

@@ -38,9 +38,9 @@ class TrialRun:
              params: Mapping[str, object], tags: Mapping[str, str], run_id: str | None = None) -> TrialRun:
         """The trial's run under the sweep's parent: `run_id` (from a checkpoint) or the child named `name` if it
         exists, else a new one."""
-        uri = tracking_client(tracking_uri).tracking_uri
-        found = find_or_resume_trial_run(uri, experiment_id, parent_run_id, name, params, tags, run_id=run_id)
-        return cls(tracking_client(uri), found, name)
+        client = tracking_client(tracking_uri)  # the trial's one client, for all it logs
+        return cls(client, find_or_resume_trial_run(client, experiment_id, parent_run_id, name, params, tags,
+                                                    run_id=run_id), name)
 
     def log_params(self, params: Mapping[str, object]) -> None:
         """More params (dotted keys)."""
