@@ -74,6 +74,22 @@ def test_baselines_on_a_fold(tmp_path, capsys):
     assert err.count("\n") == 1 and "no fold 7 (fold K tests on session K; sessions: [1, 2, 3])" in err
 
 
+def test_a_generator_is_evaluated_only_on_the_fold_it_was_trained_on(tmp_path, capsys):
+    features = make_corpus_dir(tmp_path / "features", sessions=3, per_session=8)
+    assert main(["distill", "--features", str(features), "--config", "micro", "--fold", "2", "--set", "model.frames=16",
+                 "--set", "optim.batch_size=8", "--set", "train.steps=1", "--set", "train.device=cpu",
+                 "--out", str(tmp_path / "run")]) == 0
+    evaluate = ["evaluate", "--features", str(features), "--generator", f"g={tmp_path / 'run' / 'generator'}",
+                "--budgets", "1", "--repeats", "1", "--downstream-steps", "2", "--device", "cpu"]
+    capsys.readouterr()
+    # Fold 1 (the default) tests on session 1, which fold 2's generator learnt from.
+    assert main([*evaluate, "--out", str(tmp_path / "fold1")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--generator g: trained on fold 2 of" in err and "evaluate it with --fold 2" in err
+    assert main([*evaluate, "--fold", "2", "--out", str(tmp_path / "fold2")]) == 0
+    assert json.loads((tmp_path / "fold2" / "results.json").read_text())["features"] == f"{features} (fold 2)"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--generator", "{root}/nowhere"], "is not a directory"),
     (["--generator", "{gan}", "--budgets", "0"], "budgets.0"),

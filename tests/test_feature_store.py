@@ -233,3 +233,6 @@ def test_each_table_is_validated_once_when_opened(tmp_path, monkeypatch, layout)
     tables = ["train", "dev", "test"] if layout == "fixed splits" else ["corpus"]
     assert sorted(Path(source).stem for source in checked) == sorted(tables)
     assert all(fs.meta.dim == splits["train"].dim for fs in splits.values())
+    if layout == "folds":  # a sweep's folds: the table opened and checked once for all of them
+        checked.clear()
+        assert list(store.load_folds(directory, [1, 2, 3])) == [1, 2, 3] and len(checked) == 1

@@ -225,3 +225,24 @@ def test_report_over_folds_gives_mean_and_std_beside_each_fold(folds_sweep, tmp_
     assert page.count("<table>") == 2
     log_report(store.tracking_client(uri), report)  # figures draw the std over folds as bars
     plt.close("all")
+
+
+def test_the_best_setting_over_folds_is_chosen_among_those_scored_on_every_fold():
+    from mlflow.entities import Metric, Param, Run, RunData, RunInfo
+
+    from emodistill.sweep.report import Row, SweepReport
+
+    def trial(name, fold, dev):
+        info = RunInfo(name, "0", "user", "FINISHED", 0, 1, "active", run_name=name)
+        return Run(info, RunData(metrics=[Metric("dev_uar_ppc10", dev, 0, 1)], params=[Param("fold", str(fold))]))
+
+    # "lucky" failed on the hard fold 2: its mean over the one fold it has would beat "steady"'s over both.
+    lucky = Row("lucky", "a", [trial("lucky · fold 1", 1, 0.70)], best=trial("lucky · fold 1", 1, 0.70))
+    steady_runs = [trial("steady · fold 1", 1, 0.65), trial("steady · fold 2", 2, 0.45)]
+    steady = Row("steady", "b", steady_runs, best=steady_runs[0])
+    report = SweepReport(experiment="e", parent_run_id="p", objective="dev_uar_ppc10", budgets=[10], repeats=1,
+                         reference=None, chance=None, rows=[lucky, steady], statuses={"FINISHED": 3}, folds=[1, 2])
+    assert best_trial(report).info.run_name == "steady · fold 1"
+    # With no setting scored on every fold, the best mean over the folds each has.
+    report.rows = [lucky, Row("half", "c", steady_runs[1:], best=steady_runs[1])]
+    assert best_trial(report).info.run_name == "lucky · fold 1"

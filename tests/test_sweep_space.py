@@ -257,3 +257,13 @@ def test_folds_are_a_grid_axis_and_not_a_config_key(tmp_path):
         "type": "random", "params": {"loss.tau": {"type": "float", "low": 0.5, "high": 1.0}}}}
     with pytest.raises(ConfigError, match="folds: a random search runs on one fold"):
         load_space(write(tmp_path, sampled))
+
+
+@pytest.mark.parametrize("search", [
+    {"type": "grid", "grid": {"fold": [1, 2, 3]}},
+    {"type": "grid", "variants": {"a": {"variant": "b"}}},
+    {"type": "random", "params": {"fold": {"type": "categorical", "choices": [1, 2]}}},
+])
+def test_fold_and_variant_are_not_swept_keys(tmp_path, search):
+    with pytest.raises(ConfigError, match="is not a config key; list folds under 'folds:'"):
+        load_space(write(tmp_path, {**smoke_dict(), "search": search}))

@@ -21,3 +21,10 @@ COMMANDS = {
 def command_help(command: str) -> str:
     """The one-line help of `command`."""
     return COMMANDS[command][1]
+
+
+def add_fold_argument(parser) -> None:
+    """--fold K, for a command that loads a feature directory's splits."""
+    parser.add_argument("--fold", type=int, default=None, metavar="K",
+                        help="leave-one-session-out fold: test on session K, train/dev on the others (default 1, or "
+                             "the lowest session; not for features whose manifest fixed the splits)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from emodistill import generator
-from emodistill.cli import command_help
+from emodistill.cli import add_fold_argument, command_help
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
 from emodistill.downstream import DownstreamConfig
@@ -22,9 +22,7 @@ def register(subparsers) -> None:
     """Add `distill`."""
     parser = subparsers.add_parser("distill", help=command_help("distill"))
     parser.add_argument("--features", required=True, type=Path, help="feature directory")
-    parser.add_argument("--fold", type=int, default=None, metavar="K",
-                        help="leave-one-session-out fold: test on session K, train/dev on the others (default 1; "
-                             "not for features whose manifest fixed the splits)")
+    add_fold_argument(parser)
     parser.add_argument("--config", default="small",
                         help=f"YAML/JSON config file or preset name ({', '.join(preset_names())}; default small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

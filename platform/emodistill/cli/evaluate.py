@@ -8,13 +8,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
-from emodistill.cli import command_help
+from emodistill.cli import add_fold_argument, command_help
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
-from emodistill.features.store import load_splits, train_bytes
+from emodistill.features.store import (fold_fingerprint, fold_sessions, load_splits, read_index, resolve_fold,
+                                       train_bytes)
 
 RESULTS_FILE = "results.json"
 
@@ -37,9 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     defaults = EvalConfig()
     parser.add_argument("--features", type=Path, required=True, help="feature directory")
-    parser.add_argument("--fold", type=int, default=None, metavar="K",
-                        help="leave-one-session-out fold: test on session K, train/dev on the others (default 1; "
-                             "not for features whose manifest fixed the splits)")
+    add_fold_argument(parser)
     parser.add_argument("--budgets", type=int, nargs="+", default=defaults.budgets, metavar="N",
                         help=f"utterances per class (default: {' '.join(map(str, defaults.budgets))})")
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="draws per budget (seeds)")
@@ -86,18 +85,33 @@ def generator_dirs(specs: list[str]) -> dict[str, Path]:
     return dirs
 
 
+def check_trained_fold(name: str, recorded: str | None, index: dict, fold: int | None, directory: Path) -> None:
+    """Refuse a generator trained on another fold of this feature directory: its training split holds this fold's
+    test session, so its score would be on data it learnt from."""
+    if recorded is None or fold is None:
+        return
+    trained_on = {fold_fingerprint(index["fingerprint"], k): k for k in fold_sessions(index)}.get(recorded, fold)
+    if trained_on != fold:
+        raise ConfigError(f"--generator {name}: trained on fold {trained_on} of {directory}, whose training split "
+                          f"holds fold {fold}'s test session; evaluate it with --fold {trained_on}")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate the generators (none for `baselines`) and the baselines; write results.json and figures."""
     config = eval_config(args)
     dirs = generator_dirs(args.generator)
     generators = {name: generator_artifact.load(path) for name, path in dirs.items()}
-    splits = load_splits(args.features, args.fold)
+    index = read_index(args.features)
+    fold = resolve_fold(index, args.fold, args.features)
+    for name, generator in generators.items():
+        check_trained_fold(name, generator.config.get("features"), index, fold, args.features)
+    splits = load_splits(args.features, fold)
     audio = None if args.corpus is None else audio_bytes(args.corpus, splits["train"].utt_ids,
                                                          splits["train"].label_names)
     report = evaluate_all(splits, config, generators, baselines=args.baselines,
                           feature_bytes=train_bytes(args.features, splits["train"]),
                           audio_bytes=audio, generator_bytes={n: directory_bytes(p) for n, p in dirs.items()},
-                          features=str(args.features) + ("" if args.fold is None else f" (fold {args.fold})"))
+                          features=str(args.features) + ("" if fold is None else f" (fold {fold})"))
     _write_and_print(report, args.out)
     return 0
 

@@ -92,6 +92,6 @@ def format_summary(index: dict, directory: Path) -> str:
         sessions = ", ".join(f"{s}: {n}" for s, n in folds["sessions"].items())
         lines.append(f"  folds {', '.join(folds['sessions'])} (utterances per session {sessions}): fold K tests on "
                      f"session K, the others cut {1 - folds['dev_fraction']:g}/{folds['dev_fraction']:g} into "
-                     f"train/dev (seed {folds['seed']}); choose one with --fold (default 1)")
+                     f"train/dev (seed {folds['seed']}); choose one with --fold (default 1, or the lowest session)")
     lines.append(f"  dataset fingerprint {index['fingerprint']}; index {Path(directory) / INDEX_NAME}")
     return "\n".join(lines)

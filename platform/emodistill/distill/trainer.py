@@ -311,16 +311,16 @@ class Distiller:
 
     def artifact_fields(self, metrics: dict) -> dict:
         """What the generator artifact records besides the weights (keyword arguments of save_generator)."""
-        return artifact_fields(self.train, self.config, self.model_config, self.normalization, metrics)
+        return artifact_fields(self.train, self.config, self.model_config, self.normalization, metrics, self.features)
 
 
 def artifact_fields(train: FeatureSet, config: DistillConfig, model_config: ModelConfig,
-                    normalization: Normalization, metrics: dict) -> dict:
+                    normalization: Normalization, metrics: dict, features: str | None = None) -> dict:
     """What a generator artifact records besides the weights (keyword arguments of save_generator)."""
     return {"model_config": model_config.model_dump(), "label_names": train.label_names,
             "class_prior": train.class_counts() / len(train), "feature_meta": asdict(train.meta),
             "normalization": normalization.as_tuple(), "training_config": config.model_dump(mode="json"),
-            "metrics": metrics}
+            "metrics": metrics, "features": features}
 
 
 def fit_gaussian_generator(train: FeatureSet, config: DistillConfig) -> TrainedGenerator:

@@ -16,7 +16,7 @@ class FeatureSet:
     """Utterances of one split: where each one's frames lie in a frame buffer, and its label, speaker and id.
 
     The buffer may hold frames of other utterances too: a fold's splits are selections of one whole-corpus table
-    (`select`), so none of them copies frames. Code that wants this set's frames alone reads them through
+    (`subset`), so none of them copies frames. Code that wants this set's frames alone reads them through
     `utterance`, `frame_rows` or `frame_chunks`, never `frames` as a whole.
     """
 

@@ -33,8 +33,9 @@ WEIGHTS_FILE = "model.safetensors"
 
 def artifact_config(module: nn.Module, *, model_config: dict, label_names, class_prior, feature_meta: dict,
                     normalization: tuple[np.ndarray, np.ndarray] | None, training_config: dict,
-                    metrics: dict) -> dict[str, Any]:
-    """The content of config.json; `normalization` is the (mean, std) per dimension the module's output is scaled by."""
+                    metrics: dict, features: str | None = None) -> dict[str, Any]:
+    """The content of config.json; `normalization` is the (mean, std) per dimension the module's output is scaled by,
+    `features` the fingerprint of the data it learnt from (a feature directory's fold: evaluate checks it)."""
     prior = np.asarray(class_prior, dtype=np.float64)
     if len(prior) != len(label_names) or prior.sum() <= 0 or (prior < 0).any():
         raise ConfigError(f"generator artifact: class_prior {prior.tolist()} does not match labels {list(label_names)}")
@@ -54,17 +55,18 @@ def artifact_config(module: nn.Module, *, model_config: dict, label_names, class
         "num_parameters": count_parameters(module),
         "training": training_config,
         "metrics": metrics,
+        "features": features,
     }
 
 
 def save_generator(module: nn.Module, out_dir: str | Path, *, model_config: dict, label_names, class_prior,
                    feature_meta: dict, normalization: tuple[np.ndarray, np.ndarray] | None,
-                   training_config: dict, metrics: dict) -> Path:
+                   training_config: dict, metrics: dict, features: str | None = None) -> Path:
     """Write the artifact atomically (replacing any previous one at `out_dir`); return its path."""
     out_dir = Path(out_dir)
     config = artifact_config(module, model_config=model_config, label_names=label_names, class_prior=class_prior,
                              feature_meta=feature_meta, normalization=normalization,
-                             training_config=training_config, metrics=metrics)
+                             training_config=training_config, metrics=metrics, features=features)
     weights = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
     with atomic_path(out_dir) as staging:
         staging.mkdir()
@@ -80,7 +82,8 @@ def save_trained(generator: TrainedGenerator, out_dir: str | Path) -> Path:
     return save_generator(generator.module, out_dir, model_config=config["model"], label_names=config["label_names"],
                           class_prior=config["class_prior"], feature_meta=config["feature_meta"],
                           normalization=None if norm is None else (norm["mean"], norm["std"]),
-                          training_config=config["training"], metrics=config["metrics"])
+                          training_config=config["training"], metrics=config["metrics"],
+                          features=config.get("features"))
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -299,19 +299,28 @@ def best_trial(report: SweepReport) -> Run | None:
     objective (a dev score), averaged over its folds, is highest."""
     candidates = [row for row in report.rows if not math.isinf(_number(row.best.data.metrics.get(report.objective)))]
     if report.several_folds:
-        best = max(candidates, key=lambda row: _fold_mean(row, report.objective), default=None)
+        # A setting whose trial on a hard fold failed would be ranked on its easier folds alone: settings scored on
+        # every fold come first.
+        complete = [row for row in candidates if set(_fold_means(row, report.objective)) >= set(report.folds)]
+        best = max(complete or candidates, key=lambda row: _fold_mean(row, report.objective), default=None)
         return None if best is None else best.best
     return max((row.best for row in candidates), key=lambda run: run.data.metrics[report.objective], default=None)
 
 
 def _fold_mean(row: Row, metric: str) -> float:
     """`metric` averaged over the row's folds (each fold: the mean over its trials that logged it)."""
+    means = _fold_means(row, metric)
+    return statistics.fmean(means.values()) if means else -math.inf
+
+
+def _fold_means(row: Row, metric: str) -> dict[int | None, float]:
+    """Fold -> `metric` averaged over the row's trials on that fold that logged it."""
     per_fold: dict[int | None, list[float]] = {}
     for run in row.runs:
         value = _number(run.data.metrics.get(metric))
         if not math.isinf(value):
             per_fold.setdefault(fold_of(run), []).append(value)
-    return statistics.fmean(statistics.fmean(values) for values in per_fold.values()) if per_fold else -math.inf
+    return {fold: statistics.fmean(values) for fold, values in per_fold.items()}
 
 
 def _percent(value: float | None) -> str:

@@ -26,7 +26,7 @@ from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import dataset_fingerprint, fold_sessions, load_splits, read_index
+from emodistill.features.store import dataset_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
 from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, fold_of, log_report,
@@ -186,8 +186,7 @@ def _trainable(state: SweepState, space: SearchSpace, base: DistillConfig):
     attached."""
     folds = space.check_folds(fold_sessions(read_index(state.features)), state.features)
     pools, references, reference_run_ids = {}, {}, {}
-    for fold in folds:
-        splits = load_splits(state.features, fold)
+    for fold, splits in load_folds(state.features, folds).items():
         if _uses_pool(space, base):
             # Keyed by the fold's fingerprint: a pool cache is never shared across folds.
             pools[fold] = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,

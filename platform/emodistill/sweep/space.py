@@ -211,6 +211,16 @@ class SearchSpace(_Strict):
                              "use a grid search to run every setting on several folds")
         return self
 
+    @model_validator(mode="after")
+    def _no_reserved_keys(self) -> SearchSpace:
+        # A trial's Tune config carries its fold and variant under these names: a swept key of the same name
+        # would be taken for them (trials on folds nobody prepared a pool or reference for).
+        reserved = sorted(self.varied_keys() & {FOLD_KEY, VARIANT_KEY})
+        if reserved:
+            raise ValueError(f"search: {reserved[0]!r} is not a config key; list folds under 'folds:' and name "
+                             "settings under 'variants:'")
+        return self
+
     def check_folds(self, sessions: list[int] | None, features: str) -> list[int | None]:
         """The folds the sweep runs on the features whose sessions are `sessions` (None: fixed splits, which run
         as they are); raise ConfigError naming `folds` when a fold has no session there."""
