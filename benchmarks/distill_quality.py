@@ -201,12 +201,12 @@ def main(argv=None) -> int:
                     for name in generators for i in seeds}
         pending = {(name, i, b): pool.submit(score_source, features, src, i, b)
                    for name, src in sources.items() for i in seeds for b in BUDGETS}
-        trained = {key: future.result() for key, future in training.items()}
+        trained = _results(training, "generators")
         for name in generators:
             sources[name] = {"kind": "generator", "paths": [trained[(name, i)]["path"] for i in seeds]}
             for b in BUDGETS if name in VARIANTS else ("ppc100",):
                 pending.update({(name, i, b): pool.submit(score_source, features, sources[name], i, b) for i in seeds})
-        cells = {key: future.result() for key, future in pending.items()}
+        cells = _results(pending, "scores")
 
     kept = {name: cells[(name, 0, "ppc100")] for name in (RANDOM, GAUSSIAN, *VARIANTS)}
     probe_models = {REAL: reference_model, **{name: _model(c, s) for name, c in kept.items() if "model" in c}}
@@ -220,6 +220,17 @@ def main(argv=None) -> int:
     if args.write:
         write(report, markdown)
     return 0
+
+
+def _results(futures: dict, stage: str) -> dict:
+    """Key -> result of each future, with one progress bar for the stage (on stderr)."""
+    from concurrent.futures import as_completed
+
+    from tqdm import tqdm
+
+    for _ in tqdm(as_completed(futures.values()), total=len(futures), desc=stage, unit="job"):
+        pass
+    return {key: future.result() for key, future in futures.items()}
 
 
 def _model(cell: dict, s: dict) -> Downstream:
