@@ -159,6 +159,9 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     finished = [run for run in trials if run.info.status == "FINISHED"]
     rows = _rows(finished, objective)
     folds = sorted({fold_of(run) for run in finished}, key=lambda f: (f is None, f)) or [None]
+    # The references of the folds the table shows (the ratios divide by their mean), not of folds whose trials all
+    # failed.
+    references = {fold: value for fold, value in references.items() if fold in folds} or references
     report = SweepReport(
         experiment=experiment, parent_run_id=parent.info.run_id, objective=objective,
         budgets=sorted({n for row in rows for run in row.runs for n in _budgets(run)}),
