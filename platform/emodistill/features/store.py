@@ -298,15 +298,16 @@ def open_splits(directory: str | Path, fold: int | None = None) -> dict[str, pa.
 def load_splits(directory: str | Path, fold: int | None = None) -> dict[str, FeatureSet]:
     """The train/dev/test splits of `fold` (see resolve_fold) as zero-copy FeatureSets: a fold's splits are
     views of the whole-corpus table."""
-    fold = resolve_fold(read_index(directory), fold, directory)
-    return load_folds(directory, [fold])[fold]
+    [splits] = load_folds(directory, [fold]).values()
+    return splits
 
 
 def load_folds(directory: str | Path, folds: list[int | None]) -> dict[int | None, dict[str, FeatureSet]]:
-    """Fold -> its train/dev/test FeatureSets (folds as resolve_fold returns them; None: the fixed splits), the
-    directory's tables opened and validated once for all of them."""
+    """Fold -> its train/dev/test FeatureSets, each fold as resolve_fold resolves it (None: the default fold, or
+    the fixed splits), the directory's tables opened and validated once for all of them."""
     directory = Path(directory)
     index = read_index(directory)
+    folds = [resolve_fold(index, fold, directory) for fold in folds]
     tables = open_tables(directory)
     if "folds" not in index:
         return {None: {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"), meta)

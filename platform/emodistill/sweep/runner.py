@@ -26,7 +26,7 @@ from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
-from emodistill.features.store import dataset_fingerprint, fold_sessions, load_folds, read_index
+from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
 from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, fold_of, log_report,
@@ -184,14 +184,16 @@ def _space_params(space: SearchSpace) -> dict:
 def _trainable(state: SweepState, space: SearchSpace, base: DistillConfig):
     """The trial function with the shared inputs (put once; a pool and a reference per fold) and its resources
     attached."""
-    folds = space.check_folds(fold_sessions(read_index(state.features)), state.features)
+    index = read_index(state.features)
+    folds = space.check_folds(fold_sessions(index), state.features)
     pools, references, reference_run_ids = {}, {}, {}
     for fold, splits in load_folds(state.features, folds).items():
         if _uses_pool(space, base):
             # Keyed by the fold's fingerprint: a pool cache is never shared across folds.
             pools[fold] = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
-                                     fingerprint=dataset_fingerprint(Path(state.features), fold))
-        references[fold], reference_run_ids[fold] = _reference(state, space, splits, fold, len(folds) > 1)
+                                     fingerprint=fold_fingerprint(index["fingerprint"], fold))
+        references[fold], reference_run_ids[fold] = _reference(state, space, splits, fold, len(folds) > 1,
+                                                                index["fingerprint"])
     shared = share_inputs(state.features, folds, pools, references, reference_run_ids)
     context = TrialContext(space=space, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                            parent_run_id=state.parent_run_id)
@@ -212,9 +214,9 @@ def _uses_pool(space: SearchSpace, base: DistillConfig) -> bool:
 
 
 def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet], fold: int | None,
-               several: bool) -> tuple[ReferenceResult, str]:
+               several: bool, features: str) -> tuple[ReferenceResult, str]:
     """The real-data downstream every trial of `fold` is compared with, logged once as a `baseline` run of the
-    sweep (named after its fold when the sweep runs `several`)."""
+    sweep (named after its fold when the sweep runs `several`; tagged with the features' fingerprint)."""
     client = tracking_client(state.tracking_uri)
     params = {} if fold is None else {FOLD_PARAM: fold}
     existing = finished_reference(client, state.experiment_id, state.parent_run_id, params)
@@ -224,8 +226,7 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
     evaluation = space.evaluation
     result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
     name = f"{REFERENCE_RUN}{SEPARATOR}fold {fold}" if several else REFERENCE_RUN
-    run_id = log_reference(client, state.experiment_id, state.parent_run_id, name,
-                           read_index(state.features)["fingerprint"], params,
+    run_id = log_reference(client, state.experiment_id, state.parent_run_id, name, features, params,
                            {"uar_real_full": result.uar_real_full}, result.to_dict())
     return result, run_id
 
