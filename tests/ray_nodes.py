@@ -26,6 +26,7 @@ from sweep_fixtures import REPO
 
 RAY = str(Path(sys.executable).with_name("ray"))
 JOB_ENDED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+STARTUP_TIMEOUT = "The current node timed out during startup"  # what `ray start` says when its node never registered
 # On a head node: `ray job stop` then sends the sweep SIGINT, which it handles like Ctrl+C (saving Tune's state),
 # and waits up to a minute for it to exit (the README and the jobs/ examples set the same).
 JOB_STOP_ON_SIGINT = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "60"}
@@ -84,6 +85,18 @@ class LoopbackCluster:
     directory under `root` (`head/`, `worker0/`, ...) and `env` added to this environment."""
 
     def __init__(self, root: Path, num_cpus: int = 2, workers: int = 0, env: Mapping[str, str] | None = None):
+        try:
+            self._start(root, num_cpus, workers, env)
+        except RuntimeError as failed:
+            # Ray waits a fixed 30 s for a starting node to register with its GCS; on a busy 2-core machine that
+            # has run out once, in CI. That one failure, and only once, gets a second start on fresh ports.
+            if STARTUP_TIMEOUT not in str(failed):
+                raise
+            self._start(root / "retry", num_cpus, workers, env)
+
+    def _start(self, root: Path, num_cpus: int, workers: int, env: Mapping[str, str] | None) -> None:
+        """Start the head and the workers and wait for all of them; stop whatever started if one fails."""
+        root.mkdir(parents=True, exist_ok=True)
         self.port, self.dashboard_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
