@@ -25,7 +25,7 @@ import torch
 
 from emodistill.distill import load_config
 from emodistill.distill.trainer import Distiller
-from emodistill.downstream import Downstream
+from emodistill.downstream import MeanPoolLinear
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta
 from emodistill.features.store import build_table
@@ -59,7 +59,7 @@ def measure(case: Case, device: str) -> dict:
     """Time `case.steps` generator steps after `case.warmup` untimed ones; report rates and peak memory."""
     config = load_config(case.preset, case.overrides + [f"train.device={device}"])
     # An untrained downstream costs what a trained one does: it stands in for the L_SML pool.
-    pool = [Downstream(case.dim, len(LABELS))] if config.loss.lambda_sml > 0 else []
+    pool = [MeanPoolLinear(case.dim, len(LABELS))] if config.loss.lambda_sml > 0 else []
     run = Distiller(random_features(case.dim, config.model.frames), config, pool=pool)
     if run.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(run.device)

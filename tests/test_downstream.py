@@ -6,8 +6,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from emodistill.downstream import (Downstream, DownstreamConfig, embed_set, load_downstream, predict, predict_logits,
-                                   save_downstream, train_downstream)
+from emodistill.downstream import (DownstreamConfig, MeanPoolLinear, embed_set, load_downstream, predict,
+                                   predict_logits, save_downstream, train_downstream)
 from emodistill.downstream.batching import eval_batches, make_batch, train_batches
 from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
@@ -50,7 +50,7 @@ def quick_config(**overrides) -> DownstreamConfig:
 
 
 def test_model_shapes():
-    model = Downstream(DIM, 4, hidden=16)
+    model = MeanPoolLinear(DIM, 4, hidden=16)
     x = torch.randn(5, 7, DIM)
     assert model(x).shape == (5, 4)
     assert model.embed(x, torch.ones(5, 7, dtype=torch.bool)).shape == (5, 16)
@@ -58,7 +58,7 @@ def test_model_shapes():
 
 def test_padding_does_not_change_pooled_output():
     torch.manual_seed(0)
-    model = Downstream(DIM, 3, hidden=16)
+    model = MeanPoolLinear(DIM, 3, hidden=16)
     short, long = torch.randn(4, DIM), torch.randn(9, DIM)
     padded = torch.full((2, 9, DIM), 1e3)  # garbage in the padding must be ignored, not just zeros
     padded[0, :4], padded[1] = short, long
@@ -140,7 +140,7 @@ def test_training_learns_a_separable_set():
 
 def test_predictions_keep_utterance_order_despite_length_grouping():
     fs = toy_set(9, seed=6)
-    model = Downstream(DIM, 3, hidden=16)
+    model = MeanPoolLinear(DIM, 3, hidden=16)
     logits = predict_logits(model, fs, batch_size=2, device="cpu")
     for i in range(len(fs)):
         expected = model(torch.from_numpy(fs.utterance(i))[None].float())[0].detach().numpy()
@@ -195,13 +195,13 @@ def test_incompatible_splits_are_rejected():
 
 def test_save_load_round_trip(tmp_path):
     fs = toy_set(10, seed=60)
-    model = Downstream(DIM, 3, hidden=16)
+    model = MeanPoolLinear(DIM, 3, hidden=16)
     directory = save_downstream(model, tmp_path / "ds", extra={"dev_uar": 0.5})
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     loaded = load_downstream(directory)
     np.testing.assert_array_equal(predict_logits(loaded, fs, device="cpu"), predict_logits(model, fs, device="cpu"))
     # Saving again over an existing directory replaces it and leaves no temp dirs behind.
-    save_downstream(Downstream(DIM, 3, hidden=8), directory)
+    save_downstream(MeanPoolLinear(DIM, 3, hidden=8), directory)
     assert load_downstream(directory).hidden == 8
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
 
@@ -209,7 +209,7 @@ def test_save_load_round_trip(tmp_path):
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(EmodistillError, match="config.json"):
         load_downstream(tmp_path / "nowhere")
-    directory = save_downstream(Downstream(DIM, 3, hidden=8), tmp_path / "ds")
+    directory = save_downstream(MeanPoolLinear(DIM, 3, hidden=8), tmp_path / "ds")
     (directory / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(EmodistillError, match="model.safetensors"):
         load_downstream(directory)

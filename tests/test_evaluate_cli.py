@@ -29,18 +29,24 @@ def test_evaluate_writes_results_figures_and_tables(inputs, tmp_path, capsys):
                  "--downstream-steps", "4", "--device", "cpu", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "| GAN-ATT (generator) |" in printed and "| random subset (baseline) |" in printed
+    assert "| GAN-ATT (generator) |" in printed and "| random (baseline) |" in printed
     assert f"wrote {out / 'results.json'}" in printed
     report = json.loads((out / "results.json").read_text())
     assert report["conditions"] == ["ppc2", "ppc2_imbalanced", "ppc5", "ppc5_imbalanced"]
     names = [s["name"] for s in report["sources"]]
-    assert names == ["random subset", "herding", "gaussian", "GAN-ATT", "Baseline"]
-    gan_metrics = report["sources"][3]["metrics"]
+    assert names == ["random", "herding", "kmeans", "kcenter", "gaussian", "GAN-ATT", "Baseline"]
+    gan_metrics = report["sources"][5]["metrics"]
     assert {"uar_ppc2", "uar_ppc5_imbalanced", "mcnemar_p_ppc5"} <= set(gan_metrics)
     # 5 per class exceeds the 4 real 'sad' utterances: the random subset skips that budget.
     assert "ppc5" not in report["sources"][0]["conditions"]
     assert {(c["a"], c["b"]) for c in report["comparisons"]} == {("GAN-ATT", "Baseline")}
-    assert set(report["privacy"]) == {"real data", "random subset", "herding", "gaussian", "GAN-ATT", "Baseline"}
+    assert set(report["privacy"]) == {"real data", *names}
+    assert report["data"] == {"dev_by": "utterance", "normalize": "none"}  # SUPERB's, as the generators were trained
+    gan = report["sources"][5]["conditions"]["ppc2"]
+    random = report["sources"][0]["conditions"]["ppc2"]
+    assert gan["ratio"] == pytest.approx(gan["mean"] / report["reference"]["uar_real_full"])
+    assert gan["vs_random"]["points"] == pytest.approx(100 * (gan["mean"] - random["mean"]))
+    assert random["vs_random"] is None
     assert set(report["cost"]["size"]["generators"]) == {"GAN-ATT", "Baseline"}
     for figure in ("uar_vs_ppc.png", "confusion.png"):
         assert (out / figure).read_bytes()[:8] == PNG_MAGIC
@@ -56,7 +62,7 @@ def test_baselines_alone(inputs, tmp_path, capsys):
                  "--downstream-steps", "2", "--device", "cpu", "--out", str(tmp_path)])
     assert code == 0
     report = json.loads((tmp_path / "results.json").read_text())
-    assert [s["kind"] for s in report["sources"]] == ["baseline", "baseline", "baseline"]
+    assert [s["kind"] for s in report["sources"]] == ["baseline"] * 5
     assert "herding (baseline)" in capsys.readouterr().out
 
 

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from emodistill import generator
 from emodistill.errors import ConfigError, FeatureTableError
-from emodistill.evaluate import EvalConfig, EvalResult, compare_predictions, evaluate_generator, train_reference
+from emodistill.evaluate import (EvalConfig, EvalResult, ReferenceResult, compare_predictions, evaluate_generator,
+                                 mcnemar, train_reference)
 from emodistill.evaluate.protocol import conditions, evaluate_source, generator_draw, repeat_seed
 from evaluate_helpers import micro_generator, quick_downstream, toy_splits
 
@@ -46,7 +47,8 @@ def test_generator_metrics_repeats_and_mcnemar(splits, gen, reference):
     result = evaluate_generator(gen, splits, config, reference, name="gan", progress=False)
     keys = ["ppc2", "ppc2_imbalanced", "ppc3", "ppc3_imbalanced"]
     assert set(result.metrics) == {f"{p}{k}{s}" for k in keys for p, s in
-                                   (("uar_", ""), ("uar_", "_std"), ("dev_uar_", ""), ("mcnemar_p_", ""))}
+                                   (("uar_", ""), ("uar_", "_std"), ("acc_", ""), ("dev_uar_", ""),
+                                    ("mcnemar_p_", ""))}
     assert set(result.predictions) == set(keys)
     for key in keys:
         c = result.conditions[key]
@@ -111,4 +113,29 @@ def test_runs_inside_no_grad(splits, gen):
     with torch.no_grad():
         result = evaluate_generator(gen, splits, EvalConfig(budgets=[1], repeats=1, downstream=quick_downstream()),
                                     progress=False)
-    assert set(result.metrics) == {"uar_ppc1", "uar_ppc1_std", "dev_uar_ppc1"}
+    assert set(result.metrics) == {"uar_ppc1", "uar_ppc1_std", "acc_ppc1", "dev_uar_ppc1"}
+
+
+def test_every_decoder_trains_on_the_same_draws_against_its_own_reference(splits, gen):
+    decoders = ["linear", "attentive", "cnn_self_attention", "mean_std_mlp"]
+    config = EvalConfig(budgets=[2], repeats=2, downstream=quick_downstream(), decoders=decoders[::-1])
+    assert config.decoders == ["linear", "mean_std_mlp", "cnn_self_attention", "attentive"]  # linear first
+    reference = train_reference(splits, config.downstream, progress=False, decoders=config.decoders)
+    assert set(reference.decoders) == set(decoders[1:])
+    assert set(reference.metrics) == {f"{m}_real_full{s}" for m in ("uar", "acc")
+                                      for s in ["", *(f"_{d}" for d in decoders[1:])]}
+    seen = []
+    draw = generator_draw(gen, splits["train"].label_names)
+    result = evaluate_source("gan", lambda counts, seed: seen.append(seed) or draw(counts, seed), splits, config,
+                             reference, progress=False)
+    assert len(seen) == 2  # one draw per repeat, shared by the four decoders
+    assert set(result.conditions) == {"ppc2", "ppc2_mean_std_mlp", "ppc2_cnn_self_attention", "ppc2_attentive"}
+    for key, condition in result.conditions.items():
+        versus = reference.for_decoder(condition.decoder)
+        assert versus.decoder == condition.decoder and key.endswith(condition.decoder) == (condition.decoder != "linear")
+        assert condition.mcnemar_p == pytest.approx(
+            mcnemar(splits["test"].labels, versus.predictions, condition.predictions).pvalue)
+        assert result.metrics[f"acc_{key}"] == pytest.approx(np.mean(condition.accs))
+    assert ReferenceResult.from_dict(reference.to_dict()).metrics == reference.metrics
+    with pytest.raises(ValidationError, match="must include 'linear'"):
+        EvalConfig(decoders=["attentive"])

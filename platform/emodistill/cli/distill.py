@@ -50,7 +50,7 @@ def run_distill(args: argparse.Namespace) -> int:
     for flag in ("select_ppc", "select_draws", "select_downstream_steps"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    splits = load_splits(args.features, args.fold)
+    splits = load_splits(args.features, args.fold, config.data)
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
     downstream = DownstreamConfig(max_steps=args.select_downstream_steps,
@@ -60,7 +60,8 @@ def run_distill(args: argparse.Namespace) -> int:
     metric = f"dev_uar_ppc{args.select_ppc}"
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),
-                   features_fingerprint=dataset_fingerprint(args.features, args.fold), evaluate=evaluate, select=metric)
+                   features_fingerprint=dataset_fingerprint(args.features, args.fold, config.data), evaluate=evaluate,
+                   select=metric)
     written = generator.read_config(path)
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
     metrics = written["metrics"]

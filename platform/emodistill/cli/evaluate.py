@@ -9,13 +9,16 @@ from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
 from emodistill.cli import add_fold_argument, command_help
+from emodistill.downstream import DECODERS, DEFAULT_DECODER
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
+from emodistill.features.splits import DataConfig
 from emodistill.features.store import (fold_fingerprint, fold_sessions, load_splits, read_index, resolve_fold,
                                        train_bytes)
+from emodistill.generator import TrainedGenerator
 
 RESULTS_FILE = "results.json"
 
@@ -54,6 +57,16 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
                              "dev is evaluated 10 times over them")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed of the repeats")
     parser.add_argument("--device", default=defaults.downstream.device, help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--decoder", dest="decoders", action="append", choices=sorted(DECODERS), metavar="NAME",
+                        help=f"downstream head to train on every draw, repeatable ({', '.join(DECODERS)}); "
+                             f"{DEFAULT_DECODER} is always among them (default: only {DEFAULT_DECODER})")
+    data = DataConfig.model_fields
+    parser.add_argument("--dev-by", choices=["utterance", "speaker"],
+                        help="dev split by utterance (SUPERB) or by speaker (no dev speaker in train); default: what "
+                             f"the generators were trained with, else {data['dev_by'].default}")
+    parser.add_argument("--normalize", choices=["none", "speaker"],
+                        help="per-speaker feature normalisation of the real splits; default: what the generators "
+                             f"were trained with, else {data['normalize'].default}")
 
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
@@ -65,7 +78,7 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     try:
         return EvalConfig(budgets=args.budgets, repeats=args.repeats, imbalanced=args.imbalanced,
                           full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
-                          downstream=downstream)
+                          downstream=downstream, decoders=[DEFAULT_DECODER, *(args.decoders or [])])
     except ValidationError as exc:
         raise ConfigError(f"invalid evaluation settings: {field_problems(exc)}") from None
 
@@ -85,15 +98,37 @@ def generator_dirs(specs: list[str]) -> dict[str, Path]:
     return dirs
 
 
-def check_trained_fold(name: str, recorded: str | None, index: dict, fold: int | None, directory: Path) -> None:
+def check_trained_fold(name: str, recorded: str | None, index: dict, fold: int | None, directory: Path,
+                       data: DataConfig | None = None) -> None:
     """Refuse a generator trained on another fold of this feature directory: its training split holds this fold's
     test session, so its score would be on data it learnt from."""
     if recorded is None or fold is None:
         return
-    trained_on = {fold_fingerprint(index["fingerprint"], k): k for k in fold_sessions(index)}.get(recorded, fold)
+    trained_on = {fold_fingerprint(index["fingerprint"], k, data): k for k in fold_sessions(index)}.get(recorded, fold)
     if trained_on != fold:
         raise ConfigError(f"--generator {name}: trained on fold {trained_on} of {directory}, whose training split "
                           f"holds fold {fold}'s test session; evaluate it with --fold {trained_on}")
+
+
+def data_protocol(args: argparse.Namespace, generators: dict[str, TrainedGenerator]) -> DataConfig:
+    """The data protocol of the evaluation: the one the generators were trained with (they must agree; a flag that
+    differs is refused: a generator is scored on the splits and feature space it learnt), else the flags'."""
+    trained = {name: DataConfig.model_validate(g.config.get("training", {}).get("data", {}))
+               for name, g in generators.items()}
+    if len(set(trained.values())) > 1:
+        raise ConfigError("--generator: the generators were trained with different data protocols ("
+                          + "; ".join(f"{name}: {data.describe()}" for name, data in trained.items())
+                          + "); evaluate them separately")
+    flags = {key: value for key in ("dev_by", "normalize") if (value := getattr(args, key)) is not None}
+    if not trained:
+        return DataConfig(**flags)
+    name, data = next(iter(trained.items()))
+    for key, value in flags.items():
+        if getattr(data, key) != value:
+            flag = key.replace("_", "-")
+            raise ConfigError(f"--{flag} {value}: generator {name} was trained with {data.describe()}; drop --{flag} "
+                              "to evaluate it on its own protocol")
+    return data
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -101,17 +136,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = eval_config(args)
     dirs = generator_dirs(args.generator)
     generators = {name: generator_artifact.load(path) for name, path in dirs.items()}
+    data = data_protocol(args, generators)
     index = read_index(args.features)
     fold = resolve_fold(index, args.fold, args.features)
     for name, generator in generators.items():
-        check_trained_fold(name, generator.config.get("features"), index, fold, args.features)
-    splits = load_splits(args.features, fold)
+        check_trained_fold(name, generator.config.get("features"), index, fold, args.features, data)
+    splits = load_splits(args.features, fold, data)
     audio = None if args.corpus is None else audio_bytes(args.corpus, splits["train"].utt_ids,
                                                          splits["train"].label_names)
     report = evaluate_all(splits, config, generators, baselines=args.baselines,
                           feature_bytes=train_bytes(args.features, splits["train"]),
                           audio_bytes=audio, generator_bytes={n: directory_bytes(p) for n, p in dirs.items()},
-                          features=str(args.features) + ("" if fold is None else f" (fold {fold})"))
+                          features=str(args.features) + ("" if fold is None else f" (fold {fold})"),
+                          data=data.model_dump())
     _write_and_print(report, args.out)
     return 0
 

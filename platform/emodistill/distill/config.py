@@ -14,6 +14,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFl
 
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, field_problems, one_line
+from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
 from emodistill.runtime import DeviceName
 
@@ -107,10 +108,11 @@ class PoolConfig(BaseModel):
 
 
 class DistillConfig(BaseModel):
-    """Everything a distillation run needs besides the feature tables."""
+    """Everything a distillation run needs besides the feature tables (and their fold)."""
 
     model_config = STRICT
 
+    data: DataConfig = Field(default_factory=DataConfig)  # how dev is held out, how real features are normalised
     model: ModelSection = Field(default_factory=lambda: ModelSection(frames=32))
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)

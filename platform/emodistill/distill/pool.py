@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from emodistill import storage
 from emodistill.distill.config import PoolConfig
-from emodistill.downstream import Downstream, load_downstream, save_downstream, train_downstream
+from emodistill.downstream import Downstream, build_downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
 
@@ -77,7 +77,8 @@ def _train_members(train: FeatureSet, dev: FeatureSet, config: PoolConfig, progr
             if point == "converged":
                 members[name] = result.model
             elif steps[str(point)] in taken:
-                model = Downstream(train.dim, len(train.label_names), downstream_config.hidden)
+                model = build_downstream(downstream_config.decoder, train.dim, len(train.label_names),
+                                         downstream_config.hidden)
                 model.load_state_dict(taken[steps[str(point)]])
                 members[name] = model
             else:

@@ -9,7 +9,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from emodistill.downstream.model import Downstream
+from emodistill.downstream.model import DECODERS, DEFAULT_DECODER, Downstream, build_downstream
 from emodistill.errors import ConfigError, EmodistillError
 from emodistill.files import atomic_path, read_json
 
@@ -38,13 +38,16 @@ def read_downstream_config(directory: str | Path) -> dict:
     for key in ("dim", "n_classes", "hidden"):
         if not isinstance(config.get(key), int) or config[key] <= 0:
             raise ConfigError(f"{path}: '{key}' must be a positive integer, got {config.get(key)!r}")
+    config.setdefault("decoder", DEFAULT_DECODER)  # saved before decoders were chosen by name: the linear head
+    if config["decoder"] not in DECODERS:
+        raise ConfigError(f"{path}: 'decoder' is {config['decoder']!r}, expected one of {sorted(DECODERS)}")
     return config
 
 
 def load_downstream(directory: str | Path) -> Downstream:
     """Rebuild a saved downstream (eval mode, CPU) from its config.json and safetensors weights."""
     config = read_downstream_config(directory)
-    model = Downstream(config["dim"], config["n_classes"], config["hidden"])
+    model = build_downstream(config["decoder"], config["dim"], config["n_classes"], config["hidden"])
     path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
         raise EmodistillError(f"{path}: missing; expected the downstream's weights")

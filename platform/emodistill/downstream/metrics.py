@@ -34,3 +34,9 @@ def uar(y_true, y_pred) -> float:
     support = matrix.sum(axis=1)
     present = support > 0
     return float(np.mean(np.diag(matrix)[present] / support[present]))
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Share of correct predictions, in [0, 1] (SUPERB reports emotion recognition by it)."""
+    y_true, y_pred = _paired_labels(y_true, y_pred)
+    return float(np.mean(y_true == y_pred))

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from emodistill.downstream.batching import Batch, eval_batches, train_batches
 from emodistill.downstream.metrics import uar
-from emodistill.downstream.model import Downstream
+from emodistill.downstream.model import DEFAULT_DECODER, DecoderName, Downstream, build_downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.runtime import DeviceName, resolve_device
@@ -39,6 +39,7 @@ class DownstreamConfig(BaseModel):
     device: DeviceName = "auto"
     max_frames: PositiveInt | None = None  # random crop of longer training utterances
     hidden: PositiveInt = 256
+    decoder: DecoderName = DEFAULT_DECODER  # the head (downstream/model.py); the L_SML pool's is `linear`
 
 
 @dataclass
@@ -98,7 +99,7 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(config.seed)
-        model = Downstream(train.dim, len(train.label_names), config.hidden)
+        model = build_downstream(config.decoder, train.dim, len(train.label_names), config.hidden)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = train_batches(train, config.batch_size, np.random.default_rng(config.seed), config.max_frames)

@@ -1,6 +1,7 @@
-"""Baselines scored by the same protocol as the generators: a random real subset and a herding coreset at the
-same budget, and the class-conditional Gaussian generator fitted to the real training split (the whole real
-training split is the reference, `protocol.train_reference`).
+"""Baselines scored by the same protocol as the generators: the field's ladder of real-data selection at the same
+budget (a random subset, herding, k-means and k-center coresets, each per class in the embedding of the reference
+model), and the class-conditional Gaussian generator fitted to the real training split (the whole real training
+split is the reference, `protocol.train_reference`).
 
 The balanced real subset of paper Table 3 (the minority class's count per class) is the random subset
 at that budget: set `EvalConfig.minority_budget`.
@@ -23,7 +24,9 @@ from emodistill.generator import TrainedGenerator
 
 log = logging.getLogger(__name__)
 
-GAUSSIAN = "gaussian"  # the baseline's name in results and reports
+RANDOM, HERDING, KMEANS, KCENTER, GAUSSIAN = "random", "herding", "kmeans", "kcenter", "gaussian"  # names in results
+SELECTIONS = (RANDOM, HERDING, KMEANS, KCENTER)  # the real-data selection ladder
+KMEANS_INITS = 4  # k-means restarts per class and seed (the best inertia is kept)
 
 
 def check_feasible(train: FeatureSet, counts: np.ndarray) -> None:
@@ -62,8 +65,7 @@ def herding_order(x: np.ndarray) -> np.ndarray:
 
 def class_herding_orders(train: FeatureSet, embeddings: np.ndarray) -> list[np.ndarray]:
     """Per class, the training indexes of that class in herding order of their embeddings."""
-    members = [np.flatnonzero(train.labels == c) for c in range(len(train.label_names))]
-    return [index[herding_order(embeddings[index])] for index in members]
+    return class_orders(train, embeddings, herding_order)
 
 
 def _first(train: FeatureSet, orders: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
@@ -76,15 +78,85 @@ def herding_subset(train: FeatureSet, embeddings: np.ndarray, counts: np.ndarray
     return _first(train, class_herding_orders(train, embeddings), counts)
 
 
+def nearest_to_mean(x: np.ndarray) -> int:
+    """Index of the row of `x` nearest to the mean of its rows."""
+    return int(np.argmin(np.linalg.norm(x - x.mean(axis=0), axis=1)))
+
+
+def kcenter_order(x: np.ndarray) -> np.ndarray:
+    """Greedy k-center (Sener & Savarese 2018): start at the point nearest the mean, then repeatedly add the point
+    farthest from those chosen; any prefix of the order is the k-center selection of that size."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.empty(len(x), dtype=np.int64)
+    order[0] = nearest_to_mean(x)
+    distance = np.linalg.norm(x - x[order[0]], axis=1)
+    for k in range(1, len(x)):
+        distance[order[:k]] = -np.inf
+        order[k] = int(np.argmax(distance))
+        distance = np.minimum(distance, np.linalg.norm(x - x[order[k]], axis=1))
+    return order
+
+
+def kmeans_selection(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k distinct rows of `x`: the one nearest each centroid of a seeded k-means (k = 1: the row nearest the mean)."""
+    from sklearn.cluster import KMeans  # scikit-learn only where k-means runs
+
+    x = np.asarray(x, dtype=np.float64)
+    if k == 1:
+        return np.array([nearest_to_mean(x)])
+    centroids = KMeans(k, n_init=KMEANS_INITS, random_state=seed).fit(x).cluster_centers_
+    distance = np.linalg.norm(x[None, :, :] - centroids[:, None, :], axis=2)  # (k, N)
+    chosen: list[int] = []
+    for row in distance:  # the nearest utterance not taken by an earlier centroid
+        row = row.copy()
+        row[chosen] = np.inf
+        chosen.append(int(np.argmin(row)))
+    return np.array(chosen)
+
+
+def class_orders(train: FeatureSet, embeddings: np.ndarray, order) -> list[np.ndarray]:
+    """Per class, the training indexes of that class in `order(embeddings of the class)`."""
+    members = [np.flatnonzero(train.labels == c) for c in range(len(train.label_names))]
+    return [index[order(embeddings[index])] for index in members]
+
+
 def random_subset_draw(train: FeatureSet) -> Draw:
     """Draw function: a fresh random real subset per seed."""
     return lambda counts, seed: train.subset(random_subset(train, counts, seed))
 
 
-def herding_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
-    """Draw function: the herding coreset (deterministic; the seed only varies the downstream's initialisation)."""
-    orders = class_herding_orders(train, embeddings)  # once: every budget is a prefix of these
+def ordered_draw(train: FeatureSet, orders: list[np.ndarray]) -> Draw:
+    """Draw function: the first `counts[c]` of each class's order (deterministic; the seed only varies the
+    downstream's initialisation)."""
     return lambda counts, seed: train.subset(_first(train, orders, counts))
+
+
+def herding_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
+    """Draw function: the herding coreset."""
+    return ordered_draw(train, class_herding_orders(train, embeddings))  # once: every budget is a prefix
+
+
+def kcenter_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
+    """Draw function: the k-center coreset (deterministic, as herding)."""
+    return ordered_draw(train, class_orders(train, embeddings, kcenter_order))
+
+
+def kmeans_draw(train: FeatureSet, embeddings: np.ndarray) -> Draw:
+    """Draw function: per class, the real utterances nearest the centroids of a k-means seeded by the draw's seed."""
+    members = [np.flatnonzero(train.labels == c) for c in range(len(train.label_names))]
+
+    def draw(counts: np.ndarray, seed: int) -> FeatureSet:
+        check_feasible(train, counts)
+        chosen = [index[kmeans_selection(embeddings[index], int(n), seed)] for index, n in zip(members, counts) if n]
+        return train.subset(np.concatenate(chosen) if chosen else np.zeros(0, np.int64))
+
+    return draw
+
+
+def selection_draws(train: FeatureSet, embeddings: np.ndarray) -> dict[str, Draw]:
+    """The real-data selection ladder, by name: random, herding, k-means, k-center."""
+    return {RANDOM: random_subset_draw(train), HERDING: herding_draw(train, embeddings),
+            KMEANS: kmeans_draw(train, embeddings), KCENTER: kcenter_draw(train, embeddings)}
 
 
 def gaussian_baseline(train: FeatureSet, frames: int | None = None) -> TrainedGenerator:
@@ -95,17 +167,18 @@ def gaussian_baseline(train: FeatureSet, frames: int | None = None) -> TrainedGe
 
 def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, reference: ReferenceResult,
                        progress: bool = True) -> list[EvalResult]:
-    """Random real subset, herding coreset (in the reference model's embedding) and the Gaussian generator.
+    """The selection ladder (in the reference model's embedding) and the Gaussian generator.
 
     Conditions needing more real utterances of a class than the training split holds are skipped (logged).
     """
     check_splits(splits)
     if reference.model is None:
-        raise ConfigError("herding needs the reference's trained model (a reference read from JSON has none)")
+        raise ConfigError("the selection baselines need the reference's trained model (a reference read from JSON "
+                          "has none)")
     train = splits["train"]
-    log.info("embedding %d training utterances for herding", len(train))
+    log.info("embedding %d training utterances for the selection baselines", len(train))
     embeddings = embed_set(reference.model, train, device=config.downstream.device)
-    sources = {"random subset": random_subset_draw(train), "herding": herding_draw(train, embeddings),
+    sources = {**selection_draws(train, embeddings),
                GAUSSIAN: generator_draw(gaussian_baseline(train, config.gaussian_frames), train.label_names)}
     return [evaluate_source(name, draw, splits, config, reference, progress, skip_infeasible=True)
             for name, draw in sources.items()]

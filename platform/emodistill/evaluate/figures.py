@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from emodistill.evaluate.baselines import RANDOM  # noqa: E402
 from emodistill.evaluate.protocol import balanced_budgets  # noqa: E402
 from emodistill.files import atomic_path  # noqa: E402
 
@@ -27,7 +28,7 @@ def uar_curve(report: Mapping) -> Figure:
         x = np.array([n for n, _ in points])
         mean = np.array([100 * c["mean"] for _, c in points])
         std = np.array([100 * c["std"] for _, c in points])
-        if source["name"] == "random subset":
+        if source["name"] == RANDOM:
             ax.fill_between(x, mean - std, mean + std, color="grey", alpha=0.3, label="random subset (± std)")
             ax.plot(x, mean, color="grey", linestyle=":")
         else:

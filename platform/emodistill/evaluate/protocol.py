@@ -3,21 +3,24 @@ select its checkpoint on the REAL dev split, score UAR on the REAL test split, r
 
 A budget is a *condition* named like its metric suffix: `ppc{N}` (N per class), `ppc{N}_imbalanced`
 (the real training split's class prior at the same total), `full` / `full_imbalanced` (as many
-utterances as the real training split). The same loop scores generators and real-data baselines:
-each is a `draw(counts, seed) -> FeatureSet` function.
+utterances as the real training split). Every decoder of the config is trained on the same draws; a result's
+key is its condition's, followed by `_{decoder}` for decoders other than `linear` (`ppc100_attentive`). The
+same loop scores generators and real-data baselines: each is a `draw(counts, seed) -> FeatureSet` function.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from tqdm.auto import tqdm
 
-from emodistill.downstream import DownstreamConfig, confusion_matrix, predict, train_downstream, uar
+from emodistill.downstream import (DECODERS, DEFAULT_DECODER, DownstreamConfig, accuracy, confusion_matrix, predict,
+                                   train_downstream, uar)
+from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, FeatureTableError
 from emodistill.evaluate.results import ConditionResult, EvalResult, ReferenceResult
 from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
@@ -50,11 +53,22 @@ class EvalConfig(BaseModel):
     confidence: float = Field(default=0.95, gt=0, lt=1)
     significance: float = Field(default=0.05, gt=0, lt=1)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)
+    # Downstream heads trained on every draw (downstream/model.py); `linear` is always among them: it is the
+    # pool's head and its reference model embeds the utterances that the selection baselines choose from.
+    decoders: list[DecoderName] = Field(default_factory=lambda: [DEFAULT_DECODER])
 
     @field_validator("budgets")
     @classmethod
     def _sorted_unique(cls, budgets: list[int]) -> list[int]:
         return sorted(set(budgets))
+
+    @field_validator("decoders")
+    @classmethod
+    def _linear_first(cls, decoders: list[str]) -> list[str]:
+        if DEFAULT_DECODER not in decoders:
+            raise ValueError(f"must include {DEFAULT_DECODER!r} (the L_SML pool's head, whose reference embeds the "
+                             f"utterances the selection baselines choose); got {decoders}")
+        return [DEFAULT_DECODER] + [d for d in dict.fromkeys(decoders) if d != DEFAULT_DECODER]
 
 
 @dataclass(frozen=True)
@@ -95,9 +109,27 @@ def conditions(config: EvalConfig, train: FeatureSet) -> list[Condition]:
     return out
 
 
-def balanced_budgets(keys) -> list[tuple[int, str]]:
-    """(N, key) of the balanced per-class conditions `ppc{N}` among `keys`, ascending."""
-    return sorted((int(k[3:]), k) for k in keys if k.startswith("ppc") and k[3:].isdigit())
+def decoder_key(key: str, decoder: str) -> str:
+    """The result key of condition `key` scored with `decoder`: the condition's own for `linear`."""
+    return key if decoder == DEFAULT_DECODER else f"{key}_{decoder}"
+
+
+def split_decoder(key: str) -> tuple[str, str]:
+    """(condition key, decoder) of a result key (inverse of decoder_key)."""
+    for decoder in DECODERS:
+        if decoder != DEFAULT_DECODER and key.endswith(f"_{decoder}"):
+            return key.removesuffix(f"_{decoder}"), decoder
+    return key, DEFAULT_DECODER
+
+
+def balanced_budgets(keys, decoder: str = DEFAULT_DECODER) -> list[tuple[int, str]]:
+    """(N, key) of the balanced per-class conditions `ppc{N}` scored with `decoder` among `keys`, ascending."""
+    out = []
+    for key in keys:
+        condition, scored_with = split_decoder(key)
+        if scored_with == decoder and condition.startswith("ppc") and condition[3:].isdigit():
+            out.append((int(condition[3:]), key))
+    return sorted(out)
 
 
 def repeat_seed(seed: int, repeat: int) -> int:
@@ -108,7 +140,8 @@ def repeat_seed(seed: int, repeat: int) -> int:
 def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
                     reference: ReferenceResult | None = None, progress: bool = True,
                     skip_infeasible: bool = False) -> EvalResult:
-    """Run every condition x repeat of `config` on training sets from `draw`; McNemar vs `reference` if given.
+    """Run every condition x repeat x decoder of `config` on training sets from `draw`; McNemar vs `reference` (each
+    decoder against its own) if given.
 
     With skip_infeasible, a condition whose draw raises InfeasibleBudget (more real utterances than a class
     holds) is logged and left out of the result instead of failing the whole evaluation.
@@ -129,38 +162,45 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
             log.warning("%s: %s skipped: %s", name, condition.key, exc)
             bar.update(config.repeats)
             continue
-        if reference is not None:
-            scored.mcnemar_p = mcnemar(test.labels, reference.predictions, scored.predictions).pvalue
-        result.conditions[condition.key] = scored
-        log.info("%s %s: UAR %.4f ± %.4f over %d repeats", name, condition.key, scored.mean, scored.std,
-                 config.repeats)
+        for decoder, one in scored.items():
+            versus = reference.for_decoder(decoder) if reference is not None else None
+            if versus is not None:
+                one.mcnemar_p = mcnemar(test.labels, versus.predictions, one.predictions).pvalue
+            result.conditions[one.key] = one
+            log.info("%s %s: UAR %.4f ± %.4f over %d repeats", name, one.key, one.mean, one.std, config.repeats)
     bar.close()
     return result
 
 
 def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
-                     bar: tqdm) -> ConditionResult:
-    """Train and test `config.repeats` downstreams on fresh draws of one condition."""
+                     bar: tqdm) -> dict[str, ConditionResult]:
+    """Decoder -> the results of `config.repeats` fresh draws of one condition, each draw training every decoder."""
     test = splits["test"]
-    uars, dev_uars, seconds, first = [], [], [], None
+    scores = {decoder: {"uars": [], "accs": [], "dev": [], "seconds": [], "first": None} for decoder in config.decoders}
     for r in range(config.repeats):
         seed = repeat_seed(config.seed, r)
         train = draw(condition.counts, seed)
-        trained = train_downstream(train, splits["dev"], config.downstream.model_copy(update={"seed": seed}),
-                                   progress=False)
-        pred = predict(trained.model, test, device=config.downstream.device)
-        uars.append(uar(test.labels, pred))
-        dev_uars.append(trained.dev_uar)
-        seconds.append(trained.train_seconds)
-        if first is None:
-            first = (pred, trained.model)
+        for decoder, score in scores.items():
+            downstream = config.downstream.model_copy(update={"seed": seed, "decoder": decoder})
+            trained = train_downstream(train, splits["dev"], downstream, progress=False)
+            pred = predict(trained.model, test, device=config.downstream.device)
+            score["uars"].append(uar(test.labels, pred))
+            score["accs"].append(accuracy(test.labels, pred))
+            score["dev"].append(trained.dev_uar)
+            score["seconds"].append(trained.train_seconds)
+            if score["first"] is None:
+                score["first"] = (pred, trained.model)
         bar.update()
-    summary = mean_ci(uars, config.confidence)
     counts = {name: int(c) for name, c in zip(test.label_names, condition.counts)}
-    return ConditionResult(key=condition.key, counts=counts, uars=uars, train_seconds=seconds, mean=summary.mean,
-                           std=summary.std, low=summary.low, high=summary.high, predictions=first[0],
-                           confusion=confusion_matrix(test.labels, first[0], len(test.label_names)),
-                           model=first[1], dev_uars=dev_uars)
+    out = {}
+    for decoder, score in scores.items():
+        summary, (pred, model) = mean_ci(score["uars"], config.confidence), score["first"]
+        out[decoder] = ConditionResult(
+            key=decoder_key(condition.key, decoder), counts=counts, uars=score["uars"], train_seconds=score["seconds"],
+            mean=summary.mean, std=summary.std, low=summary.low, high=summary.high, predictions=pred,
+            confusion=confusion_matrix(test.labels, pred, len(test.label_names)), model=model,
+            dev_uars=score["dev"], accs=score["accs"], decoder=decoder)
+    return out
 
 
 def generator_draw(generator: TrainedGenerator, labels: tuple[str, ...]) -> Draw:
@@ -206,21 +246,30 @@ def evaluate_generator(generator: TrainedGenerator, splits: Mapping[str, Feature
                            reference, progress)
 
 
-def train_reference(splits: Mapping[str, FeatureSet], downstream_config: DownstreamConfig,
-                    seed: int = 0, progress: bool = True) -> ReferenceResult:
-    """The downstream trained on the full real training split (dev selects the checkpoint), scored on test."""
+def train_reference(splits: Mapping[str, FeatureSet], downstream_config: DownstreamConfig, seed: int = 0,
+                    progress: bool = True, decoders: Sequence[str] = (DEFAULT_DECODER,)) -> ReferenceResult:
+    """The `linear` downstream trained on the full real training split (dev selects the checkpoint), scored on test;
+    with other `decoders`, theirs too (the result's `decoders`)."""
     check_splits(splits)
+    linear, *others = [_reference(splits, downstream_config.model_copy(update={"seed": seed, "decoder": decoder}),
+                                  progress)
+                       for decoder in dict.fromkeys([DEFAULT_DECODER, *decoders])]
+    linear.decoders = {other.decoder: other for other in others}
+    return linear
+
+
+def _reference(splits: Mapping[str, FeatureSet], config: DownstreamConfig, progress: bool) -> ReferenceResult:
+    """One decoder's reference: trained on the whole real training split, its checkpoint chosen on dev."""
     test = splits["test"]
-    trained = train_downstream(splits["train"], splits["dev"], downstream_config.model_copy(update={"seed": seed}),
-                               progress=progress)
-    pred = predict(trained.model, test, device=downstream_config.device)
+    trained = train_downstream(splits["train"], splits["dev"], config, progress=progress)
+    pred = predict(trained.model, test, device=config.device)
     score = uar(test.labels, pred)
-    log.info("reference (real full training split): test UAR %.4f, %.1f s to its checkpoint",
-             score, trained.train_seconds)
+    log.info("reference (%s, real full training split): test UAR %.4f, %.1f s to its checkpoint",
+             config.decoder, score, trained.train_seconds)
     return ReferenceResult(uar_real_full=score, label_names=test.label_names, y_true=test.labels.copy(),
-                           predictions=pred,
-                           confusion=confusion_matrix(test.labels, pred, len(test.label_names)),
-                           train_seconds=trained.train_seconds, best_step=trained.best_step, model=trained.model)
+                           predictions=pred, confusion=confusion_matrix(test.labels, pred, len(test.label_names)),
+                           train_seconds=trained.train_seconds, best_step=trained.best_step, model=trained.model,
+                           acc_real_full=accuracy(test.labels, pred), decoder=config.decoder)
 
 
 def compare_predictions(result_a: EvalResult, result_b: EvalResult,

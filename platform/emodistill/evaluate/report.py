@@ -1,8 +1,11 @@
 """The evaluation report: one JSON document (results.json) and its markdown tables (figures: figures.py).
 
 The UAR table reads like the paper's Tables 2-3: a row per training-set source (the real reference,
-the real-data baselines, each generator), a column per condition, mean ± std over repeats in %,
-and † where McNemar's test (repeat 0's model vs the reference) is significant.
+the real-data baselines, each generator), a column per condition, mean ± std over repeats in %, the ratio to
+the real training split, and † where McNemar's test (repeat 0's model vs the reference) is significant; one
+table per decoder, each against that decoder's own reference. Beside it, each source's improvement over the
+random real subset of the same budget (UAR points, mean and 95 % CI of the paired difference over the repeats,
+which share their seeds) and the accuracy (SUPERB's metric).
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from emodistill.errors import ConfigError
+from emodistill.evaluate.baselines import RANDOM
 from emodistill.evaluate.privacy import ProbeResult
-from emodistill.evaluate.protocol import EvalConfig, compare_predictions
+from emodistill.evaluate.protocol import EvalConfig, compare_predictions, split_decoder
 from emodistill.evaluate.results import EvalResult, ReferenceResult
+from emodistill.evaluate.stats import mean_ci
 from emodistill.files import atomic_path, read_json
 
 FORMAT = "emodistill-evaluation"
@@ -25,13 +32,21 @@ REFERENCE_COLUMN = "whole train set"
 
 def assemble(config: EvalConfig, reference: ReferenceResult, baselines: Sequence[EvalResult] = (),
              generators: Sequence[EvalResult] = (), privacy: Mapping[str, ProbeResult] | None = None,
-             cost: Mapping | None = None, features: str | None = None) -> dict:
-    """The report document: config, reference, every source's results and metrics, pairwise tests, probe, cost."""
+             cost: Mapping | None = None, features: str | None = None, data: Mapping | None = None) -> dict:
+    """The report document: config, data protocol, reference, every source's results, metrics, ratio to the
+    reference and improvement over random, pairwise tests, probe, cost."""
     sources = [{"kind": kind, **result.to_dict(), "metrics": result.metrics}
                for kind, results in (("baseline", baselines), ("generator", generators)) for result in results]
+    random = next((s for s in sources if s["kind"] == "baseline" and s["name"] == RANDOM), None)
+    for source in sources:
+        for key, condition in source["conditions"].items():
+            versus = reference.for_decoder(condition["decoder"])
+            condition["ratio"] = condition["mean"] / versus.uar_real_full if versus and versus.uar_real_full else None
+            condition["vs_random"] = improvement(condition, random["conditions"].get(key) if random else None,
+                                                 config.confidence)
     keys = sorted({k for s in sources for k in s["conditions"]}, key=condition_order)
     return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "features": features,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "features": features, "data": dict(data or {}),
         "config": config.model_dump(mode="json"), "label_names": list(reference.label_names),
         "conditions": keys, "reference": reference.to_dict(), "sources": sources,
         "comparisons": pairwise_comparisons(generators, config.significance),
@@ -40,11 +55,25 @@ def assemble(config: EvalConfig, reference: ReferenceResult, baselines: Sequence
     }
 
 
-def condition_order(key: str) -> tuple[bool, int, bool]:
-    """Sort key of condition names: budgets ascending (balanced first), then the full-data size."""
-    full = key.startswith("full")
-    budget = 0 if full else int(key[3:].removesuffix("_imbalanced"))
-    return full, budget, key.endswith("_imbalanced")
+def improvement(condition: Mapping, random: Mapping | None, confidence: float) -> dict | None:
+    """UAR points above the random subset of the same condition: mean and CI of the paired differences over the
+    repeats (repeat r of both used the same seed); None without a random subset there, or for random itself."""
+    if random is None or random is condition or len(random["uars"]) != len(condition["uars"]):
+        return None
+    differences = 100 * (np.asarray(condition["uars"]) - np.asarray(random["uars"]))
+    summary = mean_ci(differences, confidence)
+    return {"points": summary.mean, "low": summary.low, "high": summary.high}
+
+
+def condition_order(key: str) -> tuple[int, bool, int, bool]:
+    """Sort key of result keys: by decoder (in the order they are named), then budgets ascending (balanced first),
+    then the full-data size."""
+    from emodistill.downstream import DECODERS
+
+    condition, decoder = split_decoder(key)
+    full = condition.startswith("full")
+    budget = 0 if full else int(condition[3:].removesuffix("_imbalanced"))
+    return list(DECODERS).index(decoder), full, budget, condition.endswith("_imbalanced")
 
 
 def pairwise_comparisons(results: Sequence[EvalResult], significance: float) -> list[dict]:
@@ -78,7 +107,21 @@ def _cell(condition: Mapping | None, significance: float) -> str:
     if condition is None:
         return "—"
     mark = "†" if condition["mcnemar_p"] is not None and condition["mcnemar_p"] < significance else ""
-    return f"{100 * condition['mean']:.2f} ± {100 * condition['std']:.2f}{mark}"
+    ratio = f" ({condition['ratio']:.2f}×)" if condition.get("ratio") else ""
+    return f"{100 * condition['mean']:.2f} ± {100 * condition['std']:.2f}{mark}{ratio}"
+
+
+def _improvement_cell(condition: Mapping | None) -> str:
+    versus = None if condition is None else condition.get("vs_random")
+    if versus is None:
+        return "—"
+    return f"{versus['points']:+.2f} [{versus['low']:+.2f}, {versus['high']:+.2f}]"
+
+
+def _accuracy_cell(condition: Mapping | None) -> str:
+    if condition is None or not condition.get("accs"):
+        return "—"
+    return f"{100 * float(np.mean(condition['accs'])):.2f}"
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -86,17 +129,45 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def results_table(report: Mapping) -> str:
-    """UAR (%) per source and condition, mean ± std over repeats; † = McNemar-significant vs the reference."""
-    significance = report["config"]["significance"]
-    keys = report["conditions"]
-    reference = ["real data (reference)", f"{100 * report['reference']['uar_real_full']:.2f}"] + ["—"] * len(keys)
-    rows = [reference] + [[f"{s['name']} ({s['kind']})", "—"] + [_cell(s["conditions"].get(k), significance)
-                                                               for k in keys] for s in report["sources"]]
-    repeats = report["config"]["repeats"]
-    legend = (f"UAR (%) on the real test split, mean ± std over {repeats} repeat(s). † McNemar (two-sided, "
-              f"repeat 0's model) differs from the reference at p < {significance}.")
-    return _markdown(["source", REFERENCE_COLUMN, *keys], rows) + "\n\n" + legend
+def decoders_of(report: Mapping) -> list[str]:
+    """The decoders the report's conditions were scored with, in condition order."""
+    return list(dict.fromkeys(split_decoder(key)[1] for key in report["conditions"]))
+
+
+def _reference_of(report: Mapping, decoder: str) -> Mapping | None:
+    reference = report["reference"]
+    return reference if reference.get("decoder", "linear") == decoder else reference.get("decoders", {}).get(decoder)
+
+
+def _decoder_table(report: Mapping, decoder: str, cell, reference_cell) -> str:
+    """One table of `decoder`'s conditions: a row per source (the reference first), a column per condition."""
+    keys = [key for key in report["conditions"] if split_decoder(key)[1] == decoder]
+    reference = _reference_of(report, decoder)
+    rows = [["real data (reference)", reference_cell(reference)] + ["—"] * len(keys)]
+    rows += [[f"{s['name']} ({s['kind']})", "—"] + [cell(s["conditions"].get(k)) for k in keys]
+             for s in report["sources"]]
+    return _markdown(["source", REFERENCE_COLUMN, *[split_decoder(k)[0] for k in keys]], rows)
+
+
+def _tables(report: Mapping, title: str, cell, reference_cell, legend: str) -> list[tuple[str, str]]:
+    """(section title, table + legend) per decoder of the report."""
+    return [(f"{title}, {decoder} decoder", _decoder_table(report, decoder, cell, reference_cell) + "\n\n" + legend)
+            for decoder in decoders_of(report)]
+
+
+def _reference_uar(reference: Mapping | None) -> str:
+    return "—" if reference is None else f"{100 * reference['uar_real_full']:.2f}"
+
+
+def _reference_accuracy(reference: Mapping | None) -> str:
+    accuracy = None if reference is None else reference.get("acc_real_full")
+    return "—" if accuracy is None else f"{100 * accuracy:.2f}"
+
+
+def _uar_legend(report: Mapping) -> str:
+    significance, repeats = report["config"]["significance"], report["config"]["repeats"]
+    return (f"UAR (%) on the real test split, mean ± std over {repeats} repeat(s), (×) the ratio to the reference. "
+            f"† McNemar (two-sided, repeat 0's model) differs from the reference at p < {significance}.")
 
 
 def comparisons_table(report: Mapping) -> str:
@@ -137,7 +208,18 @@ def cost_table(report: Mapping) -> str:
 
 
 def render_markdown(report: Mapping) -> str:
-    """Every table of the report, as markdown sections."""
-    sections = [("UAR", results_table(report)), ("Pairwise McNemar", comparisons_table(report)),
-                ("Speaker-ID probe", privacy_table(report)), ("Cost", cost_table(report))]
+    """Every table of the report, as markdown sections: per decoder UAR, improvement over random and accuracy."""
+    confidence = round(100 * report["config"]["confidence"])
+    sections = _tables(report, "UAR", lambda c: _cell(c, report["config"]["significance"]), _reference_uar,
+                       _uar_legend(report))
+    sections += _tables(report, "Improvement over the random subset", _improvement_cell, lambda _: "—",
+                        f"UAR points above the random real subset of the same budget: mean [{confidence} % CI] of "
+                        "the paired differences over the repeats.")
+    sections += _tables(report, "Accuracy", _accuracy_cell, _reference_accuracy,
+                        "Accuracy (%, SUPERB's metric) on the real test split, mean over the repeats.")
+    sections += [("Pairwise McNemar", comparisons_table(report)), ("Speaker-ID probe", privacy_table(report)),
+                 ("Cost", cost_table(report))]
+    if report.get("data"):
+        data = report["data"]
+        sections.insert(0, ("Data", f"dev split by {data['dev_by']}; features normalised: {data['normalize']}."))
     return "\n\n".join(f"## {title}\n\n{body}" for title, body in sections if body) + "\n"

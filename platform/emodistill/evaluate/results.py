@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from emodistill.downstream import Downstream
+from emodistill.downstream import DEFAULT_DECODER, Downstream
 
 
 @dataclass
@@ -27,6 +27,8 @@ class ConditionResult:
     model: Downstream | None = None  # repeat 0's downstream (not serialised)
     mcnemar_p: float | None = None  # repeat 0 against the reference, when one was given
     dev_uars: list[float] = field(default_factory=list)  # best dev UAR of each repeat's downstream (for choices)
+    accs: list[float] = field(default_factory=list)  # test accuracy of each repeat (SUPERB's metric)
+    decoder: str = DEFAULT_DECODER  # the downstream head trained on the condition's draws
 
     @property
     def dev_mean(self) -> float:
@@ -38,7 +40,7 @@ class ConditionResult:
         return {"key": self.key, "counts": self.counts, "uars": self.uars, "train_seconds": self.train_seconds,
                 "mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
                 "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
-                "mcnemar_p": self.mcnemar_p, "dev_uars": self.dev_uars}
+                "mcnemar_p": self.mcnemar_p, "dev_uars": self.dev_uars, "accs": self.accs, "decoder": self.decoder}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ConditionResult:
@@ -58,11 +60,14 @@ class EvalResult:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """Flat metrics: `uar_{key}` (test, mean over repeats), `uar_{key}_std`, `dev_uar_{key}` (dev, mean over
-        repeats) and `mcnemar_p_{key}` vs the reference."""
+        """Flat metrics: `uar_{key}` (test, mean over repeats), `uar_{key}_std`, `acc_{key}` (test accuracy, mean),
+        `dev_uar_{key}` (dev, mean over repeats) and `mcnemar_p_{key}` vs the reference; a key ends in its decoder's
+        name unless the decoder is `linear`."""
         out = {}
         for key, c in self.conditions.items():
             out[f"uar_{key}"], out[f"uar_{key}_std"] = c.mean, c.std
+            if c.accs:
+                out[f"acc_{key}"] = float(np.mean(c.accs))
             if c.dev_uars:
                 out[f"dev_uar_{key}"] = c.dev_mean
             if c.mcnemar_p is not None:
@@ -93,7 +98,9 @@ class EvalResult:
 
 @dataclass
 class ReferenceResult:
-    """The downstream trained on the full real training split: the line every budget is compared with."""
+    """The downstream trained on the full real training split: the line every budget is compared with. It is the
+    `linear` head's; `decoders` holds the same reference for each other decoder evaluated (each decoder's own
+    real-full score)."""
 
     uar_real_full: float
     label_names: tuple[str, ...]
@@ -103,16 +110,40 @@ class ReferenceResult:
     train_seconds: float
     best_step: int
     model: Downstream | None = None
+    acc_real_full: float | None = None
+    decoder: str = DEFAULT_DECODER
+    decoders: dict[str, ReferenceResult] = field(default_factory=dict)
+
+    def without_models(self) -> ReferenceResult:
+        """The same results without the trained models (what is shared with trials or written as JSON)."""
+        return replace(self, model=None, decoders={name: r.without_models() for name, r in self.decoders.items()})
+
+    def for_decoder(self, decoder: str) -> ReferenceResult | None:
+        """The reference of `decoder` (this one for its own decoder), None when it was not trained."""
+        return self if decoder == self.decoder else self.decoders.get(decoder)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """`uar_real_full` and `acc_real_full`, suffixed `_{decoder}` for decoders other than linear."""
+        out = {}
+        for reference in (self, *self.decoders.values()):
+            suffix = "" if reference.decoder == DEFAULT_DECODER else f"_{reference.decoder}"
+            out[f"uar_real_full{suffix}"] = reference.uar_real_full
+            if reference.acc_real_full is not None:
+                out[f"acc_real_full{suffix}"] = reference.acc_real_full
+        return out
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (the model is left out)."""
+        """JSON-ready fields (the models are left out)."""
         return {"uar_real_full": self.uar_real_full, "label_names": list(self.label_names),
                 "y_true": self.y_true.tolist(),
                 "predictions": self.predictions.tolist(), "confusion": self.confusion.tolist(),
-                "train_seconds": self.train_seconds, "best_step": self.best_step}
+                "train_seconds": self.train_seconds, "best_step": self.best_step, "acc_real_full": self.acc_real_full,
+                "decoder": self.decoder, "decoders": {name: r.to_dict() for name, r in self.decoders.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ReferenceResult:
         """The inverse of to_dict."""
         arrays = {k: np.asarray(data[k], np.int64) for k in ("y_true", "predictions", "confusion")}
-        return cls(**{**data, **arrays, "label_names": tuple(data["label_names"])})
+        decoders = {name: cls.from_dict(r) for name, r in data.get("decoders", {}).items()}
+        return cls(**{**data, **arrays, "label_names": tuple(data["label_names"]), "decoders": decoders})

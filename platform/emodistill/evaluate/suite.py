@@ -34,10 +34,11 @@ def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
                  generators: Mapping[str, TrainedGenerator] | None = None, *, baselines: bool = True,
                  feature_bytes: int | None = None, audio_bytes: int | None = None,
                  generator_bytes: Mapping[str, int] | None = None, features: str | None = None,
-                 progress: bool = True) -> dict:
-    """Train the reference, score the baselines and every named generator, probe speakers, add the cost report."""
+                 data: Mapping | None = None, progress: bool = True) -> dict:
+    """Train the references (one per decoder), score the baselines and every named generator, probe speakers, add
+    the cost report; `data` is the data protocol the splits were made with, recorded in the report."""
     generators = dict(generators or {})
-    reference = train_reference(splits, config.downstream, config.seed, progress)
+    reference = train_reference(splits, config.downstream, config.seed, progress, config.decoders)
     real = evaluate_baselines(splits, config, reference, progress) if baselines else []
     synthetic = [evaluate_generator(g, splits, config, reference, name, progress) for name, g in generators.items()]
     privacy = privacy_probe(probe_models(reference, real + synthetic), splits["train"], seed=config.seed,
@@ -48,4 +49,4 @@ def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
     if feature_bytes is not None:
         sizes = generator_bytes or {name: g.size_bytes for name, g in generators.items()}
         cost["size"] = size_report(feature_bytes, sizes, audio_bytes)
-    return assemble(config, reference, real, synthetic, privacy, cost, features)
+    return assemble(config, reference, real, synthetic, privacy, cost, features, data)

@@ -30,6 +30,8 @@ class FeatureMeta:
     labels: list[str]
     dtype: str = "float32"
     split: str | None = None
+    # "speaker" when every utterance's frames were standardised by its speaker's statistics (features/normalize.py)
+    normalization: str | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     package_version: str = __version__
 

@@ -27,7 +27,9 @@ from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
 from emodistill.errors import ConfigError, EmodistillError, FeatureTableError
 from emodistill.features.dataset import FeatureSet
+from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
+from emodistill.features.splits import DataConfig, data_fingerprint
 from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
 
 SPLITS = ("train", "dev", "test")
@@ -126,6 +128,8 @@ def fingerprint(table: pa.Table) -> str:
     """16 hex chars of sha256 over the content and metadata (ignoring `created`), chunking-independent."""
     meta = asdict(validate_table(table, "<table>"))
     meta.pop("created")
+    if meta["normalization"] is None:  # raw features: the fingerprint of tables written before the field existed
+        meta.pop("normalization")
     digest = hashlib.sha256()
     digest.update(json.dumps(meta, sort_keys=True).encode())
     digest.update(table.schema.remove_metadata().to_string().encode())
@@ -238,23 +242,34 @@ def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | 
     return fold
 
 
-def fold_fingerprint(fingerprint: str, fold: int | None) -> str:
-    """The fingerprint of one fold of a directory whose recorded fingerprint is `fingerprint` (itself for None)."""
-    if fold is None:
-        return fingerprint
-    return hashlib.sha256(f"{fingerprint}:fold{fold}".encode()).hexdigest()[:16]
+def fold_fingerprint(fingerprint: str, fold: int | None, data: DataConfig | None = None) -> str:
+    """The fingerprint of one fold of a directory whose recorded fingerprint is `fingerprint` (itself for None), under
+    the data protocol `data` (SUPERB's when None: the fold's fingerprint as it was before data protocols)."""
+    if fold is not None:
+        fingerprint = hashlib.sha256(f"{fingerprint}:fold{fold}".encode()).hexdigest()[:16]
+    return data_fingerprint(fingerprint, data or DataConfig())
 
 
-def dataset_fingerprint(directory: str | Path, fold: int | None = None) -> str:
-    """The fingerprint of the data a run on `directory` and `fold` sees: the recorded fingerprint of a directory
-    with fixed splits, one per fold of a directory with folds (so checkpoints and pool caches never mix folds)."""
+def dataset_fingerprint(directory: str | Path, fold: int | None = None, data: DataConfig | None = None) -> str:
+    """The fingerprint of the data a run on `directory`, `fold` and `data` sees: the recorded fingerprint of a
+    directory with fixed splits, one per fold of a directory with folds, one per data protocol (so checkpoints and
+    pool caches never mix folds or protocols)."""
     index = read_index(directory)
-    return fold_fingerprint(index["fingerprint"], resolve_fold(index, fold, directory))
+    return fold_fingerprint(index["fingerprint"], resolve_fold(index, fold, directory), data)
 
 
-def open_tables(directory: str | Path) -> dict[str, tuple[pa.Table, FeatureMeta]]:
+def check_data(index: dict, data: DataConfig, directory: str | Path) -> None:
+    """Refuse a dev split by speaker on fixed splits, whose dev split was fixed at extraction."""
+    if data.dev_by == "speaker" and "folds" not in index:
+        raise ConfigError(f"{directory}: its splits were fixed when it was extracted, so its dev split cannot be "
+                          "held out by speaker (data.dev_by speaker); extract the corpus without a split column, "
+                          "or use dev_by utterance")
+
+
+def open_tables(directory: str | Path, data: DataConfig | None = None) -> dict[str, tuple[pa.Table, FeatureMeta]]:
     """Memory-map the directory's tables (`corpus`, or `train`, `dev`, `test`), each validated and checked against
-    the index; name -> (table, its metadata)."""
+    the index; name -> (table, its metadata). With `data.normalize` "speaker", the tables are normalised by speaker
+    (a copy of the frames, in memory), each speaker's statistics over all of them."""
     directory = Path(directory)
     index = read_index(directory)
     entries = table_entries(index)
@@ -271,48 +286,62 @@ def open_tables(directory: str | Path) -> dict[str, tuple[pa.Table, FeatureMeta]
         if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
             raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
         tables[name] = table, meta
+    if data is not None and data.normalize == "speaker":
+        normalized = normalize_tables({name: table for name, (table, _) in tables.items()},
+                                      {name: str(directory / f"{name}.arrow") for name in tables})
+        tables = {name: (table, validate_table(table, str(directory / f"{name}.arrow")))
+                  for name, table in normalized.items()}
     return tables
 
 
-def fold_rows(table: pa.Table, folds: dict, fold: int) -> dict[str, np.ndarray]:
-    """Split -> row positions in the whole-corpus `table` of fold `fold` (cut as the index's `folds` says)."""
+def fold_rows(table: pa.Table, folds: dict, fold: int, dev_by: str = "utterance") -> dict[str, np.ndarray]:
+    """Split -> row positions in the whole-corpus `table` of fold `fold` (cut as the index's `folds` says, dev held
+    out by utterance or by speaker)."""
     index = fold_index(table.column("utt_id").to_pylist(), table.column("session").to_pylist(), fold,
-                       folds["dev_fraction"], folds["seed"])
+                       folds["dev_fraction"], folds["seed"], speakers=table.column("speaker").to_pylist(),
+                       dev_by=dev_by)
     return index._asdict()
 
 
-def open_splits(directory: str | Path, fold: int | None = None) -> dict[str, pa.Table]:
-    """The train/dev/test tables of `fold` (see resolve_fold), memory-mapped and checked against the index.
+def open_splits(directory: str | Path, fold: int | None = None, data: DataConfig | None = None) -> dict[str, pa.Table]:
+    """The train/dev/test tables of `fold` (see resolve_fold) under the data protocol `data`, checked against the
+    index (memory-mapped unless normalised).
 
     A fold's tables are taken from the whole-corpus table, which copies their rows; load_splits does not.
     """
+    data = data or DataConfig()
     index = read_index(directory)
     fold = resolve_fold(index, fold, directory)
-    tables = {name: table for name, (table, _) in open_tables(directory).items()}
+    check_data(index, data, directory)
+    tables = {name: table for name, (table, _) in open_tables(directory, data).items()}
     if fold is None:
         return tables
-    rows = fold_rows(tables[CORPUS], index["folds"], fold)
+    rows = fold_rows(tables[CORPUS], index["folds"], fold, data.dev_by)
     return {split: tables[CORPUS].take(rows[split]) for split in SPLITS}
 
 
-def load_splits(directory: str | Path, fold: int | None = None) -> dict[str, FeatureSet]:
-    """The train/dev/test splits of `fold` (see resolve_fold) as zero-copy FeatureSets: a fold's splits are
-    views of the whole-corpus table."""
-    [splits] = load_folds(directory, [fold]).values()
+def load_splits(directory: str | Path, fold: int | None = None,
+                data: DataConfig | None = None) -> dict[str, FeatureSet]:
+    """The train/dev/test splits of `fold` (see resolve_fold) under the data protocol `data` (default SUPERB's) as
+    FeatureSets: a fold's splits are views of the whole-corpus table, zero-copy unless normalised."""
+    [splits] = load_folds(directory, [fold], data).values()
     return splits
 
 
-def load_folds(directory: str | Path, folds: list[int | None]) -> dict[int | None, dict[str, FeatureSet]]:
+def load_folds(directory: str | Path, folds: list[int | None],
+               data: DataConfig | None = None) -> dict[int | None, dict[str, FeatureSet]]:
     """Fold -> its train/dev/test FeatureSets, each fold as resolve_fold resolves it (None: the default fold, or
-    the fixed splits), the directory's tables opened and validated once for all of them."""
+    the fixed splits), the directory's tables opened, validated (and normalised) once for all of them."""
+    data = data or DataConfig()
     directory = Path(directory)
     index = read_index(directory)
     folds = [resolve_fold(index, fold, directory) for fold in folds]
-    tables = open_tables(directory)
+    check_data(index, data, directory)
+    tables = open_tables(directory, data)
     if "folds" not in index:
         return {None: {split: FeatureSet.from_table(table, str(directory / f"{split}.arrow"), meta)
                        for split, (table, meta) in tables.items()}}
-    return {fold: split_fold(*tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"))
+    return {fold: split_fold(*tables[CORPUS], index["folds"], fold, str(directory / f"{CORPUS}.arrow"), data.dev_by)
             for fold in folds}
 
 
@@ -323,10 +352,11 @@ def train_bytes(directory: str | Path, train: FeatureSet) -> int:
     return train.nbytes if "folds" in index else index["splits"]["train"]["bytes"]
 
 
-def split_fold(table: pa.Table, meta: FeatureMeta, folds: dict, fold: int, source: str) -> dict[str, FeatureSet]:
+def split_fold(table: pa.Table, meta: FeatureMeta, folds: dict, fold: int, source: str,
+               dev_by: str = "utterance") -> dict[str, FeatureSet]:
     """Fold `fold`'s train/dev/test views of the whole-corpus `table`, validated where it was opened (its `meta`);
     no frame is copied."""
     corpus = FeatureSet.from_table(table, source, meta)
     # Each view names its split, as a split's own table does (a generator records the metadata it learnt from).
     return {split: replace(corpus.subset(rows), meta=replace(corpus.meta, split=split))
-            for split, rows in fold_rows(table, folds, fold).items()}
+            for split, rows in fold_rows(table, folds, fold, dev_by).items()}

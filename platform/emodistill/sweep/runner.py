@@ -187,14 +187,14 @@ def _trainable(state: SweepState, space: SearchSpace, base: DistillConfig):
     index = read_index(state.features)
     folds = space.check_folds(fold_sessions(index), state.features)
     pools, references, reference_run_ids = {}, {}, {}
-    for fold, splits in load_folds(state.features, folds).items():
+    for fold, splits in load_folds(state.features, folds, base.data).items():
         if _uses_pool(space, base):
-            # Keyed by the fold's fingerprint: a pool cache is never shared across folds.
+            # Keyed by the fold's (and data protocol's) fingerprint: a pool cache is never shared across folds.
             pools[fold] = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
-                                     fingerprint=fold_fingerprint(index["fingerprint"], fold))
+                                     fingerprint=fold_fingerprint(index["fingerprint"], fold, base.data))
         references[fold], reference_run_ids[fold] = _reference(state, space, splits, fold, len(folds) > 1,
                                                                 index["fingerprint"])
-    shared = share_inputs(state.features, folds, pools, references, reference_run_ids)
+    shared = share_inputs(state.features, folds, pools, references, reference_run_ids, base.data)
     context = TrialContext(space=space, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                            parent_run_id=state.parent_run_id)
     return tune.with_resources(tune.with_parameters(distill_trial, shared=shared, context=context),
@@ -224,10 +224,11 @@ def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureS
         run_id, record = existing
         return ReferenceResult.from_dict(record), run_id
     evaluation = space.evaluation
-    result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed)
+    result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed,
+                             decoders=evaluation.decoders)
     name = f"{REFERENCE_RUN}{SEPARATOR}fold {fold}" if several else REFERENCE_RUN
     run_id = log_reference(client, state.experiment_id, state.parent_run_id, name, features, params,
-                           {"uar_real_full": result.uar_real_full}, result.to_dict())
+                           result.metrics, result.to_dict())
     return result, run_id
 
 

@@ -12,7 +12,7 @@ are trained on a fold's train split, so there is one of each per fold.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,11 @@ import ray
 import torch
 
 from emodistill.distill.pool import frozen
-from emodistill.downstream import Downstream
+from emodistill.downstream import Downstream, build_downstream
 from emodistill.evaluate.protocol import ReferenceResult
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta
+from emodistill.features.splits import DataConfig
 from emodistill.features.store import CORPUS, fold_fingerprint, open_tables, read_index, resolve_fold, split_fold
 
 log = logging.getLogger(__name__)
@@ -46,42 +47,56 @@ class SharedInputs:
     # `mcnemar.reference` of the fold's trials)
     references: dict[int | None, ray.ObjectRef] = field(default_factory=dict)
     reference_run_ids: dict[int | None, str] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)  # the data protocol: how dev is held out, normalisation
 
     def fold_fingerprint(self, fold: int | None) -> str:
-        """The fingerprint of the fold's data (checked when a trial resumes)."""
-        return fold_fingerprint(self.fingerprint, fold)
+        """The fingerprint of the fold's data under the sweep's data protocol (checked when a trial resumes)."""
+        return fold_fingerprint(self.fingerprint, fold, self.data)
 
 
-def put_features(directory: str | Path) -> tuple[dict[str, ray.ObjectRef], dict[str, FeatureMeta]]:
-    """Validate a feature directory, then put each of its Arrow IPC files in the object store once; the references
-    and each table's metadata."""
+def put_features(directory: str | Path, data: DataConfig | None = None) -> tuple[dict[str, ray.ObjectRef],
+                                                                             dict[str, FeatureMeta]]:
+    """Validate a feature directory, then put each of its Arrow IPC files in the object store once (normalised by
+    speaker first when `data` says so); the references and each table's metadata."""
     directory = Path(directory)
-    metas = {name: meta for name, (_, meta) in open_tables(directory).items()}  # checked once, before sharing
+    tables = open_tables(directory, data)  # checked once, before sharing
     refs, total = {}, 0
-    for name in metas:
-        data = np.fromfile(directory / f"{name}.arrow", dtype=np.uint8)
-        refs[name] = ray.put(data)
-        total += data.nbytes
+    for name, (table, meta) in tables.items():
+        buffer = np.fromfile(directory / f"{name}.arrow", dtype=np.uint8) if meta.normalization is None \
+            else ipc_bytes(table)
+        refs[name] = ray.put(buffer)
+        total += buffer.nbytes
     log.info("put the feature tables of %s in the object store (%.1f MiB)", directory, total / 2**20)
-    return refs, metas
+    return refs, {name: meta for name, (_, meta) in tables.items()}
+
+
+def ipc_bytes(table: pa.Table) -> np.ndarray:
+    """The bytes of an Arrow IPC file holding `table`, as a uint8 array."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return np.frombuffer(sink.getvalue(), dtype=np.uint8)
 
 
 def share_inputs(directory: str | Path, folds: list[int | None] | None = None,
                  pools: dict[int | None, list[Downstream]] | None = None,
                  references: dict[int | None, ReferenceResult] | None = None,
-                 reference_run_ids: dict[int | None, str] | None = None) -> SharedInputs:
-    """Put the feature tables, and per fold the checkpoint pool and the reference's predictions, in the object
-    store; `folds` defaults to fold 1 of features with folds, else their fixed splits."""
+                 reference_run_ids: dict[int | None, str] | None = None,
+                 data: DataConfig | None = None) -> SharedInputs:
+    """Put the feature tables (under the data protocol `data`), and per fold the checkpoint pool and the reference's
+    predictions, in the object store; `folds` defaults to fold 1 of features with folds, else their fixed splits."""
     index = read_index(directory)
     cut = index.get("folds")
     if folds is None:
         folds = [resolve_fold(index, None, directory)]
-    tables, metas = put_features(directory)
+    data = data or DataConfig()
+    tables, metas = put_features(directory, data)
     pool_refs = {fold: ray.put([(member.config(), _to_numpy(member)) for member in pool])
                  for fold, pool in (pools or {}).items()}
-    reference_refs = {fold: ray.put(replace(reference, model=None)) for fold, reference in (references or {}).items()}
+    reference_refs = {fold: ray.put(reference.without_models()) for fold, reference in (references or {}).items()}
     return SharedInputs(tables=tables, metas=metas, fingerprint=index["fingerprint"], folds=tuple(folds), cut=cut,
-                        pools=pool_refs, references=reference_refs, reference_run_ids=dict(reference_run_ids or {}))
+                        pools=pool_refs, references=reference_refs, reference_run_ids=dict(reference_run_ids or {}),
+                        data=data)
 
 
 def table_from_buffer(data: np.ndarray) -> pa.Table:
@@ -98,7 +113,8 @@ def open_shared_splits(shared: SharedInputs, fold: int | None = None) -> dict[st
                                              shared.metas[split])
                 for split, ref in shared.tables.items()}
     table = table_from_buffer(ray.get(shared.tables[CORPUS]))
-    return split_fold(table, shared.metas[CORPUS], shared.cut, fold, f"object store ({CORPUS}.arrow)")
+    return split_fold(table, shared.metas[CORPUS], shared.cut, fold, f"object store ({CORPUS}.arrow)",
+                      shared.data.dev_by)
 
 
 def open_shared_pool(shared: SharedInputs, fold: int | None = None) -> list[Downstream] | None:
@@ -109,7 +125,7 @@ def open_shared_pool(shared: SharedInputs, fold: int | None = None) -> list[Down
         return None
     members = []
     for config, weights in ray.get(ref):
-        member = Downstream(**config)
+        member = build_downstream(**config)
         member.load_state_dict({name: torch.tensor(array) for name, array in weights.items()})
         members.append(frozen(member))
     return members

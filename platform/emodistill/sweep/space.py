@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emodistill.distill.config import DistillConfig, load_config, read_settings
-from emodistill.downstream import DownstreamConfig
+from emodistill.downstream import DEFAULT_DECODER, DownstreamConfig
+from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, field_problems, one_line
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.features.store import default_fold
@@ -80,6 +81,10 @@ class Evaluation(_Strict):
     repeats: int = Field(default=1, ge=1, description="downstreams trained per budget and evaluation")
     seed: int = 0
     downstream: dict[str, Any] = Field(default_factory=dict, description="DownstreamConfig overrides")
+    decoders: list[DecoderName] = Field(
+        default_factory=lambda: [DEFAULT_DECODER],
+        description="downstream heads trained on every draw; metrics of a decoder other than linear end in its name "
+                    "(uar_ppc100_attentive); linear is always among them")
 
     def budgets_for(self, arch: str) -> list[int]:
         """Budgets evaluated for a trial of architecture `arch`, ascending."""
@@ -88,11 +93,12 @@ class Evaluation(_Strict):
     def eval_config(self, arch: str) -> EvalConfig:
         """The evaluation protocol's config for a trial of architecture `arch`."""
         return EvalConfig(budgets=self.budgets_for(arch), imbalanced=self.imbalanced, repeats=self.repeats,
-                          seed=self.seed, downstream=DownstreamConfig(**self.downstream))
+                          seed=self.seed, downstream=DownstreamConfig(**self.downstream), decoders=self.decoders)
 
     @model_validator(mode="after")
     def _downstream_is_valid(self) -> Evaluation:
         DownstreamConfig(**self.downstream)
+        self.decoders = EvalConfig(decoders=[DEFAULT_DECODER, *self.decoders]).decoders
         return self
 
 
@@ -251,6 +257,9 @@ class SearchSpace(_Strict):
                              f"in evaluation.budgets {self.evaluation.budgets}")
         if any(k.startswith("pool.") for k in self.varied_keys()):
             raise ValueError("the search may not vary 'pool.*': the checkpoint pool is trained once per sweep")
+        if any(k.startswith("data.") for k in self.varied_keys()):
+            raise ValueError("the search may not vary 'data.*': every trial, the pool and the reference see the same "
+                             "splits; set it under base.overrides")
         return self
 
     @model_validator(mode="after")
