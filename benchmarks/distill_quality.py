@@ -1,219 +1,89 @@
-"""Does a distilled generator train a classifier as well as real data? The embedded corpus, fold 1, fbank.
+"""Does a distilled generator train a classifier as well as real data, on corpora it was not tuned on?
 
-    python benchmarks/distill_quality.py [--preset small|default] [--seeds 3] [--workers 2] [--work DIR] [--ablation]
+    python benchmarks/distill_quality.py [--draws small:1:1,small:2:2,default:0:3] [--seeds 3] [--protocol P]
+        [--budgets ppc10 ppc50 ppc100 full] [--decoders linear attentive ...] [--variants ...] [--protocols]
+        [--workers 2] [--work DIR] [--steps N] [--no-write]
 
-For ppc 10, 50, 100 and the full-size balanced set (the real training split's size, equal classes; paper
-Table 3) it trains the SUPERB downstream on each source only, picks its checkpoint on the real dev split and
-reports UAR on the real test split, as mean ± 95 % CI over the seeds (a seed varies the generator's training,
-the draw of samples and the downstream's initialisation together). Sources: the real training split (the
-reference), a random real subset, a herding coreset, the class-conditional Gaussian generator, and GAN-ATT
-trained with the `small` preset as the Baseline WGAN-GP (λ5 = λ6 = 0), +L_SML and +L_DIV+L_SML; with
---ablation, also +L_DIV+L_SML without each thing the preset adds beyond the paper, with none of them, with a
-linear learning-rate decay and with smaller L_SML pools (at ppc 100; it more than doubles the run time).
-Every generator keeps the checkpoint that scored best on dev (2 draws at ppc 100, every train.eval_every
-steps); its learning curve records dev and test UAR at each of those steps (test is only reported, never used to
-choose).
+Every draw (an embedded corpus preset synthesised with a seed, tested on one fold) is scored on its own and all
+draws together: for each budget (per class, balanced; `full`: the real training split's size) a downstream is
+trained on one source only, its checkpoint chosen on the real dev split, and scored on the real test split (UAR and
+accuracy). Sources: the real training split (the reference), the selection ladder (random subset, herding,
+k-means, k-center, in the embedding of the seed-0 real-data downstream), the class-conditional Gaussian, and GAN-ATT
+trained with the `small` preset as the Baseline WGAN-GP (λ5 = λ6 = 0) and +L_DIV+L_SML (--variants adds +L_SML).
+A seed varies a generator's training, its samples and the downstream's initialisation together. Every generator
+keeps the checkpoint that scored best on dev; its learning curve records dev and test UAR at each evaluation (test
+is only recorded). Cells are the mean ± 95 % CI over draws x seeds, with each draw's own value in its table. The
+linear head is scored at every budget, the other decoders at ppc10, ppc100 and full (the cross-decoder table,
+each decoder against its own real-full score). With --protocols, the recipe is also trained and scored at ppc100
+under each data protocol (dev split by utterance or speaker, with and without per-speaker normalisation).
 
-It writes benchmarks/results/distill_quality.json, the figures under benchmarks/figures/, and the section
-between the `distill_quality` markers of benchmarks/RESULTS.md; it prints the same tables and its CPU time.
+It writes benchmarks/results/distill_quality.json, the figures under benchmarks/figures/, and the section between
+the `distill_quality` markers of benchmarks/RESULTS.md; it prints the same tables and its CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "platform"))  # runnable from a source checkout without installing
+sys.path.insert(0, str(HERE))
 
-from emodistill.distill import distill, load_config, train_pool  # noqa: E402
-from emodistill.downstream import Downstream, DownstreamConfig, embed_set, predict, train_downstream, uar  # noqa: E402
-from emodistill.evaluate.baselines import class_herding_orders, gaussian_baseline, random_subset  # noqa: E402
-from emodistill.evaluate.privacy import privacy_probe  # noqa: E402
-from emodistill.evaluate.protocol import repeat_seed  # noqa: E402
-from emodistill.evaluate.stats import mcnemar, mean_ci  # noqa: E402
-from emodistill.features.store import dataset_fingerprint, load_splits  # noqa: E402
-from emodistill.generator import class_counts, load  # noqa: E402
+from draws import (PROTOCOLS, Draw, budget_counts, cpu_seconds, median_p, paired_difference, parse_draws,  # noqa: E402
+                   pct, points, prepare, protocol_seed, rebuild, results, score, splits, summary, train_generator)
 
-# The protocol's downstream for every score here (s3prl's recipe, shortened: the training sets are small).
-DOWNSTREAM = DownstreamConfig(max_steps=1000, eval_every=100, device="cpu")
-BUDGETS = ("ppc10", "ppc50", "ppc100", "full")
-SELECT_DRAWS = 2  # samples + downstreams averaged per checkpoint evaluation (at ppc 100)
+from emodistill.distill import load_config  # noqa: E402
+from emodistill.downstream import DECODERS, embed_set  # noqa: E402
+from emodistill.evaluate.baselines import (class_herding_orders, class_orders, gaussian_baseline,  # noqa: E402
+                                           kcenter_order, kmeans_draw, random_subset)
+from emodistill.generator import load  # noqa: E402
+
+DEFAULT_DRAWS = "small:1:1,small:2:2,default:0:3"
 PRESET = "small"  # the recipe; its file says what it adds beyond the paper
+BUDGETS = ("ppc10", "ppc50", "ppc100", "full")
+CROSS_BUDGETS = ("ppc10", "ppc100", "full")  # where every decoder is scored
 BASELINE, SML, DIV_SML = "Baseline WGAN-GP", "+L_SML", "+L_DIV+L_SML"
 VARIANTS = {  # the paper's Table 2 rows, on GAN-ATT
     BASELINE: ["loss.lambda_div=0", "loss.lambda_sml=0"],
     SML: ["loss.lambda_div=0", "loss.lambda_sml=1"],
     DIV_SML: ["loss.lambda_div=1", "loss.lambda_sml=1"],
 }
-# +L_DIV+L_SML without each addition of the preset, and with none of them: the paper's configuration as the
-# `small` preset had it before this benchmark (Adam (0.5, 0.9) at 2e-4, n_critic 5, λ3 = λ4 = 1, no extras);
-# and with candidates against the decline of test UAR after ~150 steps that the preset does not adopt: a linear
-# learning-rate decay, and L_SML pools without the converged (or the middle and converged) downstreams.
-ABLATIONS = {
-    "without critic_stats": ["model.critic_stats=false"],
-    "without mean_path": ["model.mean_path=false"],
-    "without ema": ["train.ema=0"],
-    "paper-faithful": ["model.critic_stats=false", "model.mean_path=false", "train.ema=0", "loss.lambda_fm=1",
-                       "optim.betas=[0.5, 0.9]", "optim.lr_g=2e-4", "optim.lr_d=2e-4", "optim.n_critic=5"],
-    "with lr_decay linear": ["optim.lr_decay=linear"],
-    "with pool early, middle": ["pool.points=[early, middle]"],
-    "with pool early": ["pool.points=[early]"],
-}
-REAL, RANDOM, HERDING, GAUSSIAN = "real training split", "random subset", "herding", "Gaussian"
-COLOURS = {REAL: "black", RANDOM: "tab:grey", HERDING: "tab:brown", GAUSSIAN: "tab:green", BASELINE: "tab:blue",
-           SML: "tab:orange", DIV_SML: "tab:red"}
+REAL, RANDOM, HERDING, KMEANS, KCENTER, GAUSSIAN = ("real training split", "random subset", "herding", "k-means",
+                                                    "k-center", "Gaussian")
+SELECTIONS = (RANDOM, HERDING, KMEANS, KCENTER)
+COLOURS = {REAL: "black", RANDOM: "tab:grey", HERDING: "tab:brown", KMEANS: "tab:purple", KCENTER: "tab:pink",
+           GAUSSIAN: "tab:green", BASELINE: "tab:blue", SML: "tab:orange", DIV_SML: "tab:red"}
 RESULTS_MD = HERE / "RESULTS.md"
 START, END = "<!-- distill_quality:start -->", "<!-- distill_quality:end -->"
 
-_splits: dict[str, dict] = {}
-
-
-def splits(features: str) -> dict:
-    """The feature directory's splits, opened once per process (memory-mapped); one torch thread per process."""
-    if features not in _splits:
-        import torch
-
-        torch.set_num_threads(1)
-        _splits[features] = load_splits(features)
-    return _splits[features]
-
-
-def score(features: str, train_set, seed: int, keep_model: bool = False) -> dict:
-    """The protocol: downstream on `train_set`, checkpoint by real dev UAR, UAR and predictions on real test."""
-    s = splits(features)
-    trained = train_downstream(train_set, s["dev"], DOWNSTREAM.model_copy(update={"seed": seed}), progress=False)
-    pred = predict(trained.model, s["test"], device="cpu")
-    cell = {"uar": float(uar(s["test"].labels, pred)), "dev": float(trained.dev_uar), "pred": pred.tolist()}
-    if keep_model:
-        cell["model"] = {k: v.numpy() for k, v in trained.model.state_dict().items()}
-    return cell
-
-
-def budget_counts(features: str, budget: str) -> dict[str, int]:
-    """Utterances per label of a budget key (balanced; `full`: as many as the real training split)."""
-    train = splits(features)["train"]
-    total = len(train) if budget == "full" else None
-    counts = class_counts(0 if total else int(budget[3:]), train.label_names, train.class_counts(), total=total)
-    return {name: int(c) for name, c in zip(train.label_names, counts)}
-
-
-def train_generator(features: str, name: str, overrides: list[str], seed: int, out: str, pools: str) -> dict:
-    """Distil one generator, choosing its checkpoint on dev; its learning curve (dev and test UAR) and cost."""
-    s = splits(features)
-    config = load_config(PRESET, [*overrides, f"train.seed={seed}", "train.device=cpu"])
-    counts = budget_counts(features, "ppc100")
-    curve, started = [], time.perf_counter()
-
-    def evaluate(step, generator):
-        seeds = [repeat_seed(seed, d) for d in range(SELECT_DRAWS)]
-        draws = [score(features, generator.sample_features(counts, seed=d), d) for d in seeds]
-        curve.append({"step": step, "seconds": time.perf_counter() - started,
-                      "dev": float(np.mean([r["dev"] for r in draws])),
-                      "test": float(np.mean([r["uar"] for r in draws]))})
-        return {"dev_uar_ppc100": curve[-1]["dev"]}
-
-    path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select="dev_uar_ppc100", pool_cache_dir=pools,
-                   features_fingerprint=dataset_fingerprint(features), progress=False)
-    generator = load(path)
-    selected = generator.config["metrics"].get("selected_step")
-    to_selected = next((p["seconds"] for p in curve if p["step"] == selected), None)
-    return {"path": str(path), "curve": curve, "seconds": time.perf_counter() - started, "selected_step": selected,
-            "seconds_to_selected": to_selected, "steps": generator.config["metrics"]["steps"],
-            "parameters": generator.num_parameters}
-
-
-def score_source(features: str, source: dict, seed_index: int, budget: str) -> dict:
-    """One cell for one seed: draw the training set of `source` at `budget`, score it."""
-    train = splits(features)["train"]
-    seed = repeat_seed(0, seed_index)
-    counts = budget_counts(features, budget)
-    kind = source["kind"]
-    wanted = np.array(list(counts.values()))
-    if kind in ("random", "herding") and (wanted > train.class_counts()).any():
-        return {"skipped": "a real subset cannot exceed the real class sizes"}
-    if kind == "random":
-        train_set = train.subset(random_subset(train, wanted, seed))
-    elif kind == "herding":
-        train_set = train.subset(np.concatenate([np.asarray(o)[:n] for o, n in zip(source["orders"], wanted)]))
-    elif kind == "gaussian":
-        train_set = gaussian_baseline(train, source["frames"]).sample_features(counts, seed=seed)
-    else:  # a trained generator: the one of this seed
-        train_set = load(source["paths"][seed_index]).sample_features(counts, seed=seed)
-    return score(features, train_set, seed, keep_model=seed_index == 0 and budget == "ppc100")
-
-
-def prepare(work: Path, preset: str) -> str:
-    """The embedded corpus of `preset` and its fbank features (fold 1), made once under `work`."""
-    from emodistill.cli.sweep import demo_features
-
-    return str(demo_features(work / preset, preset=preset))
-
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="small", choices=("tiny", "small", "default"),
-                        help="embedded corpus size (default small, the CPU one)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="processes, one torch thread each")
-    parser.add_argument("--work", type=Path, default=Path("runs/distill_quality"), help="corpus, features, generators")
-    parser.add_argument("--ablation", action="store_true",
-                        help="also train +L_DIV+L_SML without each addition of the preset, and with lr decay or "
-                             "smaller pools (over twice as long)")
-    parser.add_argument("--steps", type=int, help="the generators' steps instead of the preset's, evaluated twice "
-                                                   "(quick checks)")
-    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
-                        help="write RESULTS.md's section, the figures and the JSON (default yes)")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     wall = time.perf_counter()
-    features = prepare(args.work, args.preset)
-    s = splits(features)
-    seeds = list(range(args.seeds))
-    # A quick check: fewer steps, still two evaluations to choose between.
+    draws = parse_draws(args.draws)
+    features = {draw: prepare(args.work, draw) for draw in draws}
     extra = [f"train.steps={args.steps}", f"train.eval_every={max(1, args.steps // 2)}"] if args.steps else []
-    recipe = load_config(PRESET)
-
-    # Here, before the workers: the reference, herding's embedding (its seed-0 model) and the L_SML pool.
-    reference = [score(features, s["train"], repeat_seed(0, i), keep_model=i == 0) for i in seeds]
-    reference_model = _model(reference[0], s)
-    embeddings = embed_set(reference_model, s["train"], device="cpu")
-    orders = [o.tolist() for o in class_herding_orders(s["train"], embeddings)]
-    pools = str(args.work / "pools")
-    train_pool(s["train"], s["dev"], recipe.pool, pools, fingerprint=dataset_fingerprint(features), progress=False)
-
-    generators = dict(VARIANTS)
-    if args.ablation:
-        generators.update({f"{DIV_SML} {name}": VARIANTS[DIV_SML] + o for name, o in ABLATIONS.items()})
-    sources = {RANDOM: {"kind": "random"}, HERDING: {"kind": "herding", "orders": orders},
-               GAUSSIAN: {"kind": "gaussian", "frames": recipe.model.frames}}
+    variants = {name: VARIANTS[name] for name in args.variants}
+    protocols = [args.protocol] + ([p for p in PROTOCOLS if p != args.protocol] if args.protocols else [])
+    seeds = list(range(args.seeds))
+    jobs = Jobs(args, features, extra)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        training = {(name, i): pool.submit(train_generator, features, name, generators[name] + extra, i,
-                                           str(args.work / "generators" / _slug(name) / f"seed{i}"), pools)
-                    for name in generators for i in seeds}
-        pending = {(name, i, b): pool.submit(score_source, features, src, i, b)
-                   for name, src in sources.items() for i in seeds for b in BUDGETS}
-        trained = _results(training, "generators")
-        for name in generators:
-            sources[name] = {"kind": "generator", "paths": [trained[(name, i)]["path"] for i in seeds]}
-            for b in BUDGETS if name in VARIANTS else ("ppc100",):
-                pending.update({(name, i, b): pool.submit(score_source, features, sources[name], i, b) for i in seeds})
-        cells = _results(pending, "scores")
-
-    kept = {name: cells[(name, 0, "ppc100")] for name in (RANDOM, GAUSSIAN, *VARIANTS)}
-    probe_models = {REAL: reference_model, **{name: _model(c, s) for name, c in kept.items() if "model" in c}}
-    privacy = {name: r.to_dict() for name, r in privacy_probe(probe_models, s["train"], seed=0, device="cpu").items()}
-    report = build_report(args.preset, reference, list(sources), generators, trained, cells, seeds, s, privacy)
-    report["ablation"] = args.ablation
-    report["cpu_minutes"] = round(_cpu_seconds() / 60, 1)
+        jobs.pool = pool
+        for draw in draws:
+            jobs.submit_draw(draw, args.protocol, variants, seeds, args.budgets, args.decoders)
+            for protocol in protocols[1:]:  # the recipe alone, at ppc100 on the linear head
+                jobs.submit_draw(draw, protocol, {DIV_SML: VARIANTS[DIV_SML]}, seeds, ["ppc100"], ["linear"])
+        trained = results(jobs.generators, "generators")
+        jobs.submit_generator_scores(trained)
+        cells = results(jobs.scores, "scores")
+    report = build_report(args, draws, protocols, variants, seeds, trained, cells, jobs)
+    report["cpu_minutes"] = round(cpu_seconds() / 60, 1)
     report["wall_minutes"] = round((time.perf_counter() - wall) / 60, 1)
     markdown = render(report)
     print(markdown)
@@ -222,162 +92,369 @@ def main(argv=None) -> int:
     return 0
 
 
-def _results(futures: dict, stage: str) -> dict:
-    """Key -> result of each future, with one progress bar for the stage (on stderr)."""
-    from concurrent.futures import as_completed
+def parse_args(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--draws", default=DEFAULT_DRAWS, help=f"preset:corpus seed:fold, comma-separated "
+                                                               f"(default {DEFAULT_DRAWS})")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per draw (default 3)")
+    parser.add_argument("--protocol", default=None, choices=list(PROTOCOLS),
+                        help="data protocol of the main tables (default: the preset's)")
+    parser.add_argument("--protocols", action="store_true",
+                        help="also train and score the recipe at ppc100 under every other data protocol")
+    parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=BUDGETS)
+    parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS),
+                        help="decoders of the cross-decoder table (linear is always scored)")
+    parser.add_argument("--variants", nargs="+", default=[BASELINE, DIV_SML], choices=list(VARIANTS))
+    parser.add_argument("--workers", type=int, default=2, help="processes, one torch thread each")
+    parser.add_argument("--work", type=Path, default=Path("runs/distill_quality"), help="corpora, generators, pools")
+    parser.add_argument("--steps", type=int, help="the generators' steps instead of the preset's (quick checks)")
+    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True,
+                        help="write RESULTS.md's section, the figures and the JSON (default yes)")
+    args = parser.parse_args(argv)
+    data = load_config(PRESET).data
+    args.protocol = args.protocol or next(name for name, p in PROTOCOLS.items() if p == data)
+    args.decoders = ["linear"] + [d for d in args.decoders if d != "linear"]
+    if BASELINE not in args.variants or DIV_SML not in args.variants:
+        parser.error(f"--variants must include {BASELINE!r} and {DIV_SML!r} (the targets compare them)")
+    return args
 
-    from tqdm import tqdm
 
-    for _ in tqdm(as_completed(futures.values()), total=len(futures), desc=stage, unit="job"):
-        pass
-    return {key: future.result() for key, future in futures.items()}
+class Jobs:
+    """The benchmark's work, submitted to a process pool: generators first, scores as their inputs exist."""
+
+    def __init__(self, args: argparse.Namespace, features: dict[Draw, str], extra: list[str]):
+        self.args, self.features, self.extra = args, features, extra
+        self.pool: ProcessPoolExecutor | None = None
+        self.generators: dict[tuple, object] = {}  # (draw, protocol, variant, seed) -> future
+        self.scores: dict[tuple, object] = {}  # (draw, protocol, source, budget, decoder, seed) -> future
+        self.plans: dict[tuple, dict] = {}  # (draw, protocol) -> budgets, decoders of its generators
+        self.y_true: dict[tuple, list[int]] = {}
+        self.sizes: dict[tuple, dict] = {}
+
+    def submit_draw(self, draw: Draw, protocol: str, variants: dict, seeds: list[int], budgets: list[str],
+                    decoders: list[str]) -> None:
+        """The generators of a draw and protocol, and the scores of its real-data sources."""
+        features, work = self.features[draw], self.args.work
+        s = splits(features, draw.fold, protocol)
+        self.y_true[(draw, protocol)] = s["test"].labels.tolist()
+        self.sizes[(draw, protocol)] = {k: len(v) for k, v in s.items()}
+        self.plans[(draw, protocol)] = {"budgets": budgets, "decoders": decoders, "seeds": seeds}
+        for name, overrides in variants.items():
+            for i in seeds:
+                out = work / "generators" / draw.name / protocol / _slug(name) / f"seed{i}"
+                self.generators[(draw, protocol, name, i)] = self.pool.submit(
+                    train_generator, features, draw.fold, protocol, PRESET, overrides + self.extra, i, str(out),
+                    str(work / "pools"))
+        # The selection ladder chooses in the embedding of the seed-0 real-data downstream (herding's, k-means').
+        reference = score(s, s["train"], protocol_seed(0), keep_model=True)
+        embeddings = embed_set(rebuild(reference, s), s["train"], device="cpu")
+        sources = {RANDOM: {"kind": "random"},
+                   HERDING: {"kind": "ordered", "orders": class_herding_orders(s["train"], embeddings)},
+                   KMEANS: {"kind": "kmeans", "embeddings": embeddings},
+                   KCENTER: {"kind": "ordered", "orders": class_orders(s["train"], embeddings, kcenter_order)},
+                   GAUSSIAN: {"kind": "gaussian", "frames": load_config(PRESET).model.frames}}
+        for i in seeds:
+            for decoder in decoders:
+                self._score(draw, protocol, REAL, {"kind": "real"}, "full", decoder, i)
+            for name, source in sources.items():
+                if protocol != self.args.protocol and name not in (RANDOM, GAUSSIAN):
+                    continue
+                for budget in budgets:
+                    if budget == "full" and name in SELECTIONS:
+                        continue  # a real subset of the real split's size, balanced, cannot be drawn
+                    for decoder in decoders if budget in CROSS_BUDGETS else ["linear"]:
+                        self._score(draw, protocol, name, source, budget, decoder, i)
+
+    def submit_generator_scores(self, trained: dict) -> None:
+        """The scores of every trained generator at its draw's budgets and decoders."""
+        for (draw, protocol, name, i), result in trained.items():
+            plan = self.plans[(draw, protocol)]
+            for budget in plan["budgets"]:
+                for decoder in plan["decoders"] if budget in CROSS_BUDGETS else ["linear"]:
+                    self._score(draw, protocol, name, {"kind": "generator", "path": result["path"]}, budget, decoder,
+                                i)
+
+    def _score(self, draw, protocol, name, source, budget, decoder, i) -> None:
+        self.scores[(draw, protocol, name, budget, decoder, i)] = self.pool.submit(
+            score_source, self.features[draw], draw.fold, protocol, source, i, budget, decoder)
 
 
-def _model(cell: dict, s: dict) -> Downstream:
-    """The downstream a cell kept, rebuilt."""
-    import torch
-
-    model = Downstream(s["train"].dim, len(s["train"].label_names), DOWNSTREAM.hidden)
-    model.load_state_dict({k: torch.as_tensor(v) for k, v in cell["model"].items()})
-    return model.eval()
+def score_source(features: str, fold: int, protocol: str, source: dict, seed_index: int, budget: str,
+                 decoder: str) -> dict:
+    """One cell for one seed: draw the training set of `source` at `budget`, score it with `decoder`."""
+    s = splits(features, fold, protocol)
+    train, seed, kind = s["train"], protocol_seed(seed_index), source["kind"]
+    counts = budget_counts(train, budget)
+    wanted = np.array(list(counts.values()))
+    if kind in ("random", "ordered", "kmeans") and (wanted > train.class_counts()).any():
+        return {"skipped": "a real subset cannot exceed the real class sizes"}
+    if kind == "real":
+        train_set = train
+    elif kind == "random":
+        train_set = train.subset(random_subset(train, wanted, seed))
+    elif kind == "ordered":
+        train_set = train.subset(np.concatenate([np.asarray(o)[:n] for o, n in zip(source["orders"], wanted)]))
+    elif kind == "kmeans":
+        train_set = kmeans_draw(train, source["embeddings"])(wanted, seed)
+    elif kind == "gaussian":
+        train_set = gaussian_baseline(train, source["frames"]).sample_features(counts, seed=seed)
+    else:  # a trained generator: the one of this seed
+        train_set = load(source["path"]).sample_features(counts, seed=seed)
+    cell = score(s, train_set, seed, decoder)
+    return cell
 
 
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (the workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+# --- the report ---------------------------------------------------------------------------------------------------
 
 
-def summarise(cells: list[dict], reference: list[dict], others: list[dict] | None = None) -> dict:
-    """Mean ± 95 % CI of test UAR, mean dev UAR, the ratio to the reference, McNemar p against the reference and
-    `others` (the Baseline), seed against seed."""
-    ci = mean_ci([c["uar"] for c in cells])
-    y = reference[0]["y_true"] if "y_true" in reference[0] else None
-    real = float(np.mean([r["uar"] for r in reference]))
-    summary = {"uars": [c["uar"] for c in cells], "mean": ci.mean, "low": ci.low, "high": ci.high,
-               "dev": float(np.mean([c["dev"] for c in cells])), "ratio": ci.mean / real,
-               "p_vs_real": [mcnemar(y, r["pred"], c["pred"]).pvalue for r, c in zip(reference, cells)]}
-    if others is not None:
-        summary["p_vs_baseline"] = [mcnemar(y, o["pred"], c["pred"]).pvalue for o, c in zip(others, cells)]
-    return summary
+def build_report(args, draws, protocols, variants, seeds, trained, cells, jobs: Jobs) -> dict:
+    """Every number of the section: per draw and source, the seeds' cells; generators' costs and curves; and the
+    summaries over draws x seeds."""
+    main, names = args.protocol, [draw.name for draw in draws]
+    table = {}  # protocol -> source -> budget -> decoder -> draw -> [cell per seed]
+    for (draw, protocol, source, budget, decoder, i), cell in cells.items():
+        if "skipped" in cell:
+            continue
+        per_draw = table.setdefault(protocol, {}).setdefault(source, {}).setdefault(budget, {}).setdefault(
+            decoder, {}).setdefault(draw.name, {})
+        per_draw[i] = cell
+    generators = {}
+    for (draw, protocol, name, i), result in trained.items():
+        generators.setdefault(protocol, {}).setdefault(name, {}).setdefault(draw.name, {})[i] = result
+    report = {"draws": names, "protocol": main, "protocols": protocols, "seeds": seeds, "preset": PRESET,
+              "variants": list(variants), "budgets": args.budgets, "decoders": args.decoders,
+              "sizes": {draw.name: jobs.sizes[(draw, main)] for draw in draws},
+              "steps": args.steps, "summary": {}, "per_draw": {}, "generators": {}, "mcnemar": {}}
+    for protocol in protocols:
+        rows = table.get(protocol, {})
+        y_true = {draw.name: jobs.y_true[(draw, protocol)] for draw in draws}
+        report["summary"][protocol], report["per_draw"][protocol] = summarise(rows, names, seeds)
+        report["mcnemar"][protocol] = {
+            name: {budget: {d: median_p(y_true[d], _preds(rows, name, budget, d, seeds),
+                                        _preds(rows, BASELINE, budget, d, seeds)) for d in names}
+                   for budget in rows.get(name, {}) if budget in rows.get(BASELINE, {})}
+            for name in variants if name != BASELINE and name in rows and BASELINE in rows}
+        report["generators"][protocol] = {
+            name: {d: [_cost(per_seed[i]) for i in seeds] for d, per_seed in per_draw.items()}
+            for name, per_draw in generators.get(protocol, {}).items()}
+    return report
 
 
-def build_report(preset, reference, names, generators, trained, cells, seeds, s, privacy) -> dict:
-    """Every number of the section: per source and budget the seeds summarised; generators' costs and curves."""
-    for r in reference:
-        r["y_true"] = s["test"].labels.tolist()
-    table = {}
-    for name in names:
-        table[name] = {}
-        for b in BUDGETS:
-            got = [cells.get((name, i, b)) for i in seeds]
-            if any(c is None or "skipped" in c for c in got):
-                continue
-            baseline = [cells[(BASELINE, i, b)] for i in seeds] if name in generators and name != BASELINE else None
-            table[name][b] = summarise(got, reference, baseline)
-    real = mean_ci([r["uar"] for r in reference])
-    costs = {name: {key: [trained[(name, i)][key] for i in seeds]
-                    for key in ("seconds", "seconds_to_selected", "selected_step")} for name in generators}
-    for name in generators:
-        costs[name].update(curves=[trained[(name, i)]["curve"] for i in seeds], steps=trained[(name, 0)]["steps"],
-                           parameters=trained[(name, 0)]["parameters"])
-    return {"preset": preset, "seeds": seeds, "recipe": PRESET, "splits": {k: len(v) for k, v in s.items()},
-            "real_full": {"uars": [r["uar"] for r in reference], "mean": real.mean, "low": real.low,
-                          "high": real.high}, "table": table, "generators": costs, "variants": list(VARIANTS),
-            "privacy": privacy}
+def _preds(rows, source, budget, draw, seeds) -> list[list[int]]:
+    return [rows[source][budget]["linear"][draw][i]["pred"] for i in seeds]
 
 
-def _pct(summary: dict) -> str:
-    return f"{100 * summary['mean']:.1f} ± {100 * (summary['high'] - summary['low']) / 2:.1f}"
+def _cost(result: dict) -> dict:
+    return {key: result[key] for key in ("selected_step", "seconds", "seconds_to_selected", "chosen_dev", "chosen_test",
+                                         "steps", "parameters", "curve")}
 
 
-def _cell(summary: dict | None) -> str:
-    return "—" if summary is None else f"{_pct(summary)} ({summary['ratio']:.2f}x)"
+def summarise(rows: dict, draws: list[str], seeds: list[int]) -> tuple[dict, dict]:
+    """(over draws x seeds, per draw) of every source, budget and decoder: test UAR, accuracy and dev UAR summaries,
+    the ratio to that decoder's real-full score, the paired improvement over the random subset."""
+    overall, per_draw = {}, {}
+    for source, budgets in rows.items():
+        for budget, decoders in budgets.items():
+            for decoder, by_draw in decoders.items():
+                real = rows[REAL]["full"][decoder]
+                random = rows.get(RANDOM, {}).get(budget, {}).get(decoder)
+                groups = {"all": [(d, i) for d in draws for i in seeds]} | {d: [(d, i) for i in seeds] for d in draws}
+                for group, members in groups.items():
+                    if not all(d in by_draw and i in by_draw[d] for d, i in members):
+                        continue
+                    values = [by_draw[d][i]["uar"] for d, i in members]
+                    real_mean = float(np.mean([real[d][i]["uar"] for d, i in members]))
+                    cell = {"uar": summary(values), "acc": summary([by_draw[d][i]["acc"] for d, i in members]),
+                            "dev": float(np.mean([by_draw[d][i]["dev"] for d, i in members])),
+                            "ratio": float(np.mean(values)) / real_mean}
+                    if random is not None and source != RANDOM and all(d in random and i in random[d]
+                                                                       for d, i in members):
+                        cell["vs_random"] = paired_difference(values, [random[d][i]["uar"] for d, i in members])
+                    target = overall if group == "all" else per_draw.setdefault(group, {})
+                    target.setdefault(source, {}).setdefault(budget, {})[decoder] = cell
+    return overall, per_draw
 
 
-def _median(values: list[float]) -> float:
-    return float(np.median(values))
-
-
-def mean_curve(curves: list[list[dict]], split: str) -> tuple[list[int], np.ndarray]:
-    """Steps and the mean over seeds of a split's UAR along the learning curves."""
-    return [p["step"] for p in curves[0]], np.mean([[p[split] for p in curve] for curve in curves], axis=0)
-
-
-def targets(report: dict) -> list[str]:
-    """The targets of the distillation-quality issue, each stated with the numbers that meet or miss it."""
-    table, real = report["table"], report["real_full"]["mean"]
-    ours, gauss, base = table[DIV_SML]["ppc100"], table[GAUSSIAN]["ppc100"], table[BASELINE]["ppc100"]
-    p = _median(ours["p_vs_baseline"])
-    steps, curve = mean_curve(report["generators"][DIV_SML]["curves"], "test")
-    minutes = max(report["generators"][DIV_SML]["seconds_to_selected"]) / 60
-    checks = [
-        (ours["mean"] >= 0.97 * real, f"+L_DIV+L_SML at ppc100 ≥ 0.97x real-full: {ours['ratio']:.3f}x"),
-        (ours["mean"] >= gauss["mean"], f"... ≥ the Gaussian: {100 * ours['mean']:.1f} vs {100 * gauss['mean']:.1f}"),
-        (ours["mean"] > base["mean"] and p < 0.05,
-         f"... above the Baseline with McNemar p < 0.05: {100 * ours['mean']:.1f} vs {100 * base['mean']:.1f}, "
-         f"median p {p:.2g}"),
-        (table[DIV_SML]["ppc10"]["mean"] > table[RANDOM]["ppc10"]["mean"],
-         f"at ppc10 above a random real subset: {100 * table[DIV_SML]['ppc10']['mean']:.1f} vs "
-         f"{100 * table[RANDOM]['ppc10']['mean']:.1f}"),
-        (minutes <= 10, f"one generator to its dev-chosen step in ≤ 10 min: at most {minutes:.1f} min (one core each)"),
-        (curve[-1] >= curve.max() - 0.02, f"test UAR keeps with more steps (last within 0.02 of the best): "
-         f"{', '.join(f'{s}: {100 * v:.1f}' for s, v in zip(steps, curve))}"),
-    ]
-    return [f"- {'met' if ok else '**missed**'}: {text}" for ok, text in checks]
-
-
-def _pvalues(summary: dict | None) -> str:
-    """`p vs real-full / p vs Baseline` (medians)."""
-    if summary is None:
+def _cell(cell: dict | None, with_random: bool = True) -> str:
+    if cell is None:
         return "—"
-    versus = f"{_median(summary['p_vs_baseline']):.2g}" if "p_vs_baseline" in summary else "—"
-    return f"{_median(summary['p_vs_real']):.2g} / {versus}"
+    versus = f", {points(cell['vs_random'])}" if with_random and "vs_random" in cell else ""
+    return f"{pct(cell['uar'])} ({cell['ratio']:.2f}x{versus})"
+
+
+def _table(summary: dict, budgets: list[str], decoder: str = "linear", with_random: bool = True) -> list[str]:
+    lines = ["| source | " + " | ".join(budgets) + " |", "| --- |" + " --- |" * len(budgets)]
+    for name in summary:
+        cells = [_cell(summary[name].get(b, {}).get(decoder), with_random) for b in budgets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _order(summary: dict) -> dict:
+    """Sources in reading order: the reference, the selection ladder, the Gaussian, the generators."""
+    order = [REAL, *SELECTIONS, GAUSSIAN, BASELINE, SML, DIV_SML]
+    return {name: summary[name] for name in order if name in summary}
 
 
 def render(report: dict) -> str:
-    """The RESULTS.md section: UAR table, McNemar, generators' costs, ablation, privacy, targets."""
-    real, n, sp = report["real_full"], len(report["seeds"]), report["splits"]
-    ablation = " --ablation" if report["ablation"] else ""
-    lines = [f"Command: `python benchmarks/distill_quality.py --preset {report['preset']} --seeds {n}{ablation}` — "
-             f"embedded `{report['preset']}` corpus, fold 1 (train/dev/test {sp['train']}/{sp['dev']}/{sp['test']} "
-             f"utterances), fbank, GAN-ATT with the `{report['recipe']}` preset; {report['wall_minutes']:.0f} min "
-             f"wall, {report['cpu_minutes']:.0f} CPU-min on 2 cores.", "",
-             f"Test UAR (%), mean ± 95 % CI half-width over {n} seeds, and the ratio to the real training split "
-             f"(**{_pct(real)}**); chance 25.0. `full`: as many utterances as the real training split, balanced "
-             "(a real subset cannot be: —).", "",
-             "| source | " + " | ".join(BUDGETS) + " |", "| --- |" + " --- |" * len(BUDGETS)]
-    main_rows = [name for name in report["table"] if name in COLOURS]
-    for name in main_rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(report["table"][name].get(b)) for b in BUDGETS) + " |")
-    lines += ["", f"McNemar p, median over the {n} seed pairs (seed i's source against seed i's reference / "
-              "Baseline):",
-              "", "| source | " + " | ".join(BUDGETS) + " |", "| --- |" + " --- |" * len(BUDGETS)]
-    for name in (GAUSSIAN, *report["variants"]):
-        row = report["table"][name]
-        lines.append(f"| {name} | " + " | ".join(
-            _pvalues(row.get(b)) for b in BUDGETS) + " |")
-    lines += ["", "Generators: the dev-chosen step per seed, minutes to reach it and for the whole run (one core "
-              "each, evaluations included), test and dev UAR at ppc100:", "",
-              "| generator | steps | chosen step | min to chosen | min in all | parameters | ppc100 test "
-              "| ppc100 dev |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, cost in report["generators"].items():
-        summary = report["table"][name]["ppc100"]
-        lines.append(f"| {name} | {cost['steps']} | {cost['selected_step']} | "
-                     f"{np.mean(cost['seconds_to_selected']) / 60:.1f} | {np.mean(cost['seconds']) / 60:.1f} | "
-                     f"{cost['parameters']:,} | {_cell(summary)} | {100 * summary['dev']:.1f} |")
-    lines += ["", "Speaker-ID probe (paper Table 4): a speaker classifier on the 256-d first layer of each source's "
-              "downstream (seed 0, ppc100); lower = less speaker information:", "",
-              "| downstream trained on | speaker accuracy (%) | chance (%) |", "| --- | --- | --- |"]
-    for name, probe in report["privacy"].items():
-        lines.append(f"| {name} | {100 * probe['accuracy']:.1f} | {100 * probe['chance']:.1f} |")
+    """The RESULTS.md section: the multi-draw tables, each draw's, the cross-decoder table, McNemar, generators,
+    the protocol comparison and the targets."""
+    main, n = report["protocol"], len(report["seeds"])
+    overall, per_draw = _order(report["summary"][main]), report["per_draw"][main]
+    draws = report["draws"]
+    sizes = "; ".join(f"{d} {s['train']}/{s['dev']}/{s['test']}" for d, s in report["sizes"].items())
+    flags = f" --steps {report['steps']}" if report["steps"] else ""
+    lines = [f"Command: `python benchmarks/distill_quality.py --draws {','.join(_draw_arg(d) for d in draws)} "
+             f"--seeds {n}{' --protocols' if len(report['protocols']) > 1 else ''}{flags}` — "
+             f"{len(draws)} draws of the embedded corpus (preset-corpus seed-fold; train/dev/test utterances: "
+             f"{sizes}), "
+             f"fbank, data protocol `{main}`, GAN-ATT with the `{report['preset']}` preset; "
+             f"{report['wall_minutes']:.0f} min wall, {report['cpu_minutes']:.0f} CPU-min on 2 cores.", "",
+             f"Test UAR (%) on the real test split, mean ± 95 % CI over the {len(draws)} draws x {n} seeds, (ratio to "
+             "the real training split, improvement over the random subset in UAR points ± 95 % CI of the paired "
+             "differences); linear head; chance 25.0. `full`: as many utterances as the real training split, balanced "
+             "(a real subset cannot be: —).", ""]
+    lines += _table(overall, report["budgets"])
+    for draw in draws:
+        lines += ["", f"Draw `{draw}` ({n} seeds):", ""] + _table(_order(per_draw.get(draw, {})), report["budgets"])
+    lines += ["", "Accuracy (%, SUPERB's metric), linear head, mean ± 95 % CI over draws x seeds:", "",
+              "| source | " + " | ".join(report["budgets"]) + " |", "| --- |" + " --- |" * len(report["budgets"])]
+    for name, row in overall.items():
+        lines.append(f"| {name} | " + " | ".join(pct(row.get(b, {}).get("linear", {}).get("acc"))
+                                                 for b in report["budgets"]) + " |")
+    lines += _cross_decoder(report, overall)
+    lines += _mcnemar(report)
+    lines += _generators(report)
+    if len(report["protocols"]) > 1:
+        lines += _protocols(report)
     lines += ["", "Targets (measured above):", "", *targets(report)]
     return "\n".join(lines) + "\n"
+
+
+def _draw_arg(name: str) -> str:
+    preset, seed, fold = name.split("-")
+    return f"{preset}:{seed[1:]}:{fold[1:]}"
+
+
+def _cross_decoder(report: dict, overall: dict) -> list[str]:
+    decoders = report["decoders"]
+    budgets = [b for b in CROSS_BUDGETS if b in report["budgets"]]
+    header = [f"{d} {b}" for d in decoders for b in budgets]
+    lines = ["", "Cross-decoder table: test UAR (%), mean ± 95 % CI over draws x seeds (ratio to that decoder's own "
+             "real-full score); the real split's row is each decoder's reference:", "",
+             "| source | " + " | ".join(header) + " |", "| --- |" + " --- |" * len(header)]
+    for name, row in overall.items():
+        if name == REAL:  # the references: the whole split under each decoder
+            cells = [_cell(row["full"].get(d), with_random=False) if b == "full" else "—"
+                     for d in decoders for b in budgets]
+        else:
+            cells = [_cell(row.get(b, {}).get(d), with_random=False) for d in decoders for b in budgets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mcnemar(report: dict) -> list[str]:
+    main = report["protocol"]
+    lines = ["", "McNemar p against the Baseline WGAN-GP, median over the seed pairs (seed i against seed i), per "
+             "draw, linear head:", "", "| generator | budget | " + " | ".join(report["draws"]) + " |",
+             "| --- | --- |" + " --- |" * len(report["draws"])]
+    for name, budgets in report["mcnemar"][main].items():
+        for budget, per_draw in budgets.items():
+            lines.append(f"| {name} | {budget} | " + " | ".join(f"{per_draw[d]:.2g}" for d in report["draws"]) + " |")
+    return lines
+
+
+def gaps(report: dict, protocol: str, name: str) -> dict[str, float]:
+    """Draw -> mean over seeds of (dev - test) UAR points of the chosen checkpoints; 'all': over draws x seeds."""
+    costs = report["generators"][protocol][name]
+    per_draw = {d: float(np.mean([100 * (c["chosen_dev"] - c["chosen_test"]) for c in seeds]))
+                for d, seeds in costs.items()}
+    return {**per_draw, "all": float(np.mean(list(per_draw.values())))}
+
+
+def mean_curve(costs: list[dict], split: str) -> tuple[list[int], np.ndarray]:
+    """Steps and the mean over seeds of a split's UAR along the learning curves."""
+    return [p["step"] for p in costs[0]["curve"]], np.mean([[p[split] for p in c["curve"]] for c in costs], axis=0)
+
+
+def _generators(report: dict) -> list[str]:
+    main = report["protocol"]
+    lines = ["", "Generators, per draw: the dev-chosen step per seed, minutes to reach it (one core each, evaluations "
+             "included), dev − test UAR points of the chosen checkpoints, and the test UAR at ppc100 along the "
+             "generator steps (mean over seeds; dev chooses, test is only recorded):", "",
+             "| generator | draw | chosen steps | min to chosen | dev − test | test UAR by step |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, per_draw in report["generators"][main].items():
+        gap = gaps(report, main, name)
+        for draw, costs in per_draw.items():
+            steps, curve = mean_curve(costs, "test")
+            lines.append(f"| {name} | {draw} | {[c['selected_step'] for c in costs]} | "
+                         f"{max(c['seconds_to_selected'] for c in costs) / 60:.1f} | {gap[draw]:+.1f} | "
+                         + ", ".join(f"{s}: {100 * v:.1f}" for s, v in zip(steps, curve)) + " |")
+    return lines
+
+
+def _protocols(report: dict) -> list[str]:
+    names = [REAL, RANDOM, GAUSSIAN, DIV_SML]
+    lines = ["", "Data protocols: test UAR (%) at ppc100 (real split: full), mean ± 95 % CI over draws x seeds, and "
+             "the dev − test points of the recipe's chosen checkpoints:", "",
+             "| protocol | " + " | ".join(names) + " | dev − test |", "| --- |" + " --- |" * (len(names) + 1)]
+    for protocol in report["protocols"]:
+        rows = report["summary"][protocol]
+        cells = [pct(rows.get(name, {}).get("full" if name == REAL else "ppc100", {}).get("linear", {}).get("uar"))
+                 for name in names]
+        lines.append(f"| {protocol} | " + " | ".join(cells) + f" | {gaps(report, protocol, DIV_SML)['all']:+.1f} |")
+    return lines
+
+
+def targets(report: dict) -> list[str]:
+    """The targets of the issue, each stated with the numbers that meet or miss it (mean and every draw's)."""
+    main = report["protocol"]
+    overall, per_draw, draws = report["summary"][main], report["per_draw"][main], report["draws"]
+
+    def uar(rows, name, budget="ppc100", decoder="linear"):
+        return rows[name][budget][decoder]["uar"]["mean"]
+
+    def real(rows, decoder="linear"):
+        return rows[REAL]["full"][decoder]["uar"]["mean"]
+
+    checks = []
+    groups = [("mean", overall)] + [(d, per_draw[d]) for d in draws]
+    ratio = {g: uar(rows, DIV_SML) / real(rows) for g, rows in groups}
+    checks.append((all(r >= 0.97 for r in ratio.values()), "+L_DIV+L_SML at ppc100 ≥ 0.97x real-full (mean; each "
+                   "draw): " + ", ".join(f"{g} {r:.3f}x" for g, r in ratio.items())))
+    versus = {g: 100 * (uar(rows, DIV_SML) - uar(rows, GAUSSIAN)) for g, rows in groups}
+    checks.append((all(v >= 0 for v in versus.values()), "... ≥ the Gaussian (points; mean, each draw): "
+                   + ", ".join(f"{g} {v:+.1f}" for g, v in versus.items())))
+    for decoder in report["decoders"][1:]:
+        r = uar(overall, DIV_SML, decoder=decoder) / real(overall, decoder)
+        checks.append((r >= 0.95, f"... on the {decoder} decoder ≥ 0.95x its real-full (mean): {r:.3f}x"))
+    p = report["mcnemar"][main][DIV_SML]["ppc100"]
+    checks.append((all(p[d] < 0.05 and uar(per_draw[d], DIV_SML) > uar(per_draw[d], BASELINE) for d in draws),
+                   "... above the Baseline, McNemar p < 0.05 (median over seed pairs) on every draw: "
+                   + ", ".join(f"{d} {100 * uar(per_draw[d], DIV_SML):.1f} vs {100 * uar(per_draw[d], BASELINE):.1f}"
+                               f" (p {p[d]:.2g})" for d in draws)))
+    gap = gaps(report, main, DIV_SML)
+    checks.append((gap["all"] <= 3, f"dev − test of the chosen checkpoints ≤ 3 points (mean): {gap['all']:+.1f} "
+                   "(" + ", ".join(f"{d} {gap[d]:+.1f}" for d in draws) + ")"))
+    last = {}
+    for draw, costs in report["generators"][main][DIV_SML].items():
+        _, curve = mean_curve(costs, "test")
+        last[draw] = 100 * (curve.max() - curve[-1])
+    mean_last = float(np.mean(list(last.values())))
+    checks.append((mean_last <= 2, f"test UAR at the last step within 2 points of its best (mean over draws of the "
+                   f"seed-mean curve): {mean_last:.1f} (" + ", ".join(f"{d} {v:.1f}" for d, v in last.items()) + ")"))
+    minutes = max(c["seconds_to_selected"] for costs in report["generators"][main][DIV_SML].values()
+                  for c in costs) / 60
+    checks.append((minutes <= 10, f"one generator to its chosen step ≤ 10 min on one core: at most {minutes:.1f} min"))
+    return [f"- {'met' if ok else '**missed**'}: {text}" for ok, text in checks]
+
+
+# --- figures and files --------------------------------------------------------------------------------------------
 
 
 def _save(fig, stem: Path) -> None:
@@ -386,55 +463,63 @@ def _save(fig, stem: Path) -> None:
 
 
 def uar_vs_ppc_figure(report: dict, stem: Path) -> None:
-    """Test UAR vs budget per source, 95 % CIs as bars; the real training split and chance as lines."""
+    """Test UAR vs budget per source over draws x seeds (95 % CIs as bars); the real split and chance as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    main, budgets = report["protocol"], report["budgets"]
+    overall = _order(report["summary"][main])
     fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
-    shown = [n for n in report["table"] if n in COLOURS]
+    shown = [n for n in overall if n != REAL]
     for k, name in enumerate(shown):
-        row = report["table"][name]
-        keys = [b for b in BUDGETS if b in row]
-        x = np.array([BUDGETS.index(b) for b in keys]) + (k - len(shown) / 2) * 0.05
-        mean = np.array([row[b]["mean"] for b in keys])
-        err = np.array([mean - [row[b]["low"] for b in keys], [row[b]["high"] for b in keys] - mean])
+        row = overall[name]
+        keys = [b for b in budgets if "linear" in row.get(b, {})]
+        x = np.array([budgets.index(b) for b in keys]) + (k - len(shown) / 2) * 0.05
+        mean = np.array([row[b]["linear"]["uar"]["mean"] for b in keys])
+        err = np.array([mean - [row[b]["linear"]["uar"]["low"] for b in keys],
+                        [row[b]["linear"]["uar"]["high"] for b in keys] - mean])
         ax.errorbar(x, 100 * mean, yerr=100 * err, marker="o", capsize=3, color=COLOURS[name], label=name)
-    real = report["real_full"]
+    real = overall[REAL]["full"]["linear"]["uar"]
     ax.axhline(100 * real["mean"], color="black", linestyle="--", label=f"{REAL} ({100 * real['mean']:.1f})")
     ax.axhspan(100 * real["low"], 100 * real["high"], color="black", alpha=0.08)
     ax.axhline(25.0, color="grey", linestyle=":", label="chance (25.0)")
-    ax.set_xticks(range(len(BUDGETS)), [b if b == "full" else b[3:] for b in BUDGETS])
+    ax.set_xticks(range(len(budgets)), [b if b == "full" else b[3:] for b in budgets])
     ax.set_xlabel("samples per class (full: the real training split's size, balanced)")
     ax.set_ylabel("UAR on the real test split (%)")
-    ax.set_title(f"Training on generated data only: embedded {report['preset']} corpus, fold 1, fbank "
-                 f"(mean ± 95 % CI, {len(report['seeds'])} seeds)", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"Training on one source only: {len(report['draws'])} corpus draws x {len(report['seeds'])} seeds, "
+                 f"protocol {main} (mean ± 95 % CI)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
     _save(fig, stem)
     plt.close(fig)
 
 
 def learning_curve_figure(report: dict, stem: Path) -> None:
-    """Test (solid) and dev (dashed) UAR at ppc100 vs generator step, mean over seeds, a colour per variant."""
+    """Test (solid) and dev (dashed) UAR at ppc100 vs generator step, mean over seeds, a panel per draw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
-    for name in report["variants"]:
-        for split, style in (("test", "-"), ("dev", "--")):
-            steps, values = mean_curve(report["generators"][name]["curves"], split)
-            ax.plot(steps, 100 * values, style, marker="o", color=COLOURS[name], label=f"{name}, {split}")
-    ax.axhline(100 * report["real_full"]["mean"], color="black", linestyle="--", linewidth=0.8,
-               label=f"{REAL} (test)")
-    ax.axhline(25.0, color="grey", linestyle=":", label="chance")
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("UAR at 100 samples per class (%)")
-    ax.set_title(f"GAN-ATT learning curves, mean of {len(report['seeds'])} seeds (dev chooses the checkpoint; "
-                 "test is only reported)", fontsize=10)
-    ax.legend(fontsize=7, ncol=2)
+    main, draws = report["protocol"], report["draws"]
+    fig, axes = plt.subplots(1, len(draws), figsize=(4.2 * len(draws), 3.8), layout="constrained", squeeze=False,
+                             sharey=True)
+    for ax, draw in zip(axes[0], draws):
+        for name, per_draw in report["generators"][main].items():
+            for split, style in (("test", "-"), ("dev", "--")):
+                steps, values = mean_curve(per_draw[draw], split)
+                ax.plot(steps, 100 * values, style, marker="o", markersize=3, color=COLOURS[name],
+                        label=f"{name}, {split}")
+        real = report["per_draw"][main][draw][REAL]["full"]["linear"]["uar"]["mean"]
+        ax.axhline(100 * real, color="black", linestyle="--", linewidth=0.8, label=f"{REAL} (test)")
+        ax.axhline(25.0, color="grey", linestyle=":", label="chance")
+        ax.set_title(draw, fontsize=9)
+        ax.set_xlabel("generator step")
+    axes[0][0].set_ylabel("UAR at 100 samples per class (%)")
+    axes[0][-1].legend(fontsize=6)
+    fig.suptitle(f"GAN-ATT learning curves, mean of {len(report['seeds'])} seeds (dev chooses the checkpoint; test "
+                 "is only recorded)", fontsize=10)
     _save(fig, stem)
     plt.close(fig)
 

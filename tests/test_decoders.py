@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from emodistill.downstream import (DECODERS, DownstreamConfig, build_downstream, load_downstream, predict,
-                                   save_downstream, train_downstream, uar)
+                                   save_downstream, teacher_probabilities, train_downstream, uar)
 from emodistill.errors import ConfigError
 from evaluate_helpers import DIM, toy_splits
 
@@ -51,3 +52,20 @@ def test_an_unknown_decoder_is_refused():
         build_downstream("lstm", DIM, 4)
     with pytest.raises(ValueError, match="decoder"):
         DownstreamConfig(decoder="lstm")
+
+
+def test_soft_targets_and_noise_augmentation(splits):
+    config = DownstreamConfig(lr=3e-3, batch_size=8, max_steps=60, eval_every=20, device="cpu", hidden=16)
+    train = splits["train"]
+    hard = train_downstream(train, splits["dev"], config, progress=False)
+    one_hot = np.eye(len(train.label_names))[train.labels]
+    soft = train_downstream(train, splits["dev"], config, progress=False, targets=one_hot)
+    for a, b in zip(hard.model.state_dict().values(), soft.model.state_dict().values()):
+        torch.testing.assert_close(a, b)  # one-hot soft labels are the hard labels
+    teacher = teacher_probabilities([hard.model], train, device="cpu")
+    assert teacher.shape == one_hot.shape and np.allclose(teacher.sum(axis=1), 1)
+    noisy = train_downstream(train, splits["dev"], config.model_copy(update={"augment_noise": 0.5}), progress=False)
+    assert not torch.equal(noisy.model.projector.weight, hard.model.projector.weight)
+    assert uar(splits["test"].labels, predict(noisy.model, splits["test"], device="cpu")) > 0.6
+    with pytest.raises(ConfigError, match="soft targets have shape"):
+        train_downstream(train, splits["dev"], config, progress=False, targets=one_hot[:3])

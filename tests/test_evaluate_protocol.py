@@ -132,7 +132,8 @@ def test_every_decoder_trains_on_the_same_draws_against_its_own_reference(splits
     assert set(result.conditions) == {"ppc2", "ppc2_mean_std_mlp", "ppc2_cnn_self_attention", "ppc2_attentive"}
     for key, condition in result.conditions.items():
         versus = reference.for_decoder(condition.decoder)
-        assert versus.decoder == condition.decoder and key.endswith(condition.decoder) == (condition.decoder != "linear")
+        assert versus.decoder == condition.decoder
+        assert key.endswith(condition.decoder) == (condition.decoder != "linear")
         assert condition.mcnemar_p == pytest.approx(
             mcnemar(splits["test"].labels, versus.predictions, condition.predictions).pvalue)
         assert result.metrics[f"acc_{key}"] == pytest.approx(np.mean(condition.accs))

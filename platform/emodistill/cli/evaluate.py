@@ -16,8 +16,7 @@ from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
 from emodistill.features.splits import DataConfig
-from emodistill.features.store import (fold_fingerprint, fold_sessions, load_splits, read_index, resolve_fold,
-                                       train_bytes)
+from emodistill.features.store import fold_of, load_splits, read_index, resolve_fold, train_bytes
 from emodistill.generator import TrainedGenerator
 
 RESULTS_FILE = "results.json"
@@ -104,8 +103,8 @@ def check_trained_fold(name: str, recorded: str | None, index: dict, fold: int |
     test session, so its score would be on data it learnt from."""
     if recorded is None or fold is None:
         return
-    trained_on = {fold_fingerprint(index["fingerprint"], k, data): k for k in fold_sessions(index)}.get(recorded, fold)
-    if trained_on != fold:
+    trained_on = fold_of(index, recorded, data)
+    if trained_on is not None and trained_on != fold:
         raise ConfigError(f"--generator {name}: trained on fold {trained_on} of {directory}, whose training split "
                           f"holds fold {fold}'s test session; evaluate it with --fold {trained_on}")
 

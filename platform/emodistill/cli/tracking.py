@@ -32,6 +32,17 @@ def register(subparsers) -> None:
     sample.add_argument("--batch-size", type=int, default=256,
                         help="utterances generated and written at once (bounds memory; the draw does not depend on it)")
     sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
+    distilled = sample.add_argument_group(
+        "distilled sets", "a set chosen for its budget instead of i.i.d. samples, matched to the real training split "
+        "the generator learnt from (README, 'Distilled sets')")
+    distilled.add_argument("--select", default="iid", choices=["iid", "herding", "cover", "moments", "dm"],
+                           help="iid (default): plain samples; herding / cover / moments: keep the budget among "
+                                "--candidates x as many generated candidates; dm: optimise the latent codes by "
+                                "distribution matching")
+    distilled.add_argument("--candidates", type=int, default=20, help="candidates drawn per kept sample (default 20)")
+    distilled.add_argument("--features", type=Path, help="the feature directory the generator learnt from (needed "
+                                                        "by every --select but iid)")
+    distilled.add_argument("--fold", type=int, help="its fold (default: the one the generator recorded)")
     sample.set_defaults(func=run_sample)
 
     ui = subparsers.add_parser("ui", help=command_help("ui"))
@@ -98,11 +109,35 @@ def run_sample(args: argparse.Namespace) -> int:
                                    model_name=args.model_name)
     n_classes = len(generator.label_names)
     draw = {"ppc": 0, "balanced": False, "total": args.ppc * n_classes} if args.imbalanced else {"ppc": args.ppc}
-    path = generator.write_sample(args.out, seed=args.seed, batch_size=args.batch_size, progress=True, **draw)
+    if args.select == "iid" and args.features is None:
+        path = generator.write_sample(args.out, seed=args.seed, batch_size=args.batch_size, progress=True, **draw)
+    else:
+        path = _write_distilled(generator, args, draw)
     counts = Counter(read_table(path).column("label").to_pylist())
     per_label = ", ".join(f"{label} {counts[label]}" for label in generator.label_names)
     print(f"wrote {sum(counts.values())} synthetic utterances to {path}: {per_label}")
     return 0
+
+
+def _write_distilled(generator, args: argparse.Namespace, draw: dict) -> Path:
+    """A distilled set (--select) of the budget, chosen against the real split the generator learnt from."""
+    from emodistill.distilled import SetSpec, write_distilled_set
+    from emodistill.distilled.sets import embedding_model, trained_splits
+    from emodistill.errors import ConfigError
+    from emodistill.generator import class_counts
+
+    if args.features is None:
+        raise ConfigError(f"--select {args.select}: needs --features, the feature directory the generator learnt "
+                          "from (the set is matched to its real training split)")
+    if args.candidates < 1:
+        raise ConfigError(f"--candidates must be >= 1, got {args.candidates}")
+    splits = trained_splits(generator, args.features, args.fold)
+    counts = class_counts(draw["ppc"], generator.label_names, generator.class_prior, draw.get("balanced", True),
+                          draw.get("total"))
+    spec = SetSpec(method=args.select, candidates=args.candidates, seed=args.seed)
+    embedding = None if args.select == "iid" else embedding_model(splits["train"], splits["dev"], args.seed)
+    return write_distilled_set(generator, splits["train"], dict(zip(generator.label_names, counts.tolist())), spec,
+                               args.out, embedding)
 
 
 def run_ui(args: argparse.Namespace) -> int:

@@ -5,10 +5,10 @@ from emodistill.downstream.io import load_downstream, read_downstream_config, sa
 from emodistill.downstream.metrics import accuracy, confusion_matrix, uar
 from emodistill.downstream.model import DECODERS, DEFAULT_DECODER, Downstream, MeanPoolLinear, build_downstream
 from emodistill.downstream.train import (DownstreamConfig, DownstreamResult, embed_set, predict, predict_logits,
-                                         train_downstream)
+                                         teacher_probabilities, train_downstream)
 
 __all__ = [
     "DECODERS", "DEFAULT_DECODER", "Downstream", "MeanPoolLinear", "build_downstream", "DownstreamConfig",
-    "DownstreamResult", "train_downstream", "predict", "predict_logits", "embed_set", "save_downstream",
-    "load_downstream", "read_downstream_config", "uar", "accuracy", "confusion_matrix",
+    "DownstreamResult", "train_downstream", "predict", "predict_logits", "embed_set", "teacher_probabilities",
+    "save_downstream", "load_downstream", "read_downstream_config", "uar", "accuracy", "confusion_matrix",
 ]

@@ -13,15 +13,17 @@ from emodistill.features.dataset import FeatureSet
 
 @dataclass(frozen=True)
 class Batch:
-    """Frames x (B, T, D) float32 zero-padded to the longest utterance, mask (B, T) True on real frames, labels y."""
+    """Frames x (B, T, D) float32 zero-padded to the longest utterance, mask (B, T) True on real frames, labels y,
+    and the utterances' positions in their FeatureSet."""
 
     x: torch.Tensor
     mask: torch.Tensor
     y: torch.Tensor
+    index: np.ndarray | None = None
 
     def to(self, device: torch.device) -> Batch:
         """The same batch on `device`."""
-        return Batch(self.x.to(device), self.mask.to(device), self.y.to(device))
+        return Batch(self.x.to(device), self.mask.to(device), self.y.to(device), self.index)
 
 
 def make_batch(fs: FeatureSet, index: np.ndarray, max_frames: int | None = None,
@@ -39,7 +41,7 @@ def make_batch(fs: FeatureSet, index: np.ndarray, max_frames: int | None = None,
     rows = starts[:, None] + np.minimum(steps[None, :], np.maximum(lengths[:, None] - 1, 0))
     x = fs.frames[rows].astype(np.float32, copy=False)
     x[~mask] = 0.0
-    return Batch(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(fs.labels[index]))
+    return Batch(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(fs.labels[index]), index)
 
 
 def train_batches(fs: FeatureSet, batch_size: int, rng: np.random.Generator,

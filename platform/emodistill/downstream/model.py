@@ -42,7 +42,8 @@ def attention_pool(h: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor | N
 
 
 class Downstream(nn.Module):
-    """A decoder: Linear(D -> hidden) on every frame, then the subclass's pooling and classifier (`head`)."""
+    """A decoder: Linear(D -> hidden) on every frame, the subclass's pooling to one vector per utterance (`pool`),
+    and its `classifier` on that vector."""
 
     name: ClassVar[str]
 
@@ -63,10 +64,14 @@ class Downstream(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits (B, n_classes) for frames x (B, T, D); mask (B, T) is True on real frames."""
-        return self.head(self.projector(x), mask)
+        return self.classifier(self.representation(x, mask))
 
-    def head(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Logits from the projected frames h (B, T, hidden)."""
+    def representation(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """What the classifier reads (B, P): the decoder's pooling of the projected frames."""
+        return self.pool(self.projector(x), mask)
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One vector per utterance from the projected frames h (B, T, hidden)."""
         raise NotImplementedError
 
 
@@ -79,9 +84,12 @@ class MeanPoolLinear(Downstream):
         super().__init__(dim, n_classes, hidden)
         self.classifier = nn.Linear(hidden, n_classes)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Class logits (B, n_classes): the classifier on the pooled embedding (the mean frame, projected)."""
-        return self.classifier(self.embed(x, mask))
+    def representation(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled embedding (the mean frame, projected: see `embed`)."""
+        return self.embed(x, mask)
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return masked_mean(h, mask)
 
 
 class AttentivePooling(Downstream):
@@ -94,8 +102,8 @@ class AttentivePooling(Downstream):
         self.attend = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
         self.classifier = nn.Linear(hidden, n_classes)
 
-    def head(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self.classifier(attention_pool(h, self.attend(h).squeeze(-1), mask))
+    def pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return attention_pool(h, self.attend(h).squeeze(-1), mask)
 
 
 class CNNSelfAttention(Downstream):
@@ -109,16 +117,16 @@ class CNNSelfAttention(Downstream):
     def __init__(self, dim: int, n_classes: int, hidden: int = 256):
         super().__init__(dim, n_classes, hidden)
         c, k, pad = self.CHANNELS, self.KERNEL, self.KERNEL // 2
-        self.pool = nn.AvgPool1d(self.POOL, self.POOL, pad)
+        self.average = nn.AvgPool1d(self.POOL, self.POOL, pad)
         self.dropout = nn.Dropout(self.DROPOUT)
         self.convolutions = nn.ModuleList(nn.Conv1d(c_in, c, k, padding=pad) for c_in in (hidden, c, c))
         self.attend = nn.Linear(c, 1)
         self.classifier = nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, n_classes))
 
-    def head(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is not None:
             h = h * mask.unsqueeze(-1).to(h.dtype)  # padding frames are zeros, as s3prl pads the projected frames
-        x = self.pool(h.transpose(1, 2))  # (B, hidden, ceil(T / POOL))
+        x = self.average(h.transpose(1, 2))  # (B, hidden, ceil(T / POOL))
         pooled = None
         if mask is not None:  # a pooled frame is real when its window starts within the utterance
             pooled = torch.arange(x.shape[2], device=h.device)[None, :] * self.POOL < mask.sum(dim=1)[:, None]
@@ -129,7 +137,7 @@ class CNNSelfAttention(Downstream):
             if i < len(self.convolutions) - 1:
                 x = torch.relu(x)
         frames = x.transpose(1, 2)  # (B, ceil(T / POOL), CHANNELS)
-        return self.classifier(attention_pool(frames, self.attend(frames).squeeze(-1), pooled))
+        return attention_pool(frames, self.attend(frames).squeeze(-1), pooled)
 
 
 class MeanStdMLP(Downstream):
@@ -141,10 +149,10 @@ class MeanStdMLP(Downstream):
         super().__init__(dim, n_classes, hidden)
         self.classifier = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
-    def head(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def pool(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         mean = masked_mean(h, mask)
         std = masked_mean(torch.square(h - mean.unsqueeze(1)), mask).clamp_min(1e-8).sqrt()
-        return self.classifier(torch.cat([mean, std], dim=1))
+        return torch.cat([mean, std], dim=1)
 
 
 DECODERS: dict[str, type[Downstream]] = {cls.name: cls for cls in

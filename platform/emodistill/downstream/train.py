@@ -6,12 +6,12 @@ import logging
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from emodistill.downstream.batching import Batch, eval_batches, train_batches
@@ -40,6 +40,9 @@ class DownstreamConfig(BaseModel):
     max_frames: PositiveInt | None = None  # random crop of longer training utterances
     hidden: PositiveInt = 256
     decoder: DecoderName = DEFAULT_DECODER  # the head (downstream/model.py); the L_SML pool's is `linear`
+    # Beyond s3prl's recipe (0, off, by default): feature-space augmentation, Gaussian noise added to every training
+    # frame with this standard deviation in units of each dimension's std over the training set.
+    augment_noise: NonNegativeFloat = 0.0
 
 
 @dataclass
@@ -76,9 +79,12 @@ def _check_snapshot_steps(steps: Iterable[int], max_steps: int) -> set[int]:
     return steps
 
 
-def _train_step(model: Downstream, optimizer: torch.optim.Optimizer, batch: Batch, grad_clip: float | None) -> float:
-    """One Adam step on the cross-entropy of a batch; returns the loss (checked before the update)."""
-    loss = F.cross_entropy(model(batch.x, batch.mask), batch.y)
+def _train_step(model: Downstream, optimizer: torch.optim.Optimizer, batch: Batch, grad_clip: float | None,
+                targets: torch.Tensor | None = None) -> float:
+    """One Adam step on the cross-entropy of a batch (against its rows of `targets`, class probabilities per training
+    utterance, when given); returns the loss (checked before the update)."""
+    y = batch.y if targets is None else targets[torch.from_numpy(batch.index)]
+    loss = F.cross_entropy(model(batch.x, batch.mask), y)
     value = loss.item()
     if not math.isfinite(value):
         return value
@@ -92,9 +98,17 @@ def _train_step(model: Downstream, optimizer: torch.optim.Optimizer, batch: Batc
 
 @torch.enable_grad()  # it trains: callers may sit in no_grad (a distillation eval hook)
 def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfig,
-                     snapshot_steps: Iterable[int] = (), progress: bool = True) -> DownstreamResult:
-    """Adam + cross-entropy with gradient clipping; evaluate dev UAR every eval_every steps and keep the best."""
+                     snapshot_steps: Iterable[int] = (), progress: bool = True,
+                     targets: np.ndarray | None = None) -> DownstreamResult:
+    """Adam + cross-entropy with gradient clipping; evaluate dev UAR every eval_every steps and keep the best.
+
+    `targets` (N, C): soft labels, a probability vector per training utterance to learn instead of its label
+    (e.g. teacher_probabilities); with config.augment_noise, Gaussian noise is added to the training frames.
+    """
     _check_compatible(train, dev)
+    if targets is not None and np.shape(targets) != (len(train), len(train.label_names)):
+        raise ConfigError(f"soft targets have shape {np.shape(targets)}, expected ({len(train)}, "
+                          f"{len(train.label_names)}): one probability per class and training utterance")
     snapshot_steps = _check_snapshot_steps(snapshot_steps, config.max_steps)
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
@@ -102,7 +116,10 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
         model = build_downstream(config.decoder, train.dim, len(train.label_names), config.hidden)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    batches = train_batches(train, config.batch_size, np.random.default_rng(config.seed), config.max_frames)
+    rng = np.random.default_rng(config.seed)
+    batches = train_batches(train, config.batch_size, rng, config.max_frames)
+    noise = _noise_scale(train, config.augment_noise)
+    soft = None if targets is None else torch.as_tensor(np.asarray(targets), dtype=torch.float32).to(device)
     # debug: the evaluation protocol trains dozens of these; its progress bar already says what runs
     log.debug("training downstream on %d utterances (dev %d), dim %d, %d classes, %d steps on %s",
               len(train), len(dev), train.dim, len(train.label_names), config.max_steps, device)
@@ -112,7 +129,11 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     start = time.perf_counter()
     bar = tqdm(range(1, config.max_steps + 1), desc="downstream", disable=not progress, leave=False)
     for step in bar:
-        loss = _train_step(model, optimizer, next(batches).to(device), config.grad_clip)
+        batch = next(batches)
+        if noise is not None:
+            batch = replace(batch, x=batch.x + noise * torch.from_numpy(rng.standard_normal(batch.x.shape,
+                                                                                            dtype=np.float32)))
+        loss = _train_step(model, optimizer, batch.to(device), config.grad_clip, soft)
         if not math.isfinite(loss):
             raise TrainingDiverged(f"downstream loss is {loss} at step {step} (lr {config.lr})")
         if step in snapshot_steps:
@@ -144,6 +165,14 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
                             total_seconds=total_seconds, steps=step, snapshots=snapshots)
 
 
+def _noise_scale(train: FeatureSet, augment_noise: float) -> torch.Tensor | None:
+    """Per-dimension std of the augmentation noise: augment_noise x each dimension's std over the training frames."""
+    if augment_noise == 0:
+        return None
+    frames = np.concatenate(list(train.frame_chunks(1 << 18))).astype(np.float64)
+    return torch.from_numpy((augment_noise * frames.std(axis=0)).astype(np.float32))
+
+
 @torch.no_grad()
 def _apply(model: Downstream, fs: FeatureSet, batch_size: int, device: str | torch.device, embed: bool) -> np.ndarray:
     """Run the model (moved to `device`, left in eval mode) over every utterance, in utterance order."""
@@ -168,6 +197,16 @@ def predict(model: Downstream, fs: FeatureSet, batch_size: int = 64,
             device: str | torch.device = "auto") -> np.ndarray:
     """Predicted class indexes (N,) int64 for every utterance of fs."""
     return predict_logits(model, fs, batch_size, device).argmax(axis=1).astype(np.int64)
+
+
+def teacher_probabilities(teachers: Iterable[Downstream], fs: FeatureSet,
+                          device: str | torch.device = "auto") -> np.ndarray:
+    """(N, C): the mean over `teachers` of their softmax on every utterance of fs (soft labels to train on)."""
+    probabilities = [torch.softmax(torch.from_numpy(predict_logits(t, fs, device=device)), dim=1).numpy()
+                     for t in teachers]
+    if not probabilities:
+        raise ConfigError("soft labels need at least one teacher")
+    return np.mean(probabilities, axis=0)
 
 
 def embed_set(model: Downstream, fs: FeatureSet, batch_size: int = 64,

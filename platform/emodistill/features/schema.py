@@ -32,6 +32,8 @@ class FeatureMeta:
     split: str | None = None
     # "speaker" when every utterance's frames were standardised by its speaker's statistics (features/normalize.py)
     normalization: str | None = None
+    # How a distilled set was made from its generator (method, budget, candidates, seed, generator digest, ...)
+    provenance: dict | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     package_version: str = __version__
 

@@ -128,8 +128,9 @@ def fingerprint(table: pa.Table) -> str:
     """16 hex chars of sha256 over the content and metadata (ignoring `created`), chunking-independent."""
     meta = asdict(validate_table(table, "<table>"))
     meta.pop("created")
-    if meta["normalization"] is None:  # raw features: the fingerprint of tables written before the field existed
-        meta.pop("normalization")
+    for key in ("normalization", "provenance"):  # unset: the fingerprint of tables written before the fields existed
+        if meta[key] is None:
+            meta.pop(key)
     digest = hashlib.sha256()
     digest.update(json.dumps(meta, sort_keys=True).encode())
     digest.update(table.schema.remove_metadata().to_string().encode())
@@ -256,6 +257,12 @@ def dataset_fingerprint(directory: str | Path, fold: int | None = None, data: Da
     pool caches never mix folds or protocols)."""
     index = read_index(directory)
     return fold_fingerprint(index["fingerprint"], resolve_fold(index, fold, directory), data)
+
+
+def fold_of(index: dict, fingerprint: str | None, data: DataConfig | None = None) -> int | None:
+    """The fold of a directory (its index) whose fingerprint under `data` is `fingerprint`; None if none is."""
+    folds = fold_sessions(index) or []
+    return next((k for k in folds if fold_fingerprint(index["fingerprint"], k, data) == fingerprint), None)
 
 
 def check_data(index: dict, data: DataConfig, directory: str | Path) -> None:

@@ -93,16 +93,26 @@ class TrainedGenerator:
         meta = FeatureMeta(**self.config["feature_meta"])
         return replace(meta, split="synthetic", created=self.config["created"])
 
+    @property
+    def noise_dim(self) -> int:
+        """Size of the noise part of the latent z = [one_hot(y) ⊕ noise]."""
+        return self.config["model"]["noise_dim"]
+
+    def decode(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Features (n, frames, dim) in the real feature space for class indexes `labels` and latent `noise` (n,
+        noise_dim), differentiable in the noise (the latent optimisation of distilled sets goes through it)."""
+        x = self.module(make_latent(labels.to(self.device), noise.to(self.device), len(self.label_names))).float()
+        norm = self.config["normalization"]
+        if norm:
+            x = x * torch.tensor(norm["std"], device=x.device) + torch.tensor(norm["mean"], device=x.device)
+        return x
+
     @torch.no_grad()
     def _generate_batch(self, labels: np.ndarray, rng: torch.Generator) -> np.ndarray:
         """Features (n, frames, dim) float32 in the real feature space; noise drawn from `rng` on the CPU."""
         y = torch.as_tensor(labels, dtype=torch.long)
-        noise = torch.randn(len(y), self.config["model"]["noise_dim"], generator=rng)
-        x = self.module(make_latent(y, noise, len(self.label_names)).to(self.device)).float().cpu()
-        norm = self.config["normalization"]
-        if norm:
-            x = x * torch.tensor(norm["std"]) + torch.tensor(norm["mean"])
-        return x.numpy()
+        noise = torch.randn(len(y), self.noise_dim, generator=rng)
+        return self.decode(y, noise).cpu().numpy()
 
     def generate(self, labels: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Features (N, frames, dim) float32 in the real feature space for the given label indexes."""
@@ -165,11 +175,16 @@ class TrainedGenerator:
         """`sample(...)` as a FeatureSet straight from the generated arrays (no Arrow table), for training."""
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
         labels = np.repeat(np.arange(len(counts)), counts)
-        features = self.generate(labels, seed, batch_size)
+        return self.feature_set(labels, self.generate(labels, seed, batch_size))
+
+    def feature_set(self, labels: np.ndarray, features: np.ndarray) -> FeatureSet:
+        """Generated features (N, frames, dim) of class indexes `labels` (grouped by class) as a FeatureSet named
+        like a sample's utterances."""
         n, frames, dim = features.shape
+        counts = np.bincount(labels, minlength=len(self.label_names))
         index_in_class = np.concatenate([np.arange(c) for c in counts]) if n else np.zeros(0, np.int64)
         return FeatureSet.packed(features.reshape(n * frames, dim), np.arange(n + 1) * frames,
-                                 labels.astype(np.int64), self.label_names, ("synthetic",) * n,
+                                 np.asarray(labels, np.int64), self.label_names, ("synthetic",) * n,
                                  tuple(f"syn_{self.label_names[y]}_{i:06d}" for y, i in zip(labels, index_in_class)),
                                  self.feature_meta)
 

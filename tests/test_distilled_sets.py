@@ -1,0 +1,85 @@
+"""Distilled sets: every method gives the counts asked for, deterministically given a seed, with its provenance in
+the written table's metadata; the pickers match or cover what they should."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emodistill import generator
+from emodistill.distilled import (MatchConfig, SetSpec, cover_pick, distilled_set, generator_digest, herding_pick,
+                                  moments_pick, write_distilled_set)
+from emodistill.distilled.sets import embedding_model
+from emodistill.errors import ConfigError
+from emodistill.features.store import read_table
+from evaluate_helpers import micro_generator, toy_splits
+
+METHODS = ["iid", "herding", "cover", "moments", "dm"]
+QUICK_MATCH = MatchConfig(steps=3, real_batch=8)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return toy_splits()
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    return generator.load(micro_generator(tmp_path_factory.mktemp("gen") / "gan"))
+
+
+@pytest.fixture(scope="module")
+def embedding(splits):
+    return embedding_model(splits["train"], splits["dev"], seed=0)
+
+
+def test_herding_tracks_the_target_and_cover_and_moments_pick_what_they_should():
+    rng = np.random.default_rng(0)
+    candidates = rng.normal(0, 1, (200, 3))
+    target = np.array([0.5, 0.0, -0.5])
+    picked = herding_pick(candidates, target, 8)
+    assert len(set(picked.tolist())) == 8
+    assert np.linalg.norm(candidates[picked].mean(axis=0) - target) < np.linalg.norm(candidates[:8].mean(0) - target)
+    real = np.concatenate([rng.normal(-5, 0.1, (50, 3)), rng.normal(5, 0.1, (50, 3))])
+    two = cover_pick(np.concatenate([real[:3], real[-3:]]), real, 2)
+    assert sorted(int(i) // 3 for i in two) == [0, 1]  # one candidate in each real cluster
+    # k = 1: the candidate nearest all of them on average, here the one between the clusters.
+    assert cover_pick(np.concatenate([real[:3], [[0.0, 0.0, 0.0]]]), real, 1).tolist() == [3]
+    spread = moments_pick(np.concatenate([real, [[0.0, 0.0, 0.0]] * 5]), real, 2)
+    assert {int(i) < 50 for i in spread} == {True, False}  # the second moment asks for both clusters
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_gives_the_counts_deterministically(method, splits, gen, embedding):
+    spec = SetSpec(method=method, candidates=4, seed=3, match=QUICK_MATCH)
+    fs = distilled_set(gen, splits["train"], {"neu": 2, "hap": 1, "ang": 0, "sad": 3}, spec, embedding)
+    assert np.bincount(fs.labels, minlength=4).tolist() == [2, 1, 0, 3]
+    assert set(fs.speakers) == {"synthetic"} and fs.dim == splits["train"].dim
+    again = distilled_set(gen, splits["train"], {"neu": 2, "hap": 1, "ang": 0, "sad": 3}, spec, embedding)
+    np.testing.assert_array_equal(again.frames, fs.frames)
+    other = distilled_set(gen, splits["train"], {"neu": 2, "hap": 1, "ang": 0, "sad": 3},
+                          spec.model_copy(update={"seed": 4}), embedding)
+    assert not np.array_equal(other.frames, fs.frames)
+
+
+def test_a_written_set_records_its_provenance(splits, gen, embedding, tmp_path):
+    spec = SetSpec(method="herding", candidates=5, seed=1)
+    path = write_distilled_set(gen, splits["train"], 3, spec, tmp_path / "set.arrow", embedding)
+    table = read_table(path)
+    assert table.num_rows == 12 and table.column("speaker").unique().to_pylist() == ["synthetic"]
+    recorded = json.loads(table.schema.metadata[b"emodistill"])
+    provenance = recorded["provenance"]
+    assert provenance == {"method": "herding", "ppc": 3, "candidates": 5, "seed": 1, "match": None,
+                          "generator": generator_digest(gen), "features": gen.config.get("features"),
+                          "data": None}
+    assert recorded["labels"] == list(gen.label_names) and recorded["split"] == "synthetic"
+    assert len(generator_digest(gen)) == 16
+
+
+def test_methods_that_match_real_data_need_its_embedding(splits, gen):
+    with pytest.raises(ConfigError, match="method 'cover' needs a downstream trained on the real data"):
+        distilled_set(gen, splits["train"], 2, SetSpec(method="cover"))
+    with pytest.raises(ConfigError, match="candidates"):
+        distilled_set(gen, splits["train"], 100_000, SetSpec(method="herding", candidates=1000), object())
