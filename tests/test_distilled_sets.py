@@ -83,3 +83,20 @@ def test_methods_that_match_real_data_need_its_embedding(splits, gen):
         distilled_set(gen, splits["train"], 2, SetSpec(method="cover"))
     with pytest.raises(ConfigError, match="candidates"):
         distilled_set(gen, splits["train"], 100_000, SetSpec(method="herding", candidates=1000), object())
+
+
+def test_evaluate_scores_distilled_sets_and_the_gaussian_under_the_same_selection(tmp_path, capsys):
+    from emodistill.cli.main import main
+    from evaluate_helpers import write_feature_dir
+
+    features = write_feature_dir(tmp_path / "features")
+    gan = micro_generator(tmp_path / "gan")
+    code = main(["evaluate", "--generator", f"GAN={gan}", "--features", str(features), "--budgets", "1", "2",
+                 "--repeats", "2", "--downstream-steps", "4", "--device", "cpu", "--select", "moments",
+                 "--candidates", "3", "--out", str(tmp_path / "eval")])
+    assert code == 0
+    report = json.loads((tmp_path / "eval" / "results.json").read_text())
+    names = [s["name"] for s in report["sources"]]
+    assert names == ["random", "herding", "kmeans", "kcenter", "gaussian", "gaussian (moments x3)", "GAN (moments x3)"]
+    assert report["config"]["select"]["method"] == "moments" and report["config"]["select"]["candidates"] == 3
+    assert "| GAN (moments x3) (generator) |" in capsys.readouterr().out

@@ -59,6 +59,12 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", dest="decoders", action="append", choices=sorted(DECODERS), metavar="NAME",
                         help=f"downstream head to train on every draw, repeatable ({', '.join(DECODERS)}); "
                              f"{DEFAULT_DECODER} is always among them (default: only {DEFAULT_DECODER})")
+    parser.add_argument("--select", default="iid", choices=["iid", "herding", "cover", "moments", "dm"],
+                        help="how each budget's synthetic set is drawn from a generator (and the Gaussian, in a row "
+                             "of its own): iid samples (default), or a distilled set chosen for the budget (README, "
+                             "'Distilled sets')")
+    parser.add_argument("--candidates", type=int, default=20,
+                        help="--select herding/cover/moments: candidates drawn per kept sample (default 20)")
     data = DataConfig.model_fields
     parser.add_argument("--dev-by", choices=["utterance", "speaker"],
                         help="dev split by utterance (SUPERB) or by speaker (no dev speaker in train); default: what "
@@ -77,7 +83,8 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     try:
         return EvalConfig(budgets=args.budgets, repeats=args.repeats, imbalanced=args.imbalanced,
                           full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
-                          downstream=downstream, decoders=[DEFAULT_DECODER, *(args.decoders or [])])
+                          downstream=downstream, decoders=[DEFAULT_DECODER, *(args.decoders or [])],
+                          select={"method": args.select, "candidates": args.candidates})
     except ValidationError as exc:
         raise ConfigError(f"invalid evaluation settings: {field_problems(exc)}") from None
 

@@ -65,3 +65,18 @@ def fit_gaussian(features: FeatureSet, model_config: ModelConfig, normalization:
         module.centre_factor[c] = cholesky(centre_cov)
         module.frame_factor[c] = cholesky(scatter / max(count - 1, 1))  # many frames per dim: no shrinkage needed
     return module.eval()
+
+
+def mean_path_start(features: FeatureSet, normalization: Normalization, noise_dim: int) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """(class means (C, D), factor (D, noise_dim)) of the normalised utterance means: the factor's columns are the
+    leading principal axes of their pooled within-class covariance, each scaled by its standard deviation (a
+    generator's mean path started there draws utterance means from that Gaussian)."""
+    means = utterance_means(features, normalization)
+    classes = np.stack([means[features.labels == c].mean(axis=0) for c in range(len(features.label_names))])
+    within = means - classes[features.labels]
+    values, vectors = np.linalg.eigh(within.T @ within / max(len(within) - 1, 1))
+    order = np.argsort(values)[::-1][:noise_dim]
+    factor = np.zeros((features.dim, noise_dim))
+    factor[:, :len(order)] = vectors[:, order] * np.sqrt(np.maximum(values[order], 0.0))
+    return classes.astype(np.float32), factor.astype(np.float32)

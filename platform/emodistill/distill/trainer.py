@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from emodistill.distill.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.data import Normalization, RealBatches
-from emodistill.distill.gaussian import fit_gaussian
+from emodistill.distill.gaussian import fit_gaussian, mean_path_start
 from emodistill.distill.pool import feature_fingerprint, frozen, train_pool
 from emodistill.downstream import Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
@@ -91,7 +91,11 @@ class Distiller:
         self.normalization = Normalization.of(train)
         seed = config.train.seed
         torch.manual_seed(seed)
-        self.G = build_generator(self.model_config).to(self.device)
+        self.G = build_generator(self.model_config)
+        if self.model_config.mean_path_init == "gaussian":
+            means, factor = mean_path_start(train, self.normalization, self.model_config.noise_dim)
+            self.G.mean_path.start_at(torch.from_numpy(means), torch.from_numpy(factor))
+        self.G = self.G.to(self.device)
         self.D = build_discriminator(self.model_config).to(self.device)
         betas = config.optim.betas
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas)

@@ -18,7 +18,7 @@ from emodistill.distill import fit_gaussian_generator, load_config
 from emodistill.downstream import embed_set
 from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import (Draw, EvalConfig, EvalResult, InfeasibleBudget, ReferenceResult, check_splits,
-                                          evaluate_source, generator_draw)
+                                          draw_of, evaluate_source, generator_draw)
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
 
@@ -178,7 +178,9 @@ def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, ref
     train = splits["train"]
     log.info("embedding %d training utterances for the selection baselines", len(train))
     embeddings = embed_set(reference.model, train, device=config.downstream.device)
-    sources = {**selection_draws(train, embeddings),
-               GAUSSIAN: generator_draw(gaussian_baseline(train, config.gaussian_frames), train.label_names)}
+    gaussian = gaussian_baseline(train, config.gaussian_frames)
+    sources = {**selection_draws(train, embeddings), GAUSSIAN: generator_draw(gaussian, train.label_names)}
+    if config.select.method != "iid":  # what the GAN adds over a Gaussian given the same budget-aware selection
+        sources[f"{GAUSSIAN} ({config.select.label()})"] = draw_of(gaussian, splits, config, reference)
     return [evaluate_source(name, draw, splits, config, reference, progress, skip_infeasible=True)
             for name, draw in sources.items()]

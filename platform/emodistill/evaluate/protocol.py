@@ -22,6 +22,7 @@ from emodistill.downstream import (DECODERS, DEFAULT_DECODER, DownstreamConfig, 
                                    train_downstream, uar)
 from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, FeatureTableError
+from emodistill.distilled import SetSpec, distilled_set
 from emodistill.evaluate.results import ConditionResult, EvalResult, ReferenceResult
 from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
 from emodistill.features.dataset import FeatureSet
@@ -56,6 +57,10 @@ class EvalConfig(BaseModel):
     # Downstream heads trained on every draw (downstream/model.py); `linear` is always among them: it is the
     # pool's head and its reference model embeds the utterances that the selection baselines choose from.
     decoders: list[DecoderName] = Field(default_factory=lambda: [DEFAULT_DECODER])
+    # How a generator's training set of each budget is drawn: i.i.d. samples (the paper's), or a distilled set
+    # chosen for the budget (distilled/sets.py) in the embedding of the linear reference; the Gaussian baseline is
+    # then scored both ways.
+    select: SetSpec = Field(default_factory=SetSpec)
 
     @field_validator("budgets")
     @classmethod
@@ -214,6 +219,28 @@ def generator_draw(generator: TrainedGenerator, labels: tuple[str, ...]) -> Draw
     return draw
 
 
+def distilled_draw(generator: TrainedGenerator, train: FeatureSet, spec: SetSpec, embedding) -> Draw:
+    """Draw function choosing each budget's distilled set by `spec` (seeded by the draw's seed) against the real
+    training split, in the embedding of `embedding` (a downstream trained on it)."""
+    if spec.method == "iid":
+        return generator_draw(generator, train.label_names)
+
+    def draw(counts: np.ndarray, seed: int) -> FeatureSet:
+        wanted = {name: int(c) for name, c in zip(train.label_names, counts)}
+        return distilled_set(generator, train, wanted, spec.model_copy(update={"seed": seed}), embedding)
+
+    return draw
+
+
+def draw_of(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], config: EvalConfig,
+            reference: ReferenceResult | None) -> Draw:
+    """The generator's draw under `config.select` (a distilled set needs the reference's linear model)."""
+    if config.select.method != "iid" and (reference is None or reference.model is None):
+        raise ConfigError(f"select method {config.select.method!r} needs the real-data reference's model, to "
+                          "match the real training split in its embedding")
+    return distilled_draw(generator, splits["train"], config.select, reference.model if reference else None)
+
+
 def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, downstream: DownstreamConfig,
                   seed: int = 0) -> Evaluate:
     """An `evaluate` for `distill`'s checkpoint selection that never reads test: `dev_uar_ppc{ppc}`, the mean best
@@ -242,8 +269,7 @@ def evaluate_generator(generator: TrainedGenerator, splits: Mapping[str, Feature
                        progress: bool = True) -> EvalResult:
     """UAR on the real test split of downstreams trained only on the generator's samples, per condition."""
     check_splits(splits)
-    return evaluate_source(name, generator_draw(generator, splits["train"].label_names), splits, config,
-                           reference, progress)
+    return evaluate_source(name, draw_of(generator, splits, config, reference), splits, config, reference, progress)
 
 
 def train_reference(splits: Mapping[str, FeatureSet], downstream_config: DownstreamConfig, seed: int = 0,

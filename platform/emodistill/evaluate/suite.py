@@ -40,7 +40,9 @@ def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
     generators = dict(generators or {})
     reference = train_reference(splits, config.downstream, config.seed, progress, config.decoders)
     real = evaluate_baselines(splits, config, reference, progress) if baselines else []
-    synthetic = [evaluate_generator(g, splits, config, reference, name, progress) for name, g in generators.items()]
+    suffix = "" if config.select.method == "iid" else f" ({config.select.label()})"
+    synthetic = [evaluate_generator(g, splits, config, reference, name + suffix, progress)
+                 for name, g in generators.items()]
     privacy = privacy_probe(probe_models(reference, real + synthetic), splits["train"], seed=config.seed,
                             device=config.downstream.device)
     seconds = {r.name: {k: float(np.mean(c.train_seconds)) for k, c in r.conditions.items()}

@@ -81,6 +81,15 @@ class MeanPath(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.GAIN * self.linear(z).unsqueeze(1)
 
+    @torch.no_grad()
+    def start_at(self, class_means: torch.Tensor, factor: torch.Tensor) -> None:
+        """Start as a class-conditional Gaussian: class c's one-hot gives class_means[c] (C, D), the noise e gives
+        factor @ e (factor (D, noise_dim))."""
+        n_classes = len(class_means)
+        self.linear.weight[:, :n_classes] = class_means.T / self.GAIN
+        self.linear.weight[:, n_classes:] = factor / self.GAIN
+        self.linear.bias.zero_()
+
 
 class GeneratorFrame(nn.Module):
     """What both generators start with: their sizes, the latent seed map and the optional mean path; subclasses

@@ -28,8 +28,17 @@ class ModelConfig(BaseModel):
     # Beyond the paper (both off in its configuration; see benchmarks/RESULTS.md for what they buy):
     # the critic also sees each sample's per-dimension mean and std over time, which its LayerNorms hide ...
     critic_stats: bool = False
-    # ... and the generator adds a per-utterance mean frame, linear in z, to its output.
+    # ... and the generator adds a per-utterance mean frame, linear in z, to its output ...
     mean_path: bool = False
+    # ... which starts at zero, or ("gaussian") at the class-conditional Gaussian of the real utterance means: the
+    # one-hot part of z gives each class's mean, the noise part the leading principal axes of their spread.
+    mean_path_init: Literal["zero", "gaussian"] = "zero"
+
+    @model_validator(mode="after")
+    def _mean_path_init_needs_the_path(self) -> ModelConfig:
+        if self.mean_path_init != "zero" and not self.mean_path:
+            raise ValueError(f"mean_path_init {self.mean_path_init!r} needs mean_path: true")
+        return self
 
     @model_validator(mode="after")
     def _resolve_channels(self) -> ModelConfig:
