@@ -97,6 +97,6 @@ def test_evaluate_scores_distilled_sets_and_the_gaussian_under_the_same_selectio
     assert code == 0
     report = json.loads((tmp_path / "eval" / "results.json").read_text())
     names = [s["name"] for s in report["sources"]]
-    assert names == ["random", "herding", "kmeans", "kcenter", "gaussian", "gaussian (moments x3)", "GAN (moments x3)"]
+    assert names == ["random", "herding", "kmeans", "kcenter", "gaussian", "gaussian-moments", "GAN (moments x3)"]
     assert report["config"]["select"]["method"] == "moments" and report["config"]["select"]["candidates"] == 3
     assert "| GAN (moments x3) (generator) |" in capsys.readouterr().out

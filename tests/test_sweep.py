@@ -20,7 +20,8 @@ import ray
 import yaml
 from mlflow import MlflowClient
 
-from emodistill import best_generator
+from emodistill import best_distilled_set, best_generator
+from emodistill.distilled import generator_digest
 from emodistill.cli.main import main
 from emodistill.features import dataset
 from emodistill.features.schema import validate_table
@@ -61,6 +62,8 @@ def smoke(cluster, features, tmp_path_factory):
     data = yaml.safe_load(space.read_text())
     data["search"]["variants"]["div"]["train.steps"] = KILLED_TRIAL_STEPS
     data["search"]["variants"]["diverge"] = {"optim.lr_g": 1.0e30, "optim.lr_d": 1.0e30}
+    # A second decoder on every draw, and distilled sets chosen by herding among 2 candidates per sample.
+    data["evaluation"].update({"decoders": ["linear", "attentive"], "select": {"method": "herding", "candidates": 2}})
     space.write_text(yaml.safe_dump(data, sort_keys=False))
     uri = f"sqlite:///{root / 'mlruns.db'}"
     killed: list[str] = []
@@ -154,6 +157,10 @@ def test_smoke_sweep_logs_every_trial(smoke):
     assert {run.info.status for run in variants.values()} == {"FINISHED"}
     reference = client.search_runs([result.experiment_id], "tags.`emodistill.kind` = 'baseline'")[0]
     assert 0.0 <= reference.data.metrics["uar_real_full"] <= 1.0
+    # Each decoder against its own real-full reference; the baseline ladder at every budget beside it.
+    assert {"uar_real_full_attentive", "acc_real_full", "acc_real_full_attentive"} <= set(reference.data.metrics)
+    for source in ("random", "herding", "kmeans", "kcenter", "gaussian", "gaussian-herding"):
+        assert {f"{source}.uar_ppc10", f"{source}.uar_ppc20_attentive"} <= set(reference.data.metrics), source
     for variant, run in variants.items():
         params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
         assert tags["mlflow.parentRunId"] == result.parent_run_id
@@ -165,6 +172,7 @@ def test_smoke_sweep_logs_every_trial(smoke):
         for n in (10, 20):
             assert 0.0 <= metrics[f"uar_ppc{n}"] <= 1.0 and 0.0 <= metrics[f"dev_uar_ppc{n}"] <= 1.0
             assert 0.0 <= metrics[f"mcnemar_p_ppc{n}"] <= 1.0
+            assert {f"uar_ppc{n}_attentive", f"acc_ppc{n}_attentive", f"acc_ppc{n}"} <= set(metrics)
             assert (f"mcnemar_p_ppc{n}_vs_baseline" in metrics) == (variant != "baseline")
         # The headline metrics are the dev-chosen checkpoint's: its point on the learning curves.
         selected = int(metrics["selected_step"])
@@ -176,7 +184,9 @@ def test_smoke_sweep_logs_every_trial(smoke):
             assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g")] == [1, 2, 3, 4]
             assert sorted(curve) == sorted(test_curve) == [2, 4]
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"generator", "results.json", "predictions.json", "figures"} <= artifacts
+        assert {"generator", "results.json", "predictions.json", "figures", "distilled"} <= artifacts
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "distilled")} == {
+            "distilled/ppc10.arrow", "distilled/ppc20.arrow"}
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["emodistill.kind"] == "sweep"
     # The sweep's report: its table in the parent run's description, the page, table and figures as artifacts.
@@ -203,6 +213,11 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     assert table.num_rows == 20 and set(table.column("label").to_pylist()) == set(LABELS)
     champion = best_generator("smoke-test", tracking_uri=uri, champion=True)
     assert champion.sample(2).num_rows == 8
+    # The best trial's distilled set of a budget, checked against its recorded SHA-256.
+    chosen = best_distilled_set("smoke-test", 10, tracking_uri=uri)
+    meta = validate_table(chosen, "distilled set")
+    assert chosen.num_rows == 40 and meta.provenance["method"] == "herding" and meta.provenance["candidates"] == 2
+    assert meta.provenance["generator"] == generator_digest(best_generator("smoke-test", tracking_uri=uri))
 
 
 def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):

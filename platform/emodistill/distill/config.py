@@ -58,6 +58,13 @@ class OptimConfig(BaseModel):
     gp_every: PositiveInt = 1  # compute the penalty on every k-th critic step only (scaled by k)
     # Beyond the paper ("none" in its configuration): "linear" decays both learning rates to 0 at train.steps.
     lr_decay: Literal["none", "linear"] = "none"
+    # Beyond the paper (0 in its configuration): critic steps before the first generator step, so that the
+    # generator's first updates follow a trained critic, not a random one (a generator started well, e.g. at
+    # model.mean_path_init gaussian, is otherwise pushed off its start by a critic that knows nothing yet).
+    critic_warmup: int = Field(default=0, ge=0)
+    # Beyond the paper (None: lr_g, as every other generator weight): the learning rate of the generator's mean
+    # path (model.mean_path); 0 keeps it where model.mean_path_init started it.
+    lr_mean_path: NonNegativeFloat | None = None
 
     @field_validator("betas")
     @classmethod

@@ -31,7 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from emodistill.distill.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
-from emodistill.distill.config import DistillConfig
+from emodistill.distill.config import DistillConfig, OptimConfig
 from emodistill.distill.data import Normalization, RealBatches
 from emodistill.distill.gaussian import fit_gaussian, mean_path_start
 from emodistill.distill.pool import feature_fingerprint, frozen, train_pool
@@ -98,7 +98,7 @@ class Distiller:
         self.G = self.G.to(self.device)
         self.D = build_discriminator(self.model_config).to(self.device)
         betas = config.optim.betas
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.optim.lr_g, betas=betas)
+        self.opt_g = torch.optim.Adam(generator_groups(self.G, config.optim), lr=config.optim.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.optim.lr_d, betas=betas)
         self.rng = np.random.default_rng(seed)  # real batches and pool draws
         self.noise = torch.Generator().manual_seed(seed)  # latent noise, drawn on the CPU for every device
@@ -194,17 +194,20 @@ class Distiller:
         if self.config.optim.lr_decay == "none":
             return
         factor = max(0.0, 1.0 - self.step / self.config.train.steps)
-        for optimizer, lr in ((self.opt_g, self.config.optim.lr_g), (self.opt_d, self.config.optim.lr_d)):
-            for group in optimizer.param_groups:
+        optim = self.config.optim
+        for optimizer, rates in ((self.opt_g, [optim.lr_g, optim.lr_mean_path]), (self.opt_d, [optim.lr_d])):
+            for group, lr in zip(optimizer.param_groups, rates):
                 group["lr"] = lr * factor
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """n_critic critic updates, then one generator update; returns the latest value of every term."""
         self._set_learning_rates()  # a function of the step alone: nothing to checkpoint
         self.step += 1
-        n_critic = self.config.optim.n_critic
-        for i in range(n_critic):
-            self.latest.update(self.critic_step((self.step - 1) * n_critic + i))
+        n_critic, warmup = self.config.optim.n_critic, self.config.optim.critic_warmup
+        # Critic step k counts over the run (for gp_every): the warm-up's steps come before the first generator step.
+        first = 0 if self.step == 1 else warmup + (self.step - 1) * n_critic
+        for i in range(first, warmup + self.step * n_critic):
+            self.latest.update(self.critic_step(i))
         self.latest.update(self.generator_step())
         return self.latest
 
@@ -316,6 +319,18 @@ class Distiller:
     def artifact_fields(self, metrics: dict) -> dict:
         """What the generator artifact records besides the weights (keyword arguments of save_generator)."""
         return artifact_fields(self.train, self.config, self.model_config, self.normalization, metrics, self.features)
+
+
+def generator_groups(generator: nn.Module, optim: OptimConfig) -> list[dict]:
+    """The generator's Adam parameter groups: every weight but the mean path's at lr_g, then the mean path's at
+    optim.lr_mean_path when that is set."""
+    path = getattr(generator, "mean_path", None)
+    own = set() if path is None or optim.lr_mean_path is None else {id(p) for p in path.parameters()}
+    rest = [p for p in generator.parameters() if id(p) not in own]
+    groups = [{"params": rest, "lr": optim.lr_g}]
+    if own:
+        groups.append({"params": list(path.parameters()), "lr": optim.lr_mean_path})
+    return groups
 
 
 def artifact_fields(train: FeatureSet, config: DistillConfig, model_config: ModelConfig,

@@ -181,6 +181,6 @@ def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, ref
     gaussian = gaussian_baseline(train, config.gaussian_frames)
     sources = {**selection_draws(train, embeddings), GAUSSIAN: generator_draw(gaussian, train.label_names)}
     if config.select.method != "iid":  # what the GAN adds over a Gaussian given the same budget-aware selection
-        sources[f"{GAUSSIAN} ({config.select.label()})"] = draw_of(gaussian, splits, config, reference)
+        sources[f"{GAUSSIAN}-{config.select.method}"] = draw_of(gaussian, splits, config, reference)
     return [evaluate_source(name, draw, splits, config, reference, progress, skip_infeasible=True)
             for name, draw in sources.items()]

@@ -106,11 +106,17 @@ class GeneratorFrame(nn.Module):
         self.widths = stage_widths(config.g_channels)
         self.seed = LatentSeed(config.latent_dim, self.widths[0], self.frames, self.dim)
         self.mean_path = MeanPath(config.latent_dim, self.dim) if config.mean_path else None
+        self.body_centered = config.body_centered
 
     def finish(self, maps: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T', D') output maps -> (B, T, D) features, plus the mean path when there is one."""
+        """(B, 1, T', D') output maps -> (B, T, D) features, plus the mean path when there is one (with
+        body_centered, the maps' own mean over time is taken out first)."""
         features = to_features(maps, self.frames, self.dim)
-        return features if self.mean_path is None else features + self.mean_path(z)
+        if self.mean_path is None:
+            return features
+        if self.body_centered:
+            features = features - features.mean(dim=1, keepdim=True)
+        return features + self.mean_path(z)
 
 
 def output_conv(channels: int) -> nn.Conv2d:

@@ -33,11 +33,16 @@ class ModelConfig(BaseModel):
     # ... which starts at zero, or ("gaussian") at the class-conditional Gaussian of the real utterance means: the
     # one-hot part of z gives each class's mean, the noise part the leading principal axes of their spread.
     mean_path_init: Literal["zero", "gaussian"] = "zero"
+    # ... and, with body_centered, the convolutional body's output is centred over time per utterance, so that an
+    # utterance's mean frame is the mean path's alone and the body shapes only how frames vary around it.
+    body_centered: bool = False
 
     @model_validator(mode="after")
     def _mean_path_init_needs_the_path(self) -> ModelConfig:
         if self.mean_path_init != "zero" and not self.mean_path:
             raise ValueError(f"mean_path_init {self.mean_path_init!r} needs mean_path: true")
+        if self.body_centered and not self.mean_path:
+            raise ValueError("body_centered needs mean_path: true (the level of every utterance would be zero)")
         return self
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from emodistill import storage
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.pool import train_pool
 from emodistill.downstream import DownstreamConfig
+from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
@@ -193,7 +194,7 @@ def _trainable(state: SweepState, space: SearchSpace, base: DistillConfig):
             pools[fold] = train_pool(splits["train"], splits["dev"], base.pool, state.pool_cache_dir,
                                      fingerprint=fold_fingerprint(index["fingerprint"], fold, base.data))
         references[fold], reference_run_ids[fold] = _reference(state, space, splits, fold, len(folds) > 1,
-                                                                index["fingerprint"])
+                                                                index["fingerprint"], base.model.arch)
     shared = share_inputs(state.features, folds, pools, references, reference_run_ids, base.data)
     context = TrialContext(space=space, tracking_uri=state.tracking_uri, experiment_id=state.experiment_id,
                            parent_run_id=state.parent_run_id)
@@ -214,21 +215,30 @@ def _uses_pool(space: SearchSpace, base: DistillConfig) -> bool:
 
 
 def _reference(state: SweepState, space: SearchSpace, splits: dict[str, FeatureSet], fold: int | None,
-               several: bool, features: str) -> tuple[ReferenceResult, str]:
+               several: bool, features: str, arch: str) -> tuple[ReferenceResult, str]:
     """The real-data downstream every trial of `fold` is compared with, logged once as a `baseline` run of the
-    sweep (named after its fold when the sweep runs `several`; tagged with the features' fingerprint)."""
+    sweep (named after its fold when the sweep runs `several`; tagged with the features' fingerprint) with the
+    baselines at the budgets of `arch` (the base config's architecture)."""
     client = tracking_client(state.tracking_uri)
     params = {} if fold is None else {FOLD_PARAM: fold}
+    evaluation = space.evaluation
     existing = finished_reference(client, state.experiment_id, state.parent_run_id, params)
     if existing is not None:  # a resumed sweep reuses its reference
         run_id, record = existing
-        return ReferenceResult.from_dict(record), run_id
-    evaluation = space.evaluation
+        reference = ReferenceResult.from_dict(record)
+        if evaluation.select.method != "iid":  # distilled sets are chosen in its model's embedding: train it again
+            reference.model = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed).model
+        return reference, run_id
     result = train_reference(splits, DownstreamConfig(**evaluation.downstream), evaluation.seed,
                              decoders=evaluation.decoders)
+    # The field's baselines at the sweep's budgets, logged beside the reference as `{source}.uar_ppc{N}`: the
+    # selection ladder (random, herding, k-means, k-center) and the Gaussian, with the trials' protocol.
+    ladder = evaluate_baselines(splits, evaluation.eval_config(arch), result, progress=False)
+    metrics = {**result.metrics, **{f"{source.name}.{key}": value for source in ladder
+                                    for key, value in source.metrics.items()}}
     name = f"{REFERENCE_RUN}{SEPARATOR}fold {fold}" if several else REFERENCE_RUN
-    run_id = log_reference(client, state.experiment_id, state.parent_run_id, name, features, params,
-                           result.metrics, result.to_dict())
+    run_id = log_reference(client, state.experiment_id, state.parent_run_id, name, features, params, metrics,
+                           result.to_dict())
     return result, run_id
 
 

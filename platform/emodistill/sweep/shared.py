@@ -12,7 +12,7 @@ are trained on a fold's train split, so there is one of each per fold.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,9 @@ def share_inputs(directory: str | Path, folds: list[int | None] | None = None,
     tables, metas = put_features(directory, data)
     pool_refs = {fold: ray.put([(member.config(), _to_numpy(member)) for member in pool])
                  for fold, pool in (pools or {}).items()}
-    reference_refs = {fold: ray.put(reference.without_models()) for fold, reference in (references or {}).items()}
+    # The linear reference's model travels too (it is small): trials choose distilled sets in its embedding.
+    reference_refs = {fold: ray.put(replace(reference.without_models(), model=reference.model))
+                      for fold, reference in (references or {}).items()}
     return SharedInputs(tables=tables, metas=metas, fingerprint=index["fingerprint"], folds=tuple(folds), cut=cut,
                         pools=pool_refs, references=reference_refs, reference_run_ids=dict(reference_run_ids or {}),
                         data=data)

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emodistill.distill.config import DistillConfig, load_config, read_settings
+from emodistill.distilled import SetSpec
 from emodistill.downstream import DEFAULT_DECODER, DownstreamConfig
 from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, field_problems, one_line
@@ -85,6 +86,8 @@ class Evaluation(_Strict):
         default_factory=lambda: [DEFAULT_DECODER],
         description="downstream heads trained on every draw; metrics of a decoder other than linear end in its name "
                     "(uar_ppc100_attentive); linear is always among them")
+    select: SetSpec = Field(default_factory=SetSpec, description="how a trial's set of each budget is drawn from its "
+                                                                 "generator: iid, or a distilled set (herding, ...)")
 
     def budgets_for(self, arch: str) -> list[int]:
         """Budgets evaluated for a trial of architecture `arch`, ascending."""
@@ -93,7 +96,8 @@ class Evaluation(_Strict):
     def eval_config(self, arch: str) -> EvalConfig:
         """The evaluation protocol's config for a trial of architecture `arch`."""
         return EvalConfig(budgets=self.budgets_for(arch), imbalanced=self.imbalanced, repeats=self.repeats,
-                          seed=self.seed, downstream=DownstreamConfig(**self.downstream), decoders=self.decoders)
+                          seed=self.seed, downstream=DownstreamConfig(**self.downstream), decoders=self.decoders,
+                          select=self.select)
 
     @model_validator(mode="after")
     def _downstream_is_valid(self) -> Evaluation:

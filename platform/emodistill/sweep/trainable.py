@@ -27,9 +27,10 @@ from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
 from emodistill.distill.config import DistillConfig
 from emodistill.distill.trainer import Distiller, fit_gaussian_generator
 from emodistill.errors import TrainingDiverged
-from emodistill.evaluate.protocol import EvalResult, evaluate_generator
+from emodistill.distilled import write_distilled_set
+from emodistill.evaluate.protocol import EvalConfig, EvalResult, ReferenceResult, balanced_budgets, evaluate_generator
 from emodistill.features.dataset import FeatureSet
-from emodistill.generator import save_generator, save_trained
+from emodistill.generator import TrainedGenerator, load, save_generator, save_trained
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
 from emodistill.sweep.names import FOLD_PARAM, trial_name, trial_tags
@@ -40,6 +41,7 @@ from emodistill.tracking.trial import TrialRun
 log = logging.getLogger(__name__)
 
 STATE_FILE = "trial.json"  # beside the trainer's checkpoint in a Tune checkpoint
+MAX_SET_BYTES = 256 * 2**20  # a trial logs the distilled set of each budget up to this size
 REFERENCE_TAG = "mcnemar.reference"  # the run id of the real-data reference the p-values compare with
 
 
@@ -89,7 +91,7 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         result = evaluate(generator)
         generator.config["metrics"].update(result.metrics)
         _finish(run, lambda folder: save_trained(generator, folder), 0, result.metrics, result.predictions_json(),
-                splits["test"])
+                splits["test"], lambda g, folder: _write_sets(g, splits["train"], evaluation, reference, folder))
         tune.report({**result.metrics, "step": 0})
         return
 
@@ -120,7 +122,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     metrics = {**chosen, "steps": trainer.step}
     scores = {k: v for k, v in chosen.items() if k not in ("selected_step", "selected_by")}
     _finish(run, lambda folder: save_generator(module, folder, **trainer.artifact_fields(metrics)),
-            chosen["selected_step"], scores, predictions, splits["test"])
+            chosen["selected_step"], scores, predictions, splits["test"],
+            lambda generator, folder: _write_sets(generator, splits["train"], evaluation, reference, folder))
     # The last report carries the chosen checkpoint's scores: what a searcher learns from this trial.
     tune.report({**scores, "step": trainer.step, "selected_step": chosen["selected_step"]})
 
@@ -151,16 +154,33 @@ def _restore() -> Restored:
     return Restored(run_id=state["run_id"], trainer=trainer, predictions=state["predictions"])
 
 
+def _write_sets(generator: TrainedGenerator, train: FeatureSet, evaluation: EvalConfig,
+                reference: ReferenceResult | None, folder: Path) -> None:
+    """The generator's distilled set of each balanced budget of `evaluation` (its `select`, seed 0) as
+    folder/ppc{N}.arrow; a set over MAX_SET_BYTES is not written (logged instead)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    embedding = None if reference is None else reference.model
+    frames, dim = generator.config["model"]["frames"], generator.config["model"]["dim"]
+    for n, _ in balanced_budgets(f"ppc{b}" for b in evaluation.budgets):
+        size = n * len(generator.label_names) * frames * dim * 4
+        if size > MAX_SET_BYTES:
+            log.info("distilled set of %d per class not logged: %.0f MiB", n, size / 2**20)
+            continue
+        write_distilled_set(generator, train, n, evaluation.select, folder / f"ppc{n}.arrow", embedding)
+
+
 def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict, predictions: dict,
-            test: FeatureSet) -> None:
-    """Log the chosen generator (`save` writes it to a folder), its scores and predictions, the learning curves;
-    end the run FINISHED."""
+            test: FeatureSet, sets: Callable[[TrainedGenerator, Path], None]) -> None:
+    """Log the chosen generator (`save` writes it to a folder), its distilled sets (`sets` writes them), its scores
+    and predictions, the learning curves; end the run FINISHED."""
     run.log_selected(step, scores)
     budgets = sorted({int(k.rsplit("ppc", 1)[1]) for k in scores if k.startswith("uar_ppc") and k[7:].isdigit()})
     curves = {n: {"dev": run.curve(f"dev_uar_ppc{n}"), "test": run.curve(f"uar_ppc{n}")} for n in budgets}
     results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves}
-    # The worker keeps nothing: the generator goes to MLflow from a scratch folder of this node.
+    # The worker keeps nothing: the generator and its sets go to MLflow from a scratch folder of this node.
     with tempfile.TemporaryDirectory(prefix="emodistill-generator-") as scratch:
-        run.log_outcome(save(Path(scratch) / "generator"), results, {"y_true": test.labels.tolist(), **predictions},
-                        learning_curves(curves, step, run.name))
+        generator_dir = save(Path(scratch) / "generator")
+        sets(load(generator_dir), Path(scratch) / "distilled")
+        run.log_outcome(generator_dir, results, {"y_true": test.labels.tolist(), **predictions},
+                        learning_curves(curves, step, run.name), Path(scratch) / "distilled")
     run.finish()

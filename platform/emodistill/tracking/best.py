@@ -1,4 +1,4 @@
-"""Find a sweep's best trial and load its generator."""
+"""Find a sweep's best trial and load its generator or one of its distilled sets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
@@ -68,3 +69,17 @@ def best_generator(experiment: str, metric: str | None = None, tracking_uri: str
         return load_champion(model_name or experiment, tracking_uri, cache_dir)
     run = best_run(experiment, metric, tracking_uri)
     return load(download_generator(run.info.run_id, tracking_uri, cache_dir))
+
+
+def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
+                       tracking_uri: str | None = None) -> pa.Table:
+    """The distilled set of `ppc` per class that the best trial by `metric` (default: the sweep's objective) logged,
+    its SHA-256 checked, as a feature table (read into memory)."""
+    import tempfile
+
+    from emodistill.features.store import read_table
+    from emodistill.tracking.runs import download_distilled_set
+
+    run = best_run(experiment, metric, tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch:
+        return read_table(download_distilled_set(run.info.run_id, ppc, scratch, tracking_uri)).combine_chunks()

@@ -48,6 +48,7 @@ VARIANT_TAG = "variant"  # a trial's named variant of the search space (Baseline
 ARCH_TAG = "emodistill.arch"
 FAILURE_TAG = "emodistill.failure"
 GENERATOR_ARTIFACT = "generator"
+DISTILLED_ARTIFACT = "distilled"  # a trial's distilled set of each budget it scored: distilled/ppc{N}.arrow
 REFERENCE_FILE = "reference.json"  # a reference run's predictions on the test split, for McNemar
 FAILURE_ARTIFACT = "failure.txt"
 GENERATOR_FILES = (CONFIG_FILE, WEIGHTS_FILE)
@@ -209,6 +210,34 @@ def log_generator_artifact(client: MlflowClient, run_id: str, generator_dir: str
     path = _checked_generator_dir(generator_dir)
     client.log_batch(run_id, tags=[RunTag(DIGEST_TAG + name, file_sha256(path / name)) for name in GENERATOR_FILES])
     client.log_artifacts(run_id, str(path), GENERATOR_ARTIFACT)
+
+
+def log_distilled_sets(client: MlflowClient, run_id: str, folder: str | Path) -> None:
+    """A trial's distilled sets (`ppc{N}.arrow` files of `folder`) as the run's artifacts `distilled/`, and the
+    SHA-256 of each as the run's tags."""
+    folder = Path(folder)
+    names = sorted(path.name for path in folder.glob("*.arrow"))
+    client.log_batch(run_id, tags=[RunTag(f"{DIGEST_TAG}{DISTILLED_ARTIFACT}/{name}", file_sha256(folder / name))
+                                   for name in names])
+    client.log_artifacts(run_id, str(folder), DISTILLED_ARTIFACT)
+
+
+def download_distilled_set(run_id: str, ppc: int, directory: str | Path, tracking_uri: str | None = None) -> Path:
+    """The run's distilled set of `ppc` per class, downloaded into `directory` and checked against the SHA-256 the
+    run recorded for it."""
+    client = reading_client(tracking_uri)
+    name = f"{DISTILLED_ARTIFACT}/ppc{ppc}.arrow"
+    [expected] = recorded_digests(client, run_id, [name]).values()
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(directory),
+                                                         tracking_uri=client.tracking_uri))
+    except MlflowException as exc:
+        raise EmodistillError(f"run {run_id} has no readable '{name}' artifact in {client.tracking_uri} "
+                              f"({exc.message}); its sweep logged the budgets it scored") from None
+    if file_sha256(local) != expected:
+        raise IntegrityError(f"run {run_id}: {name} in {client.tracking_uri} does not match the SHA-256 recorded "
+                             "when the run logged it (the file was replaced since); it is not read")
+    return local
 
 
 def recorded_digests(client: MlflowClient, run_id: str, names=GENERATOR_FILES) -> dict[str, str]:

@@ -15,8 +15,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from mlflow import MlflowClient
 
-from emodistill.tracking.runs import (find_or_resume_trial_run, finish_run, log_generator_artifact, log_metrics,
-                                      log_params_flat)
+from emodistill.tracking.runs import (find_or_resume_trial_run, finish_run, log_distilled_sets, log_generator_artifact,
+                                      log_metrics, log_params_flat)
 from emodistill.tracking.store import tracking_client
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,13 @@ class TrialRun:
         history = self.client.get_metric_history(self.run_id, CURVE_PREFIX + metric)
         return sorted((m.step, m.value) for m in history)
 
-    def log_outcome(self, generator_dir: Path, results: dict, predictions: dict, curves_figure) -> None:
-        """The artifacts of a finished trial: generator/, results.json, predictions.json and its learning curves."""
+    def log_outcome(self, generator_dir: Path, results: dict, predictions: dict, curves_figure,
+                    sets_dir: Path | None = None) -> None:
+        """The artifacts of a finished trial: generator/, its distilled sets (distilled/ppc{N}.arrow, from
+        `sets_dir`), results.json, predictions.json and its learning curves."""
         log_generator_artifact(self.client, self.run_id, generator_dir)
+        if sets_dir is not None:
+            log_distilled_sets(self.client, self.run_id, sets_dir)
         self.client.log_dict(self.run_id, results, RESULTS_FILE)
         self.client.log_dict(self.run_id, predictions, PREDICTIONS_FILE)
         self.client.log_figure(self.run_id, curves_figure, CURVES_FIGURE)
