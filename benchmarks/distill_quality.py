@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     features = {draw: prepare(args.work, draw) for draw in draws}
     extra = [f"train.steps={args.steps}", f"train.eval_every={max(1, args.steps // 2)}"] if args.steps else []
     variants = {name: VARIANTS[name] for name in args.variants}
-    protocols = [args.protocol] + ([p for p in PROTOCOLS if p != args.protocol] if args.protocols else [])
+    protocols = [args.protocol] + [p for p in args.protocols if p != args.protocol]
     seeds = list(range(args.seeds))
     jobs = Jobs(args, features, extra)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -99,8 +99,8 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per draw (default 3)")
     parser.add_argument("--protocol", default=None, choices=list(PROTOCOLS),
                         help="data protocol of the main tables (default: the preset's)")
-    parser.add_argument("--protocols", action="store_true",
-                        help="also train and score the recipe at ppc100 under every other data protocol")
+    parser.add_argument("--protocols", nargs="*", default=[], choices=list(PROTOCOLS),
+                        help="other data protocols to train and score the recipe under (at ppc100, linear head)")
     parser.add_argument("--budgets", nargs="+", default=list(BUDGETS), choices=BUDGETS)
     parser.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=list(DECODERS),
                         help="decoders of the cross-decoder table (linear is always scored)")
@@ -309,7 +309,8 @@ def render(report: dict) -> str:
     sizes = "; ".join(f"{d} {s['train']}/{s['dev']}/{s['test']}" for d, s in report["sizes"].items())
     flags = f" --steps {report['steps']}" if report["steps"] else ""
     lines = [f"Command: `python benchmarks/distill_quality.py --draws {','.join(_draw_arg(d) for d in draws)} "
-             f"--seeds {n}{' --protocols' if len(report['protocols']) > 1 else ''}{flags}` — "
+             f"--seeds {n}{' --protocols ' + ' '.join(report['protocols'][1:]) if len(report['protocols']) > 1 else ''}"
+             f"{flags}` — "
              f"{len(draws)} draws of the embedded corpus (preset-corpus seed-fold; train/dev/test utterances: "
              f"{sizes}), "
              f"fbank, data protocol `{main}`, GAN-ATT with the `{report['preset']}` preset; "
