@@ -63,7 +63,8 @@ def sweep(tmp_path_factory):
     experiment_id = client.get_run(parent).info.experiment_id
     reference = client.create_run(experiment_id, run_name="reference",
                                   tags={runs.KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent}).info.run_id
-    runs.log_metrics(client, reference, {"uar_real_full": 0.5}, step=0)
+    runs.log_metrics(client, reference, {"uar_real_full": 0.5, "random.uar_ppc10": 0.40, "random.uar_ppc20": 0.45,
+                                         "kmeans.uar_ppc10": 0.43, "kmeans.acc_ppc10": 0.44}, step=0)
     runs.finish_run(client, reference)
     for trial in TRIALS:
         _trial(uri, experiment_id, parent, *trial)
@@ -80,14 +81,18 @@ def test_report_has_a_row_per_setting_with_its_ci_ratio_marks_and_dev_uar(sweep)
         ("gan_cnn · baseline", 1), ("gan_cnn · sml", 1), ("gan_cnn · div_sml", 2)]
     lines = to_markdown(report).splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
-    assert rows["real data (reference)"] == "| real data (reference) | — | 50.00 | — | — | — | — |"
+    assert rows["real data (reference)"] == "| real data (reference) | — | 50.00 | — | — | — | — | — | — |"
+    # The baselines the reference run scored, and every row's improvement over the random subset (points).
+    assert rows["random (baseline)"] == "| random (baseline) | — | — | 40.00 (0.80×) | — | — | 45.00 (0.90×) | — | — |"
+    assert rows["kmeans (baseline)"] == "| kmeans (baseline) | — | — | 43.00 (0.86×) | — | +3.00 | — | — | — |"
     # One trial: the 95 % CI over its 3 evaluation repeats (t(2) = 4.303: 4.303 x 2 / sqrt(3)).
-    assert rows["gan_cnn · baseline"] == ("| gan_cnn · baseline | 1 | — | 25.00 ± 4.97 (0.50×) | 30.00 | "
-                                          "28.00 ± 7.45 (0.56×) | 32.00 |")
+    assert rows["gan_cnn · baseline"] == ("| gan_cnn · baseline | 1 | — | 25.00 ± 4.97 (0.50×) | 30.00 | -15.00 | "
+                                          "28.00 ± 7.45 (0.56×) | 32.00 | -17.00 |")
     # Significant against the Baseline (†) only: it is +L_SML.
-    assert "| 45.00 ± 4.97 † (0.90×) | 40.00 |" in rows["gan_cnn · sml"]
+    assert "| 45.00 ± 4.97 † (0.90×) | 40.00 | +5.00 |" in rows["gan_cnn · sml"]
     # Two seeds: the CI over the trials (t(1) = 12.71: 12.71 x 0.0283 / sqrt(2)); † and ‡ from its best on dev.
-    assert rows["gan_cnn · div_sml"].startswith("| gan_cnn · div_sml | 2 | — | 53.00 ± 25.41 †‡ (1.06×) | 49.00 |")
+    assert rows["gan_cnn · div_sml"].startswith("| gan_cnn · div_sml | 2 | — | 53.00 ± 25.41 †‡ (1.06×) | 49.00 | "
+                                                "+13.00 |")
     summary = lines[2]
     assert "Sweep `report-test` of space `smoke`: 5 trials (1 failed, 4 finished)" in summary
     assert "objective `dev_uar_ppc10`" in summary and "3 evaluation repeat(s); features `f00d`" in summary
@@ -201,9 +206,9 @@ def test_report_over_folds_gives_mean_and_std_beside_each_fold(folds_sweep, tmp_
     assert all(cell.p_baseline < 0.05 for cell in sml.folds.values()) and sml.p_baseline < 0.05
     text = to_markdown(report)
     rows = [line for line in text.splitlines() if line.startswith("| ")]
-    assert "| real data (reference) | — | 55.00 ± 5.00 | — | — |" in rows
-    assert "| gan_cnn · baseline | 3 | — | 33.00 ± 3.00 (0.60×) | 29.00 |" in rows
-    assert "| gan_cnn · sml | 3 | — | 45.00 ± 5.00 † (0.82×) | 38.00 |" in rows
+    assert "| real data (reference) | — | 55.00 ± 5.00 | — | — | — |" in rows
+    assert "| gan_cnn · baseline | 3 | — | 33.00 ± 3.00 (0.60×) | 29.00 | — |" in rows  # no ladder logged here
+    assert "| gan_cnn · sml | 3 | — | 45.00 ± 5.00 † (0.82×) | 38.00 | — |" in rows
     # The per-fold table: each fold's value, ratio to that fold's reference, McNemar against that fold's Baseline.
     assert "Per fold:" in text and "| setting | fold | trials | whole train set | 10 per class | dev |" in text
     assert [row for row in rows if row.startswith("| real data (reference) | ") and "±" not in row] == [

@@ -44,6 +44,7 @@ from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 
 BASELINE_VARIANT = "baseline"
 SML_VARIANT = "sml"
+RANDOM_SOURCE = "random"  # the baseline the improvement of every row is measured against
 CONFIDENCE = 0.95
 SIGNIFICANCE = 0.05
 REPORT_DIR = "report"  # the parent run's artifacts: report.html, table.json, the figures as PNG and SVG
@@ -95,6 +96,13 @@ class SweepReport:
     champion: str | None = None  # "NAME version V", when the sweep registered one
     folds: list[int | None] = field(default_factory=lambda: [None])  # the folds its trials ran on
     references: dict[int | None, float] = field(default_factory=dict)  # fold -> its reference's uar_real_full
+    # The baseline ladder and the Gaussian the reference runs scored: source -> budget -> test UAR (mean over folds)
+    baselines: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def versus_random(self, cell: Cell | None, n: int) -> float | None:
+        """UAR points of `cell` above the random real subset of budget `n` (None when either is unknown)."""
+        random = self.baselines.get(RANDOM_SOURCE, {}).get(n)
+        return None if cell is None or random is None else 100 * (cell.test - random)
 
     @property
     def several_folds(self) -> bool:
@@ -162,13 +170,15 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     # The references of the folds the table shows (the ratios divide by their mean), not of folds whose trials all
     # failed.
     references = {fold: value for fold, value in references.items() if fold in folds} or references
+    baselines = _baselines([run for run in children if run.data.tags.get(KIND_TAG) == "baseline"
+                            and fold_of(run) in references])
     report = SweepReport(
         experiment=experiment, parent_run_id=parent.info.run_id, objective=objective,
         budgets=sorted({n for row in rows for run in row.runs for n in _budgets(run)}),
         repeats=int(parent.data.params.get("evaluation.repeats", 1)),
         reference=statistics.fmean(references.values()) if references else None, chance=None, rows=rows,
         statuses=dict(Counter(run.info.status for run in trials)), space=parent.data.tags.get("emodistill.space"),
-        features=parent.data.tags.get(FEATURES_TAG), folds=folds, references=references)
+        features=parent.data.tags.get(FEATURES_TAG), folds=folds, references=references, baselines=baselines)
     if rows:
         report.chance = 1 / len(set(predictions.of(rows[0].best.info.run_id)["y_true"]))
     for row in rows:
@@ -176,6 +186,17 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     for row in rows:
         _compare(row, report, predictions)
     return report
+
+
+def _baselines(references: list[Run]) -> dict[str, dict[int, float]]:
+    """Source -> budget -> its test UAR `{source}.uar_ppc{N}`, averaged over the reference runs (one per fold)."""
+    values: dict[str, dict[int, list[float]]] = {}
+    for run in references:
+        for key, value in run.data.metrics.items():
+            source, dot, metric = key.rpartition(".")
+            if dot and metric.startswith("uar_ppc") and metric[7:].isdigit():
+                values.setdefault(source, {}).setdefault(int(metric[7:]), []).append(value)
+    return {source: {n: statistics.fmean(v) for n, v in sorted(budgets.items())} for source, budgets in values.items()}
 
 
 def fold_of(run: Run) -> int | None:
@@ -342,21 +363,34 @@ def _cell_text(cell: Cell | None, reference: float | None) -> str:
     return text + (f" {marks}" if marks else "") + ratio
 
 
+def _points(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f}"
+
+
 def table(report: SweepReport) -> tuple[list[str], list[list[str]]]:
-    """The results table as text: header and rows (the reference first), shared by markdown and HTML."""
+    """The results table as text: header and rows (the reference and the baselines first), shared by markdown and
+    HTML; beside each budget, the dev UAR and the improvement over the random real subset (points)."""
     header = ["setting", "trials", "whole train set"]
     for n in report.budgets:
-        header += [f"{n} per class", "dev"]
+        header += [f"{n} per class", "dev", "vs random"]
     rows = []
     if report.reference is not None:
         std = report.reference_std
         whole = _percent(report.reference) + ("" if std is None else f" ± {100 * std:.2f}")
-        rows.append(["real data (reference)", "—", whole] + ["—"] * (2 * len(report.budgets)))
+        rows.append(["real data (reference)", "—", whole] + ["—"] * (3 * len(report.budgets)))
+    for source, budgets in report.baselines.items():
+        cells = [f"{source} (baseline)", "—", "—"]
+        for n in report.budgets:
+            cell = None if n not in budgets else Cell(test=budgets[n], half_width=None, dev=None)
+            cells += [_cell_text(cell, report.reference), "—",
+                      "—" if source == RANDOM_SOURCE else _points(report.versus_random(cell, n))]
+        rows.append(cells)
     for row in report.rows:
         cells = [row.name, str(len(row.runs)), "—"]
         for n in report.budgets:
             cell = row.cells.get(n)
-            cells += [_cell_text(cell, report.reference), _percent(cell.dev if cell else None)]
+            cells += [_cell_text(cell, report.reference), _percent(cell.dev if cell else None),
+                      _points(report.versus_random(cell, n))]
         rows.append(cells)
     return header, rows
 
@@ -394,15 +428,18 @@ def legend(report: SweepReport) -> str:
                 f"(utterances per class): mean ± standard deviation over the {len(report.folds)} folds ({folds}; "
                 f"each fold's value is the mean over its trials, see the per-fold table), as SUPERB reports; (×) "
                 f"ratio to the real-data reference (its mean over the folds); dev: the mean over the folds of the dev "
-                f"UAR (%) that chose each generator's checkpoint. † McNemar (two-sided, p < {SIGNIFICANCE}) differs "
+                f"UAR (%) that chose each generator's checkpoint; vs random: UAR points above the random real subset "
+                f"of the same budget (its mean over the folds). † McNemar (two-sided, p < {SIGNIFICANCE}) differs "
                 f"from the Baseline, ‡ from +L_SML (same architecture and settings; on each fold, the best trials "
                 f"on {report.objective}); in the mean row, only when it does on every fold. Per fold, ± is the "
                 f"half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}.{chance}")
     return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
             f"(utterances per class); ± half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}; "
-            f"(×) ratio to the real-data reference; dev: the dev UAR (%) that chose each generator's checkpoint. "
-            f"† McNemar (two-sided, p < {SIGNIFICANCE}) differs from the Baseline, ‡ from +L_SML (same "
-            f"architecture and settings; each row's best trial on {report.objective}).{chance}")
+            f"(×) ratio to the real-data reference; dev: the dev UAR (%) that chose each generator's checkpoint; vs "
+            f"random: UAR points above the random real subset of the same budget (the baselines' rows: the ladder "
+            f"and the Gaussian scored by the reference run). † McNemar (two-sided, p < {SIGNIFICANCE}) differs from "
+            f"the Baseline, ‡ from +L_SML (same architecture and settings; each row's best trial on "
+            f"{report.objective}).{chance}")
 
 
 def summary(report: SweepReport) -> str:
@@ -478,7 +515,7 @@ def _record(setting: str, trials: int | None, n: int | None, test: float, cell: 
             "ci_low": None if half is None else test - half, "ci_high": None if half is None else test + half,
             "ratio_to_real": test / reference if reference else None, "dev_uar": cell.dev if cell else None,
             "mcnemar_p_vs_baseline": cell.p_baseline if cell else None,
-            "mcnemar_p_vs_sml": cell.p_sml if cell else None}
+            "mcnemar_p_vs_sml": cell.p_sml if cell else None, "vs_random_points": None}
 
 
 def table_data(report: SweepReport) -> dict[str, list]:
@@ -491,10 +528,17 @@ def table_data(report: SweepReport) -> dict[str, list]:
         if report.several_folds:
             records += [{**_record("real data (reference)", None, None, value, None, value), "fold": fold,
                          "test_std": None} for fold, value in report.references.items()]
+    for source, budgets in report.baselines.items():
+        for n, value in budgets.items():
+            cell = Cell(test=value, half_width=None, dev=None)
+            records.append({**_record(f"{source} (baseline)", None, n, value, cell, report.reference),
+                            "vs_random_points": report.versus_random(cell, n) if source != RANDOM_SOURCE else None,
+                            **({"fold": None, "test_std": None} if report.several_folds else {})})
     for row in report.rows:
         for n, cell in row.cells.items():
             if not report.several_folds:
-                records.append(_record(row.name, len(row.runs), n, cell.test, cell, report.reference))
+                records.append({**_record(row.name, len(row.runs), n, cell.test, cell, report.reference),
+                                "vs_random_points": report.versus_random(cell, n)})
                 continue
             records.append({**_record(row.name, len(row.runs), n, cell.test, cell, report.reference), "fold": None,
                             "test_std": cell.std})
