@@ -100,3 +100,22 @@ def test_evaluate_scores_distilled_sets_and_the_gaussian_under_the_same_selectio
     assert names == ["random", "herding", "kmeans", "kcenter", "gaussian", "gaussian-moments", "GAN (moments x3)"]
     assert report["config"]["select"]["method"] == "moments" and report["config"]["select"]["candidates"] == 3
     assert "| GAN (moments x3) (generator) |" in capsys.readouterr().out
+
+
+
+def test_evaluate_in_the_soft_label_regime_trains_every_source_on_the_references_soft_labels(tmp_path, capsys):
+    from emodistill.cli.main import main
+    from evaluate_helpers import write_feature_dir
+
+    features = write_feature_dir(tmp_path / "features")
+    common = ["--features", str(features), "--budgets", "2", "--repeats", "1", "--downstream-steps", "4",
+              "--device", "cpu"]
+    assert main(["baselines", *common, "--out", str(tmp_path / "hard")]) == 0
+    assert main(["baselines", *common, "--soft-labels", "--augment-noise", "0.2", "--out", str(tmp_path / "soft")]) == 0
+    printed = capsys.readouterr().out
+    assert "learnt with the real-data reference's soft labels and Gaussian feature noise (σ 0.2)" in printed
+    hard, soft = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("hard", "soft"))
+    assert soft["config"]["soft_labels"] and soft["config"]["downstream"]["augment_noise"] == 0.2
+    assert hard["reference"]["predictions"] == soft["reference"]["predictions"]  # it learns the real labels
+    assert [s["conditions"]["ppc2"]["predictions"] for s in hard["sources"]] != \
+        [s["conditions"]["ppc2"]["predictions"] for s in soft["sources"]]

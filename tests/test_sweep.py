@@ -25,7 +25,7 @@ from emodistill.distilled import generator_digest
 from emodistill.cli.main import main
 from emodistill.features import dataset
 from emodistill.features.schema import validate_table
-from emodistill.features.store import load_splits
+from emodistill.features.store import load_splits, read_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.report import load_report
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
@@ -218,6 +218,23 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     meta = validate_table(chosen, "distilled set")
     assert chosen.num_rows == 40 and meta.provenance["method"] == "herding" and meta.provenance["candidates"] == 2
     assert meta.provenance["generator"] == generator_digest(best_generator("smoke-test", tracking_uri=uri))
+
+
+def test_sample_writes_a_distilled_set_against_the_features_the_generator_learnt_from(smoke, features, tmp_path,
+                                                                                      capsys):
+    _, _, uri, _, _, _ = smoke
+    out = tmp_path / "set.arrow"
+    assert main(["sample", "--experiment", "smoke-test", "--tracking-uri", uri, "--ppc", "3", "--select", "cover",
+                 "--candidates", "4", "--features", str(features), "--seed", "2", "--out", str(out)]) == 0
+    assert "wrote 12 synthetic utterances" in capsys.readouterr().out
+    meta = validate_table(read_table(out), str(out))
+    assert {k: meta.provenance[k] for k in ("method", "ppc", "candidates", "seed")} == {
+        "method": "cover", "ppc": {label: 3 for label in LABELS}, "candidates": 4, "seed": 2}
+    assert meta.provenance["data"] == {"dev_by": "utterance", "normalize": "speaker"}  # the smoke space's protocol
+    assert meta.normalization == "speaker"  # the generator learnt in the normalised space
+    assert main(["sample", "--experiment", "smoke-test", "--tracking-uri", uri, "--ppc", "3", "--select", "cover",
+                 "--out", str(tmp_path / "no.arrow")]) == 2
+    assert "needs --features" in capsys.readouterr().err and not (tmp_path / "no.arrow").exists()
 
 
 def test_killed_trial_resumes_from_its_checkpoint_in_the_same_run(smoke):

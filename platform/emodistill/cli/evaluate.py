@@ -65,6 +65,12 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
                              "'Distilled sets')")
     parser.add_argument("--candidates", type=int, default=20,
                         help="--select herding/cover/moments: candidates drawn per kept sample (default 20)")
+    parser.add_argument("--soft-labels", action="store_true",
+                        help="train every source's sets (real subsets too) on the real-data reference's soft labels "
+                             "instead of their labels: a regime of its own, not comparable with hard-label results")
+    parser.add_argument("--augment-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian feature noise in every downstream's training (in each dimension's std; "
+                             "default 0: none), the same for every source")
     data = DataConfig.model_fields
     parser.add_argument("--dev-by", choices=["utterance", "speaker"],
                         help="dev split by utterance (SUPERB) or by speaker (no dev speaker in train); default: what "
@@ -76,7 +82,7 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
 
 def eval_config(args: argparse.Namespace) -> EvalConfig:
     """The EvalConfig the command-line flags describe (invalid values raise ConfigError naming the field)."""
-    downstream = {"device": args.device}
+    downstream = {"device": args.device, "augment_noise": args.augment_noise}
     if args.downstream_steps is not None:
         downstream["max_steps"] = args.downstream_steps
         downstream["eval_every"] = max(1, args.downstream_steps // 10)
@@ -84,7 +90,8 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
         return EvalConfig(budgets=args.budgets, repeats=args.repeats, imbalanced=args.imbalanced,
                           full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
                           downstream=downstream, decoders=[DEFAULT_DECODER, *(args.decoders or [])],
-                          select={"method": args.select, "candidates": args.candidates})
+                          select={"method": args.select, "candidates": args.candidates},
+                          soft_labels=args.soft_labels)
     except ValidationError as exc:
         raise ConfigError(f"invalid evaluation settings: {field_problems(exc)}") from None
 

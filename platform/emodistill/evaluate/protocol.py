@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 from tqdm.auto import tqdm
 
 from emodistill.downstream import (DECODERS, DEFAULT_DECODER, DownstreamConfig, accuracy, confusion_matrix, predict,
-                                   train_downstream, uar)
+                                   teacher_probabilities, train_downstream, uar)
 from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, FeatureTableError
 from emodistill.distilled import SetSpec, distilled_set
@@ -63,6 +63,9 @@ class EvalConfig(BaseModel):
     # chosen for the budget (distilled/sets.py) in the embedding of the linear reference; the Gaussian baseline is
     # then scored both ways.
     select: SetSpec = Field(default_factory=SetSpec)
+    # Beyond the paper (off in it): every training set of every source, real subsets included, is learnt with the
+    # soft labels of the linear reference (its softmax on each utterance) instead of its hard labels.
+    soft_labels: bool = False
 
     @field_validator("budgets")
     @classmethod
@@ -162,7 +165,7 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
     bar = tqdm(total=len(todo) * config.repeats, desc=f"evaluate {name}", disable=not progress)
     for condition in todo:
         try:
-            scored = _score_condition(condition, draw, splits, config, bar)
+            scored = _score_condition(condition, draw, splits, config, bar, _teacher(config, reference))
         except InfeasibleBudget as exc:
             if not skip_infeasible:
                 raise
@@ -179,17 +182,29 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
     return result
 
 
+def _teacher(config: EvalConfig, reference: ReferenceResult | None):
+    """The model whose softmax the training sets are learnt from with config.soft_labels (None without)."""
+    if not config.soft_labels:
+        return None
+    if reference is None or reference.model is None:
+        raise ConfigError("soft_labels: the soft labels are the real-data reference's; evaluate with a reference "
+                          "trained in this process")
+    return reference.model
+
+
 def _score_condition(condition: Condition, draw: Draw, splits: Mapping[str, FeatureSet], config: EvalConfig,
-                     bar: tqdm) -> dict[str, ConditionResult]:
-    """Decoder -> the results of `config.repeats` fresh draws of one condition, each draw training every decoder."""
+                     bar: tqdm, teacher=None) -> dict[str, ConditionResult]:
+    """Decoder -> the results of `config.repeats` fresh draws of one condition, each draw training every decoder
+    (on `teacher`'s soft labels when given)."""
     test = splits["test"]
     scores = {decoder: {"uars": [], "accs": [], "dev": [], "seconds": [], "first": None} for decoder in config.decoders}
     for r in range(config.repeats):
         seed = repeat_seed(config.seed, r)
         train = draw(condition.counts, seed)
+        targets = None if teacher is None else teacher_probabilities([teacher], train, device=config.downstream.device)
         for decoder, score in scores.items():
             downstream = config.downstream.model_copy(update={"seed": seed, "decoder": decoder})
-            trained = train_downstream(train, splits["dev"], downstream, progress=False)
+            trained = train_downstream(train, splits["dev"], downstream, progress=False, targets=targets)
             pred = predict(trained.model, test, device=config.downstream.device)
             score["uars"].append(uar(test.labels, pred))
             score["accs"].append(accuracy(test.labels, pred))

@@ -219,7 +219,16 @@ def render_markdown(report: Mapping) -> str:
                         "Accuracy (%, SUPERB's metric) on the real test split, mean over the repeats.")
     sections += [("Pairwise McNemar", comparisons_table(report)), ("Speaker-ID probe", privacy_table(report)),
                  ("Cost", cost_table(report))]
+    setup = []
     if report.get("data"):
-        data = report["data"]
-        sections.insert(0, ("Data", f"dev split by {data['dev_by']}; features normalised: {data['normalize']}."))
+        setup.append(f"dev split by {report['data']['dev_by']}; features normalised: {report['data']['normalize']}.")
+    config = report["config"]
+    regime = [what for what, on in (("the real-data reference's soft labels", config.get("soft_labels")),
+                                    (f"Gaussian feature noise (σ {config['downstream'].get('augment_noise')})",
+                                     config["downstream"].get("augment_noise"))) if on]
+    if regime:
+        setup.append(f"Every source's sets, real subsets included, are learnt with {' and '.join(regime)}: not "
+                     "comparable with hard-label results.")
+    if setup:
+        sections.insert(0, ("Data and regime", " ".join(setup)))
     return "\n\n".join(f"## {title}\n\n{body}" for title, body in sections if body) + "\n"
