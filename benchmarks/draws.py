@@ -9,6 +9,7 @@ trained on one source only, its checkpoint chosen on the real dev split, UAR and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -40,6 +41,7 @@ DOWNSTREAM = DownstreamConfig(max_steps=1000, eval_every=100, device="cpu")
 DECODER_FRAMES = 100
 SELECT_DRAWS = 2  # samples + downstreams averaged per checkpoint evaluation of a generator (at ppc 100)
 SELECT_PPC = 100
+RECORD_FILE = "benchmark.json"  # beside a trained generator: its curve and cost, reused by a later run
 PROTOCOLS = {  # the data protocols measured: how dev is held out, whether features are normalised per speaker
     "utterance": DataConfig(),
     "speaker": DataConfig(dev_by="speaker"),
@@ -148,6 +150,11 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
     data = PROTOCOLS[protocol]
     config = load_config(preset, [*overrides, f"train.seed={seed}", "train.device=cpu",
                                   f"data.dev_by={data.dev_by}", f"data.normalize={data.normalize}"])
+    record = Path(out) / RECORD_FILE
+    if record.is_file():  # trained by an earlier run with the same config: its record, curve included
+        earlier = json.loads(record.read_text())
+        if earlier.get("config") == config.model_dump(mode="json"):
+            return earlier
     counts = budget_counts(s["train"], f"ppc{SELECT_PPC}")
     curve, started = [], time.perf_counter()
 
@@ -165,10 +172,13 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
     generator = load(path)
     selected = generator.config["metrics"].get("selected_step")
     chosen = next((p for p in curve if p["step"] == selected), None)
-    return {"path": str(path), "curve": curve, "seconds": time.perf_counter() - started, "selected_step": selected,
-            "seconds_to_selected": chosen["seconds"] if chosen else None,
-            "chosen_dev": chosen["dev"] if chosen else None, "chosen_test": chosen["test"] if chosen else None,
-            "steps": generator.config["metrics"]["steps"], "parameters": generator.num_parameters}
+    result = {"path": str(path), "curve": curve, "seconds": time.perf_counter() - started, "selected_step": selected,
+              "seconds_to_selected": chosen["seconds"] if chosen else None,
+              "chosen_dev": chosen["dev"] if chosen else None, "chosen_test": chosen["test"] if chosen else None,
+              "steps": generator.config["metrics"]["steps"], "parameters": generator.num_parameters,
+              "config": config.model_dump(mode="json")}
+    record.write_text(json.dumps(result))
+    return result
 
 
 def results(futures: dict[object, Future], stage: str) -> dict:

@@ -33,7 +33,8 @@ def _speaker_rows(table: pa.Table, source: str) -> list[str]:
     missing = [u for u, s in zip(table.column("utt_id").to_pylist(), speakers) if s is None]
     if missing:
         raise FeatureTableError(f"{source}: {len(missing)} utterance(s) have no speaker (first: {missing[0]}); "
-                                "per-speaker normalisation needs a speaker on every utterance")
+                                "per-speaker normalisation needs a speaker on every utterance (or set "
+                                "data.normalize to none / --normalize none)")
     return speakers
 
 
