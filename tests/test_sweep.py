@@ -52,7 +52,13 @@ def features(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def smoke(cluster, features, tmp_path_factory):
+def smoke_features(tmp_path_factory):
+    """Train split of 22 per class, so that the selection ladder is feasible at the smoke budgets (10, 20)."""
+    return make_feature_dir(tmp_path_factory.mktemp("smoke-features"), sizes={"train": 88, "dev": 12, "test": 16})
+
+
+@pytest.fixture(scope="module")
+def smoke(cluster, smoke_features, tmp_path_factory):
     """The smoke sweep (Baseline, +L_DIV, +L_SML, both; two at a time) plus a trial that diverges, run once.
 
     The +L_DIV trial runs longer and its worker is SIGKILLed once Tune holds its first checkpoint.
@@ -73,7 +79,7 @@ def smoke(cluster, features, tmp_path_factory):
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            result = run_sweep(space, features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
+            result = run_sweep(space, smoke_features, name="smoke-test", tracking_uri=uri, storage_path=root / "sweeps")
     finally:
         done.set()
         killer.join()
@@ -220,12 +226,12 @@ def test_smoke_sweep_registers_and_serves_its_best_generator(smoke):
     assert meta.provenance["generator"] == generator_digest(best_generator("smoke-test", tracking_uri=uri))
 
 
-def test_sample_writes_a_distilled_set_against_the_features_the_generator_learnt_from(smoke, features, tmp_path,
-                                                                                      capsys):
+def test_sample_writes_a_distilled_set_against_the_features_the_generator_learnt_from(smoke, smoke_features,
+                                                                                      tmp_path, capsys):
     _, _, uri, _, _, _ = smoke
     out = tmp_path / "set.arrow"
     assert main(["sample", "--experiment", "smoke-test", "--tracking-uri", uri, "--ppc", "3", "--select", "cover",
-                 "--candidates", "4", "--features", str(features), "--seed", "2", "--out", str(out)]) == 0
+                 "--candidates", "4", "--features", str(smoke_features), "--seed", "2", "--out", str(out)]) == 0
     assert "wrote 12 synthetic utterances" in capsys.readouterr().out
     meta = validate_table(read_table(out), str(out))
     assert {k: meta.provenance[k] for k in ("method", "ppc", "candidates", "seed")} == {
