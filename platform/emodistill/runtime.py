@@ -17,18 +17,37 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
+    problem = _unusable(resolved)
+    if problem:
+        raise ConfigError(f"device {device!r}: {problem}: choose 'auto' or 'cpu', or install a torch built for it")
+    return resolved
+
+
+def _unusable(device: torch.device) -> str | None:
+    """Why this torch cannot run on `device` (not built for it, no such device), None when it can."""
+    if device.type == "cpu" or device.type == "meta":
+        return None
+    backend = getattr(torch, device.type, None)
+    if backend is None or not hasattr(backend, "is_available"):
+        return f"this torch has no backend for {device.type!r}"
+    if not backend.is_available():
+        return f"this torch ({torch.__version__}) cannot use {device.type} here (not built for it, or no device)"
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        return f"there is no {device.type} device {device.index} (this machine has {count})"
+    return None
 
 
 def check_device_name(value: str) -> str:
-    """Validate a config's device field: 'auto' or a torch device string."""
+    """Validate a config's device field: 'auto' or a device string that this torch can use here."""
     if value != "auto":
         try:
             resolve_device(value)
-        except ConfigError:
-            raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
