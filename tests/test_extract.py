@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from emodistill.cli.main import main
+from emodistill.corpora.audio import read_audio
 from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import Utterance
 from emodistill.corpora.folds import leave_one_session_out
@@ -244,3 +245,12 @@ def test_cli_errors(corpus, tmp_path, capsys):
     (corpus / "s3b.wav").unlink()
     fails(extract + [str(corpus)], "have no audio file (s3b)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_float_wav_with_non_finite_samples_is_refused_naming_it(tmp_path, value):
+    wav = np.zeros((16000, 2), dtype=np.float32)
+    wav[8000, 1] = value
+    sf.write(tmp_path / "bad.wav", wav, 16000, subtype="FLOAT")
+    with pytest.raises(CorpusError, match=r"bad.wav: 1 of 16000 samples are NaN or infinite \(the first at 0.500 s\)"):
+        read_audio(tmp_path / "bad.wav", 16000)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from emodistill import generator
 from emodistill.errors import ConfigError, EmodistillError
@@ -182,6 +184,33 @@ def test_mismatched_weights_are_refused(tmp_path):
     config["model"]["g_channels"] = 16
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConfigError, match="do not match"):
+        generator.load(path)
+
+
+def test_a_huge_model_in_config_is_refused_before_allocating(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["frames"] = 100_000_000  # ~20 GB of weights, were the generator built before the check
+    (path / "config.json").write_text(json.dumps(config))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match=r"model.safetensors: weights do not match the model in config.json "
+                                              r"\(2 tensor\(s\) differ; 'seed.project.bias' is of shape \[8\] in "
+                                              r"the file, of shape \[50000000\] for the model\)"):
+            generator.load(path)
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf_are_refused_at_load(tmp_path, value):
+    module, path = save_micro(tmp_path / "gen")
+    weights = load_file(path / "model.safetensors")
+    name = next(name for name, tensor in weights.items() if tensor.is_floating_point())
+    weights[name].view(-1)[0] = value
+    save_file(weights, path / "model.safetensors")
+    with pytest.raises(ConfigError, match=rf"model.safetensors: weight '{re.escape(name)}' holds NaN or infinite"):
         generator.load(path)
 
 

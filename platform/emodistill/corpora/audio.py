@@ -26,6 +26,11 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         wav = sound.read(dtype="float32", always_2d=True)
     if wav.shape[0] == 0:
         raise CorpusError(f"{path}: audio file is empty (0 samples)")
+    finite = np.isfinite(wav).all(axis=1)
+    if not finite.all():  # a float wav can hold them; features of one are NaN, and so is every loss trained on them
+        bad = np.flatnonzero(~finite)
+        raise CorpusError(f"{path}: {bad.size} of {finite.size} samples are NaN or infinite (the first at "
+                          f"{bad[0] / sr:.3f} s): repair the file or drop it from the corpus")
     wav = wav.mean(axis=1)
     if sr != sample_rate:
         from scipy.signal import resample_poly  # scipy.signal costs seconds to import; most corpora need no resampling
