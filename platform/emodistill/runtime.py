@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 from pydantic import AfterValidator
 
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, EmodistillError
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -52,6 +52,26 @@ def check_device_name(value: str) -> str:
 
 
 DeviceName = Annotated[str, AfterValidator(check_device_name)]
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give without swapping (MemAvailable; free pages where it is unknown)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(needed: int, what: str, advice: str) -> None:
+    """Raise EmodistillError "`what`: needs about X GiB ..., `advice`" unless `needed` bytes are available."""
+    available = available_memory()
+    if needed > available:
+        raise EmodistillError(f"{what}: needs about {needed / 2**30:.1f} GiB of memory, more than the "
+                              f"{available / 2**30:.1f} GiB this machine has available: {advice}")
 
 
 def cache_dir(*parts: str) -> Path:

@@ -25,6 +25,8 @@ from emodistill.errors import ConfigError, EmodistillError
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
+# What MLflow can track in: a folder, a database (SQLAlchemy's schemes) or a server.
+TRACKING_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks"})
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
 # A command that only reads gives up on a server within seconds; MLflow's defaults (7 retries, doubling from 2 s,
@@ -39,6 +41,11 @@ FAIL_FAST_HTTP = {
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The explicit URI, else $MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlruns.db`; sqlite paths made absolute."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or SQLITE_PREFIX + DEFAULT_DB
+    scheme = urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg2: SQLAlchemy's dialect+driver
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(f"tracking URI {uri!r}: unknown scheme {scheme!r}, expected sqlite:///path.db, "
+                          "http(s)://server or a database URL (postgresql, mysql, mssql): check --tracking-uri and "
+                          "$MLFLOW_TRACKING_URI")
     if uri.startswith("sqlite:"):
         # Absolute, so that Ray trials (which run in their own working directory) reach the same file.
         return SQLITE_PREFIX + str(sqlite_path(uri).resolve())
