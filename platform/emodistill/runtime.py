@@ -66,12 +66,15 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(needed: int, what: str, advice: str) -> None:
-    """Raise EmodistillError "`what`: needs about X GiB ..., `advice`" unless `needed` bytes are available."""
-    available = available_memory()
+def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:
+    """Raise EmodistillError "`what`: needs about X GiB ..., `advice`" unless `needed` bytes are available on
+    `device` (a CUDA device's free memory; the machine's for any other, or None)."""
+    on_gpu = device is not None and device.type == "cuda"
+    available = torch.cuda.mem_get_info(device)[0] if on_gpu else available_memory()
     if needed > available:
+        where = f"{device} has free" if on_gpu else "this machine has available"
         raise EmodistillError(f"{what}: needs about {needed / 2**30:.1f} GiB of memory, more than the "
-                              f"{available / 2**30:.1f} GiB this machine has available: {advice}")
+                              f"{available / 2**30:.1f} GiB {where}: {advice}")
 
 
 def cache_dir(*parts: str) -> Path:
