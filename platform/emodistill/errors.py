@@ -71,16 +71,20 @@ OS_ADVICE = {
 ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")  # pyarrow's OSErrors carry the errno only in their message
 
 
-def os_problem(exc: OSError, path: Any = None) -> str:
-    """An OSError as one line "PATH: what went wrong, what to do"; `path` stands in when the error names none."""
+def os_reason(exc: OSError) -> str:
+    """What went wrong in an OSError and what to do, without the path."""
     code = exc.errno
     if code is None and (found := ERRNO_IN_TEXT.search(str(exc))):
         code = int(found.group(1))
+    return OS_ADVICE.get(code) or one_line(exc.strerror or exc)
+
+
+def os_problem(exc: OSError, path: Any = None) -> str:
+    """An OSError as one line "PATH: what went wrong, what to do"; `path` stands in when the error names none."""
     where = exc.filename if exc.filename is not None else path
-    what = OS_ADVICE.get(code) or one_line(exc.strerror or exc)
     if exc.filename2 is not None:
         where = f"{where} -> {exc.filename2}"
-    return f"{where}: {what}" if where is not None else what
+    return f"{where}: {os_reason(exc)}" if where is not None else os_reason(exc)
 
 
 def is_mlflow_error(exc: BaseException) -> bool:

@@ -99,6 +99,7 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     meta = index["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
     space.check_folds(fold_sessions(index), str(features))  # so does a fold the features do not have
+    storage.check_writable(storage_path or "sweeps")  # and a folder that cannot hold the sweep's checkpoints
     with connected(address):
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)
