@@ -259,3 +259,13 @@ def test_sample_features_are_the_sampled_table_without_arrow(tmp_path):
     np.testing.assert_array_equal(direct.labels, via_table.labels)
     assert direct.utt_ids == via_table.utt_ids and direct.speakers == via_table.speakers
     assert direct.label_names == via_table.label_names and direct.meta.split == "synthetic"
+
+
+def test_samples_that_cannot_fit_in_memory_are_refused_before_generating(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    with pytest.raises(EmodistillError, match=r"sample: 4000000000000 utterances of 16 x 12 frames: needs about "
+                                              r"\d+\.\d GiB of memory, more than the"):
+        gen.sample_features(10**12)
+    with pytest.raises(EmodistillError, match=r"sample: a batch of batch_size 1000000000000: 1000000000000 utt"):
+        next(gen.sample_batches(10**12, batch_size=10**12))

@@ -144,6 +144,7 @@ class TrainedGenerator:
         # memory bounded by the batch (arrays over all N utterances took gigabytes for a large ppc).
         ends = np.cumsum(counts)
         total = int(ends[-1]) if len(ends) else 0
+        self.check_memory(min(batch_size, total), f"sample: a batch of batch_size {batch_size}")
         rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
         meta = self.feature_meta
         for start in range(0, total, batch_size):
