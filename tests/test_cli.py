@@ -66,7 +66,8 @@ def _raise(exc: BaseException):
     (OSError(28, "No space left on device"), 2,  # as pyarrow raises it, naming no file: the command's --out is named
      "emodistill corpus: error: out: no space left on the device: free some space or choose a folder on another disk"),
     (RecursionError("maximum recursion depth exceeded"), 2,
-     "emodistill corpus: error: out: input nested too deeply: flatten the JSON or YAML it reads"),
+     "emodistill corpus: error: an input file: nested too deeply (thousands of brackets?): check the JSON and YAML "
+     "files given"),
     (KeyError("members"), 1, "emodistill corpus: internal error: KeyError: 'members' (a bug in emodistill: run again "
                              "with --verbose for the traceback, and report it)"),
 ])

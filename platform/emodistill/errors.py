@@ -106,8 +106,8 @@ def external_problem(exc: BaseException, path: Any = None) -> str | None:
     if isinstance(exc, OSError):
         return os_problem(exc, path)
     if isinstance(exc, RecursionError):
-        where = f"{path}: " if path is not None else ""
-        return f"{where}input nested too deeply: flatten the JSON or YAML it reads"
+        where = f"{path}: " if path is not None else "an input file: "
+        return f"{where}nested too deeply (thousands of brackets?): check the JSON and YAML files given"
     if isinstance(exc, Exception):
         return mlflow_problem(exc, path)
     return None

@@ -101,11 +101,12 @@ def _fail(command: str, problem: str) -> int:
 
 
 def _culprit(args: argparse.Namespace, exc: Exception) -> str | None:
-    """What an error that names no path is about: the tracking store for MLflow's, else the command's output."""
+    """What an error that names no path is about: the tracking store for MLflow's, the command's output for a
+    system error (pyarrow's write errors name no file), nothing for others."""
     if is_mlflow_error(exc):
         return getattr(args, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
     out = getattr(args, "out", None)
-    return str(out) if out is not None else None
+    return str(out) if isinstance(exc, OSError) and out is not None else None
 
 
 if __name__ == "__main__":
