@@ -68,6 +68,12 @@ def _raise(exc: BaseException):
     (RecursionError("maximum recursion depth exceeded"), 2,
      "emodistill corpus: error: an input file: nested too deeply (thousands of brackets?): check the JSON and YAML "
      "files given"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 20000000000 bytes. Error code 12 (Cannot allocate memory)"), 2,
+     "emodistill corpus: error: out of memory (it tried to allocate 20000000000 bytes): make the sizes in the "
+     "config (model, batches, budgets) smaller or free memory"),
+    (MemoryError(), 2, "emodistill corpus: error: out of memory: make the sizes in the config (model, batches, "
+                       "budgets) smaller or free memory"),
     (KeyError("members"), 1, "emodistill corpus: internal error: KeyError: 'members' (a bug in emodistill: run again "
                              "with --verbose for the traceback, and report it)"),
 ])

@@ -68,6 +68,8 @@ OS_ADVICE = {
     errno.ELOOP: "too many levels of symbolic links: check the path",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n)",
 }
+OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory", re.IGNORECASE)  # torch's allocators' words
+ALLOCATION = re.compile(r"tried to allocate [\d.]+ ?\w+", re.IGNORECASE)
 ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")  # pyarrow's OSErrors carry the errno only in their message
 
 
@@ -108,6 +110,11 @@ def external_problem(exc: BaseException, path: Any = None) -> str | None:
     if isinstance(exc, RecursionError):
         where = f"{path}: " if path is not None else "an input file: "
         return f"{where}nested too deeply (thousands of brackets?): check the JSON and YAML files given"
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and OUT_OF_MEMORY.search(str(exc))):
+        # What no up-front check foresaw (torch's CPU and CUDA allocators raise RuntimeErrors).
+        asked = ALLOCATION.search(str(exc))
+        what = f" (it {asked.group(0).lower()})" if asked else ""
+        return f"out of memory{what}: make the sizes in the config (model, batches, budgets) smaller or free memory"
     if isinstance(exc, Exception):
         return mlflow_problem(exc, path)
     return None
