@@ -171,6 +171,8 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, 
 CASES = [
     ("wav-nan", nan_wav, "bad.wav: 1 of 8000 samples are NaN or infinite", ()),
     ("wav-not-audio", text_as_wav, "fake.wav: not a readable audio file", ()),
+    ("manifest-device", command("corpus", "manifest", "--csv", "/dev/zero", "--out", "{case}/c"),
+     "/dev/zero: not a regular file (expected a manifest CSV)", ()),
     ("manifest-bad-cell", manifest_bad_session, "m.csv:2: column 'session': 'one' is not an integer", ()),
     ("config-duplicate-key", config_file("train:\n  steps: 3\nloss: {}\ntrain:\n  steps: 100000\n"),
      "config.yaml: line 4: duplicate key 'train' (first at line 1)", ()),

@@ -37,6 +37,8 @@ def test_not_utf8_and_unreadable(tmp_path):
         read_yaml(tmp_path / "latin.yaml")
     with pytest.raises(ConfigError, match="missing.yaml: cannot be read"):
         read_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="/dev/zero: not a regular file"):  # would be read forever
+        read_yaml("/dev/zero")
 
 
 def test_plain_yaml_reads_as_safe_load_would():

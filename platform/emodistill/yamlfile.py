@@ -71,6 +71,8 @@ def parse_yaml(text: str, source: str) -> Any:
 def read_yaml(path: str | Path) -> Any:
     """The value of the YAML file at `path` (see parse_yaml); a file that cannot be read is a ConfigError too."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a pipe or a device would be read forever
+        raise ConfigError(f"{path}: not a regular file (expected a YAML file)")
     try:
         if path.stat().st_size > MAX_BYTES:
             raise ConfigError(f"{path}: {path.stat().st_size} bytes, more than the {MAX_BYTES} a YAML config may hold")
