@@ -41,11 +41,12 @@ def check_writable(location: str | Path) -> None:
         return
     path = Path(resolve(location))
     existing = next(p for p in (path, *path.parents) if p.exists())
+    where = f"{path}: {existing}" if existing != path else str(path)
     if not existing.is_dir():
-        raise ConfigError(f"{path}: {existing} is a file where a folder is expected: remove it or choose another path")
+        raise ConfigError(f"{where} is a file where a folder is expected: remove it or choose another path")
     if not os.access(existing, os.W_OK | os.X_OK):
         why = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "no write permission"
-        raise ConfigError(f"{path}: {existing} cannot be written ({why}): choose a writable folder")
+        raise ConfigError(f"{where} cannot be written ({why}): choose a writable folder")
 
 
 def join(location: str, *parts: str) -> str:

@@ -20,6 +20,7 @@ from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, ML
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
+from emodistill import storage
 from emodistill.errors import ConfigError, EmodistillError
 
 SQLITE_PREFIX = "sqlite:///"
@@ -72,10 +73,25 @@ def artifact_root_for(uri: str) -> Path | None:
 
 def tracking_client(uri: str | None = None) -> MlflowClient:
     """A client bound to the resolved URI (creating the sqlite file's folder); no global MLflow state."""
-    uri = resolve_tracking_uri(uri)
+    uri = check_writable_store(uri)
     if uri.startswith("sqlite:"):
         sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
+
+
+def check_writable_store(uri: str | None = None) -> str:
+    """The resolved URI, a sqlite store's file and folder checked to be writable: MLflow retries a store it cannot
+    open for minutes, warning at every try."""
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith("sqlite:"):
+        path = sqlite_path(uri)
+        try:
+            storage.check_writable(path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"tracking store {exc}") from None
+        if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+            raise ConfigError(f"tracking store {path}: not a file this user can write: check --tracking-uri")
+    return uri
 
 
 def reading_client(uri: str | None = None) -> MlflowClient:
