@@ -39,8 +39,10 @@ def make_feature_dir(directory: Path, seed: int = 0, sizes: dict[str, int] = SPL
 
 
 def make_corpus_dir(directory: Path, seed: int = 0, sessions: int = 5, per_session: int = 12, dim: int = DIM,
-                    frames: tuple[int, int] = (24, 48), dev_fraction: float = 0.2) -> Path:
-    """A whole-corpus table with `sessions` sessions (folds chosen at load), frames as in make_feature_dir."""
+                    frames: tuple[int, int] = (24, 48), dev_fraction: float = 0.2,
+                    nan_utterance: str | None = None) -> Path:
+    """A whole-corpus table with `sessions` sessions (folds chosen at load), frames as in make_feature_dir; the
+    utterance `nan_utterance` (an utt_id such as s1_003) gets a NaN in its third frame."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0.0, 1.0, (len(LABELS), dim))
     meta = toy_meta(dim)
@@ -49,6 +51,8 @@ def make_corpus_dir(directory: Path, seed: int = 0, sessions: int = 5, per_sessi
         for i in range(per_session):
             label = i % len(LABELS)
             values = centres[label] + rng.normal(0.0, 0.5, (int(rng.integers(*frames)), dim)).astype(np.float32)
+            if f"s{session}_{i:03d}" == nan_utterance:
+                values[2, 0] = np.nan
             items.append(({"utt_id": f"s{session}_{i:03d}", "speaker": f"spk{session}{i % 2}", "label": LABELS[label],
                            "session": session}, values))
     table = build_table(items, meta)

@@ -52,3 +52,55 @@ def test_sweep_names_its_experiment_as_best_does_and_still_takes_name():
     parser = build_parser("sweep")
     assert parser.parse_args(["sweep", "--experiment", "a"]).experiment == "a"
     assert parser.parse_args(["sweep", "--name", "b"]).experiment == "b"
+
+
+def _raise(exc: BaseException):
+    def run(args):
+        raise exc
+    return run
+
+
+@pytest.mark.parametrize("exc, status, line", [
+    (OSError(30, "Read-only file system", "out/c"), 2,
+     "emodistill corpus: error: out/c: the file system is read-only: choose a writable folder"),
+    (OSError(28, "No space left on device"), 2,  # as pyarrow raises it, naming no file: the command's --out is named
+     "emodistill corpus: error: out: no space left on the device: free some space or choose a folder on another disk"),
+    (RecursionError("maximum recursion depth exceeded"), 2,
+     "emodistill corpus: error: an input file: nested too deeply (thousands of brackets?): check the JSON and YAML "
+     "files given"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 20000000000 bytes. Error code 12 (Cannot allocate memory)"), 2,
+     "emodistill corpus: error: out of memory (it tried to allocate 20000000000 bytes): make the sizes in the "
+     "config (model, batches, budgets) smaller or free memory"),
+    (MemoryError(), 2, "emodistill corpus: error: out of memory: make the sizes in the config (model, batches, "
+                       "budgets) smaller or free memory"),
+    (KeyError("members"), 1, "emodistill corpus: internal error: KeyError: 'members' (a bug in emodistill: run again "
+                             "with --verbose for the traceback, and report it)"),
+])
+def test_the_error_boundary_prints_one_line(monkeypatch, capsys, exc, status, line):
+    import emodistill.cli.corpus as corpus_cli
+
+    monkeypatch.setattr(corpus_cli, "run_manifest", _raise(exc))
+    assert main(["corpus", "manifest", "--csv", "m.csv", "--out", "out"]) == status
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_mlflow_errors_name_the_tracking_store(monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
+    import emodistill.cli.tracking as tracking_cli
+
+    monkeypatch.setattr(tracking_cli, "run_best", _raise(MlflowException("API request failed with error code 401")))
+    assert main(["best", "--experiment", "x", "--tracking-uri", "http://127.0.0.1:9/"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "emodistill best: error: tracking store http://127.0.0.1:9/: API request failed with error code 401: check "
+        "--tracking-uri, $MLFLOW_TRACKING_URI and the server's credentials"]
+
+
+def test_verbose_shows_an_internal_error_s_traceback(monkeypatch, capsys):
+    import emodistill.cli.corpus as corpus_cli
+
+    monkeypatch.setattr(corpus_cli, "run_manifest", _raise(KeyError("members")))
+    assert main(["--verbose", "corpus", "manifest", "--csv", "m.csv", "--out", "out"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("and report it)")

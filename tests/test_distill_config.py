@@ -101,3 +101,25 @@ def test_flatten_uses_dotted_keys():
     assert flat["optim.betas"] == [0.5, 0.9]
     assert flat["pool.downstream.max_steps"] == 40
     assert not any(isinstance(v, dict) for v in flat.values())
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("loss.lambda_sml=.inf", "'loss.lambda_sml': Input should be a finite number (got inf)"),
+    ("optim.lr_g=.nan", "'optim.lr_g': Input should be a finite number"),
+    ("pool.downstream.lr=-.inf", "'pool.downstream.lr': Input should be a finite number"),
+    ("train.device=cuda:99", "'train.device': device 'cuda:99': "),  # no machine has 100 GPUs
+])
+def test_numbers_must_be_finite_and_the_device_usable(override, problem):
+    with pytest.raises(ConfigError) as refused:
+        load_config("micro", [override])
+    message = str(refused.value)
+    assert problem in message and "\n" not in message, message
+
+
+def test_json_config_refuses_duplicate_keys_and_deep_nesting(tmp_path):
+    (tmp_path / "dup.json").write_text('{"train": {"steps": 3}, "train": {"steps": 100000}}')
+    with pytest.raises(ConfigError, match="dup.json: duplicate key 'train'"):
+        load_config(tmp_path / "dup.json")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ConfigError, match=r"deep.json: not valid JSON \(nested too deeply\)"):
+        load_config(tmp_path / "deep.json")

@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 
 from emodistill.cli.main import main
+from emodistill.corpora.audio import read_audio
 from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import Utterance
 from emodistill.corpora.folds import leave_one_session_out
-from emodistill.errors import ConfigError, CorpusError, FeatureTableError
+from emodistill.errors import ConfigError, CorpusError, EmodistillError, FeatureTableError
 from emodistill.features.extract import extract_features
 from emodistill.features.store import dataset_fingerprint, load_splits, open_splits, read_index
 from emodistill.features.upstream import make_upstream
@@ -244,3 +245,19 @@ def test_cli_errors(corpus, tmp_path, capsys):
     (corpus / "s3b.wav").unlink()
     fails(extract + [str(corpus)], "have no audio file (s3b)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_float_wav_with_non_finite_samples_is_refused_naming_it(tmp_path, value):
+    wav = np.zeros((16000, 2), dtype=np.float32)
+    wav[8000, 1] = value
+    sf.write(tmp_path / "bad.wav", wav, 16000, subtype="FLOAT")
+    with pytest.raises(CorpusError, match=r"bad.wav: 1 of 16000 samples are NaN or infinite \(the first at 0.500 s\)"):
+        read_audio(tmp_path / "bad.wav", 16000)
+
+
+def test_a_wav_whose_rate_would_resample_beyond_memory_is_refused_before_reading(tmp_path):
+    sf.write(tmp_path / "slow.wav", np.zeros(2_000_000, np.float32), 1, subtype="FLOAT")  # 1 Hz: x16000 at 16 kHz
+    with pytest.raises(EmodistillError, match=r"slow.wav: 2000000 samples of 1 channel\(s\) at 1 Hz, read at "
+                                              r"16000 Hz: needs about 715.3 GiB of memory"):
+        read_audio(tmp_path / "slow.wav", 16000)

@@ -236,3 +236,23 @@ def test_each_table_is_validated_once_when_opened(tmp_path, monkeypatch, layout)
     if layout == "folds":  # a sweep's folds: the table opened and checked once for all of them
         checked.clear()
         assert list(store.load_folds(directory, [1, 2, 3])) == [1, 2, 3] and len(checked) == 1
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_non_finite_frames_are_refused_naming_the_utterance(tmp_path, value, chunks):
+    items = make_items()
+    items[3][1][4, 2] = value  # utterance u3, frame 4
+    table = build_table(items, make_meta())
+    if chunks == 2:  # the check walks the chunks of a table written in batches
+        table = pa.concat_tables([table.slice(0, 2), table.slice(2)])
+    path = write_table(table, tmp_path / "train.arrow")
+    with pytest.raises(FeatureTableError, match=r"train.arrow: utterance 'u3' has a NaN or infinite value in frame 4"):
+        read_table(path)
+
+
+def test_huge_finite_values_are_not_taken_for_infinities(tmp_path):
+    items = make_items()
+    for _, frames in items:
+        frames[:] = np.finfo(np.float32).max
+    assert read_table(write_table(build_table(items, make_meta()), tmp_path / "train.arrow")).num_rows == 5

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tracemalloc
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from emodistill import generator
 from emodistill.errors import ConfigError, EmodistillError
@@ -185,6 +187,33 @@ def test_mismatched_weights_are_refused(tmp_path):
         generator.load(path)
 
 
+def test_a_huge_model_in_config_is_refused_before_allocating(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["frames"] = 100_000_000  # ~20 GB of weights, were the generator built before the check
+    (path / "config.json").write_text(json.dumps(config))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match=r"model.safetensors: weights do not match the model in config.json "
+                                              r"\(2 tensor\(s\) differ; 'seed.project.bias' is of shape \[8\] in "
+                                              r"the file, of shape \[50000000\] for the model\)"):
+            generator.load(path)
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_inf_are_refused_at_load(tmp_path, value):
+    module, path = save_micro(tmp_path / "gen")
+    weights = load_file(path / "model.safetensors")
+    name = next(name for name, tensor in weights.items() if tensor.is_floating_point())
+    weights[name].view(-1)[0] = value
+    save_file(weights, path / "model.safetensors")
+    with pytest.raises(ConfigError, match=rf"model.safetensors: weight '{re.escape(name)}' holds NaN or infinite"):
+        generator.load(path)
+
+
 def _drop_last(values: list) -> list:
     return values[:-1]
 
@@ -230,3 +259,13 @@ def test_sample_features_are_the_sampled_table_without_arrow(tmp_path):
     np.testing.assert_array_equal(direct.labels, via_table.labels)
     assert direct.utt_ids == via_table.utt_ids and direct.speakers == via_table.speakers
     assert direct.label_names == via_table.label_names and direct.meta.split == "synthetic"
+
+
+def test_samples_that_cannot_fit_in_memory_are_refused_before_generating(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    gen = generator.load(path)
+    with pytest.raises(EmodistillError, match=r"sample: 4000000000000 utterances of 16 x 12 frames: needs about "
+                                              r"\d+\.\d GiB of memory, more than the"):
+        gen.sample_features(10**12)
+    with pytest.raises(EmodistillError, match=r"sample: a batch of batch_size 1000000000000: 1000000000000 utt"):
+        next(gen.sample_batches(10**12, batch_size=10**12))

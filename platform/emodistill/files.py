@@ -42,6 +42,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+    except OSError as exc:
+        # Named after the target the user gave, not the temporary name it is built under (pyarrow names none).
+        if exc.filename is None:
+            if exc.errno is not None:  # without an errno, str(exc) would show neither
+                exc.filename = str(target)
+        elif Path(exc.filename).is_relative_to(tmp):
+            exc.filename = str(target / Path(exc.filename).relative_to(tmp))
+        raise
     finally:
         _remove(tmp)
 

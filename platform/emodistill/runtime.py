@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 from pydantic import AfterValidator
 
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, EmodistillError
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -17,22 +17,64 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
+    problem = _unusable(resolved)
+    if problem:
+        raise ConfigError(f"device {device!r}: {problem}: choose 'auto' or 'cpu', or install a torch built for it")
+    return resolved
+
+
+def _unusable(device: torch.device) -> str | None:
+    """Why this torch cannot run on `device` (not built for it, no such device), None when it can."""
+    if device.type == "cpu" or device.type == "meta":
+        return None
+    backend = getattr(torch, device.type, None)
+    if backend is None or not hasattr(backend, "is_available"):
+        return f"this torch has no backend for {device.type!r}"
+    if not backend.is_available():
+        return f"this torch ({torch.__version__}) cannot use {device.type} here (not built for it, or no device)"
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        return f"there is no {device.type} device {device.index} (this machine has {count})"
+    return None
 
 
 def check_device_name(value: str) -> str:
-    """Validate a config's device field: 'auto' or a torch device string."""
+    """Validate a config's device field: 'auto' or a device string that this torch can use here."""
     if value != "auto":
         try:
             resolve_device(value)
-        except ConfigError:
-            raise ValueError(f"expected 'auto' or a torch device such as 'cpu' or 'cuda:0', got {value!r}") from None
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
 DeviceName = Annotated[str, AfterValidator(check_device_name)]
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give without swapping (MemAvailable; free pages where it is unknown)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:
+    """Raise EmodistillError "`what`: needs about X GiB ..., `advice`" unless `needed` bytes are available on
+    `device` (a CUDA device's free memory; the machine's for any other, or None)."""
+    on_gpu = device is not None and device.type == "cuda"
+    available = torch.cuda.mem_get_info(device)[0] if on_gpu else available_memory()
+    if needed > available:
+        where = f"{device} has free" if on_gpu else "this machine has available"
+        raise EmodistillError(f"{what}: needs about {needed / 2**30:.1f} GiB of memory, more than the "
+                              f"{available / 2**30:.1f} GiB {where}: {advice}")
 
 
 def cache_dir(*parts: str) -> Path:

@@ -7,6 +7,7 @@ reads them (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, GOOGLE_A
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,21 @@ def resolve(location: str | Path) -> str:
     if is_uri(location):
         return str(location)
     return str(Path(location).expanduser().resolve())
+
+
+def check_writable(location: str | Path) -> None:
+    """Raise naming `location` when it is a local folder that cannot be made or written: a file in its way, or a
+    read-only or forbidden folder (checked before a cluster starts; object storage reports its own errors)."""
+    if is_uri(location):
+        return
+    path = Path(resolve(location))
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    where = f"{path}: {existing}" if existing != path else str(path)
+    if not existing.is_dir():
+        raise ConfigError(f"{where} is a file where a folder is expected: remove it or choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "no write permission"
+        raise ConfigError(f"{where} cannot be written ({why}): choose a writable folder")
 
 
 def join(location: str, *parts: str) -> str:

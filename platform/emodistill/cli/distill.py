@@ -15,6 +15,7 @@ from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import dev_selection
 from emodistill.features.store import dataset_fingerprint, load_splits
+from emodistill.generator.sampling import check_sample_memory
 from emodistill.runtime import cache_dir
 
 
@@ -51,6 +52,9 @@ def run_distill(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     splits = load_splits(args.features, args.fold, config.data)
+    train = splits["train"]  # the dev selection's samples are drawn at once: refused before training if too many
+    check_sample_memory(args.select_ppc * len(train.label_names), config.model.frames, train.dim,
+                        f"dev selection (--select-ppc {args.select_ppc}, model.frames {config.model.frames})")
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
     downstream = DownstreamConfig(max_steps=args.select_downstream_steps,

@@ -7,10 +7,11 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 
 from emodistill import __version__
 from emodistill.cli import COMMANDS, command_help
-from emodistill.errors import EmodistillError
+from emodistill.errors import EmodistillError, external_problem, is_mlflow_error, one_line
 
 # Each module defines `register(subparsers)`, adding its subcommand(s) with `set_defaults(func=...)`.
 COMMAND_MODULES = {command: module for command, (module, _) in COMMANDS.items()}
@@ -78,11 +79,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EmodistillError as exc:
-        print(f"emodistill {args.command}: error: {printable(str(exc))}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
     except KeyboardInterrupt:
         print(f"emodistill {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one boundary: a user's problem or a bug, never a bare traceback
+        problem = external_problem(exc, _culprit(args, exc))
+        if problem is not None:
+            return _fail(args.command, problem)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"emodistill {args.command}: internal error: {type(exc).__name__}: {printable(one_line(exc))} "
+              "(a bug in emodistill: run again with --verbose for the traceback, and report it)", file=sys.stderr)
+        return 1
+
+
+def _fail(command: str, problem: str) -> int:
+    """Print the one-line reason of a failure the user can fix; its exit status."""
+    print(f"emodistill {command}: error: {printable(problem)}", file=sys.stderr)
+    return 2
+
+
+def _culprit(args: argparse.Namespace, exc: Exception) -> str | None:
+    """What an error that names no path is about: the tracking store for MLflow's, the command's output for a
+    system error (pyarrow's write errors name no file), nothing for others."""
+    if is_mlflow_error(exc):
+        return getattr(args, "tracking_uri", None) or os.environ.get("MLFLOW_TRACKING_URI")
+    out = getattr(args, "out", None)
+    return str(out) if isinstance(exc, OSError) and out is not None else None
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def read_manifest(csv_path: str | Path,
                   labels: Sequence[str] = SUPERB_LABELS) -> tuple[list[Utterance], dict[str, str] | None]:
     """Every row as a record (audio not checked), and utt_id -> split when the CSV has a `split` column."""
     csv_path = Path(csv_path)
+    if csv_path.exists() and not csv_path.is_file():  # a folder, a pipe or /dev/zero: read forever, or not at all
+        raise CorpusError(f"{csv_path}: not a regular file (expected a manifest CSV)")
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as f:  # -sig: spreadsheets prepend a BOM
             reader = csv.DictReader(f)

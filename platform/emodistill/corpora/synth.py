@@ -158,7 +158,11 @@ def render(plan: PlannedUtterance, engine: Espeak) -> np.ndarray:
 def write_wav(path: Path, wav: np.ndarray) -> None:
     """16-bit PCM wav written atomically, so a crash never leaves a truncated file."""
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        try:
+            sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        except sf.LibsndfileError as exc:  # libsndfile says "System error." for a full disk, without the errno
+            raise CorpusError(f"{path}: cannot be written ({exc.error_string}): check that its folder is writable "
+                              "and its disk has free space") from None
 
 
 _progress: mp.Queue | None = None

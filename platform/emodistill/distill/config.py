@@ -8,18 +8,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
                       create_model, field_validator)
 
 from emodistill.downstream import DownstreamConfig
-from emodistill.errors import ConfigError, field_problems, one_line
+from emodistill.errors import ConfigError, error_message, field_problems, one_line
+from emodistill.yamlfile import parse_yaml, read_yaml
 from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
 from emodistill.runtime import DeviceName
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-STRICT = ConfigDict(extra="forbid")
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # every float finite, a bad key named
 
 # The feature table fixes D and the class count; the config sets the rest of ModelConfig.
 FROM_TABLE = ("dim", "n_classes")
@@ -161,16 +161,28 @@ def read_settings(source: str | Path) -> dict[str, Any]:
         path = PRESETS_DIR / f"{source}.yaml"
     if not path.is_file():
         raise ConfigError(f"config {source}: no such file, and not a preset (presets: {preset_names()})")
-    try:
-        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise ConfigError(f"{path}: not valid {kind} ({one_line(exc)})") from None
+    data = read_json_config(path) if path.suffix == ".json" else read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top, got {type(data).__name__}")
     return data
+
+
+def read_json_config(path: Path) -> Any:
+    """A JSON config file's value; a duplicate key, bad JSON or deep nesting is a ConfigError naming `path`."""
+    def refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ConfigError(f"{path}: duplicate key {duplicates[0]!r} in one object: keep one")
+        return dict(pairs)
+
+    try:
+        return json.loads(path.read_text(), object_pairs_hook=refuse_duplicates)
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else one_line(exc)
+        raise ConfigError(f"{path}: not valid JSON ({problem})") from None
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:
@@ -183,10 +195,7 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {override!r}: '{part}' is not a section")
-    try:
-        node[leaf] = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {override!r}: value is not valid YAML ({one_line(exc)})") from None
+    node[leaf] = parse_yaml(raw, f"override {override!r}: value")
 
 
 def _describe(exc: ValidationError, source: str) -> str:
@@ -196,7 +205,7 @@ def _describe(exc: ValidationError, source: str) -> str:
         if error["type"] == "extra_forbidden":
             problems.append(f"unknown key '{where}'")
         else:
-            problems.append(f"'{where}': {error['msg']} (got {error.get('input')!r})")
+            problems.append(f"'{where}': {error_message(error)} (got {error.get('input')!r})")
     return f"config {source}: " + "; ".join(problems)
 
 

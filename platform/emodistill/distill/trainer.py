@@ -41,8 +41,8 @@ from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator, artifact_config, save_generator, save_trained
 from emodistill.losses import (class_cross_entropy, critic_loss, diversity_loss, feature_matching,
                                generator_adversarial_loss, gradient_penalty, sml_loss)
-from emodistill.models import ModelConfig, build_discriminator, build_generator, make_latent
-from emodistill.runtime import resolve_device
+from emodistill.models import ModelConfig, build_discriminator, build_generator, make_latent, training_bytes
+from emodistill.runtime import check_memory, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +361,14 @@ def _distill_gaussian(train: FeatureSet, config: DistillConfig, out_dir: Path, e
     return save_trained(generator, out_dir / "generator")
 
 
+def _check_training_memory(model: ModelConfig, config: DistillConfig) -> None:
+    """Refuse, before the pool is trained, networks and batches too big for the device."""
+    check_memory(training_bytes(model, config.optim.batch_size),
+                 f"config: {model.arch} of model.frames {model.frames}, model.dim {model.dim}, model.g_channels "
+                 f"{model.g_channels}, model.noise_dim {model.noise_dim}, optim.batch_size {config.optim.batch_size}",
+                 "make the model or the batch smaller", resolve_device(config.train.device))
+
+
 def _check_splits(train: FeatureSet, dev: FeatureSet) -> None:
     if train.label_names != dev.label_names or train.dim != dev.dim:
         raise FeatureTableError(f"train ({train.dim} dims, labels {train.label_names}) and dev ({dev.dim} dims, "
@@ -390,6 +398,7 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     out_dir = Path(out_dir)
     if config.model.arch == "gaussian":
         return _distill_gaussian(train, config, out_dir, evaluate)
+    _check_training_memory(config.model_for(train.dim, len(train.label_names)), config)
     fingerprint = features_fingerprint or feature_fingerprint(train, dev)
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train

@@ -20,7 +20,7 @@ from emodistill.generator import TrainedGenerator
 class MatchConfig(BaseModel):
     """Settings of latent distribution matching."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     steps: PositiveInt = 200
     lr: float = Field(default=0.05, gt=0, allow_inf_nan=False)

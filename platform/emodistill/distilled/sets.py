@@ -35,7 +35,7 @@ MAX_CANDIDATES = 1_000_000  # generated candidates per set, all classes together
 class SetSpec(BaseModel):
     """How a distilled set is chosen for its budget."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     method: Method = "iid"
     candidates: PositiveInt = Field(default=20, description="herding/cover/moments: candidates drawn per kept sample")

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class DownstreamConfig(BaseModel):
     """Hyper-parameters of the downstream recipe (defaults: s3prl's emotion config, effective batch 32)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     lr: PositiveFloat = 1e-4
     batch_size: PositiveInt = 32

@@ -161,8 +161,13 @@ def selection_draws(train: FeatureSet, embeddings: np.ndarray) -> dict[str, Draw
 
 def gaussian_baseline(train: FeatureSet, frames: int | None = None) -> TrainedGenerator:
     """The class-conditional Gaussian generator fitted to `train`; `frames` per sample (default: median length)."""
-    frames = frames or max(int(np.median(train.lengths)), 8)
+    frames = gaussian_frames(train, frames)
     return fit_gaussian_generator(train, load_config(None, ["model.arch=gaussian", f"model.frames={frames}"]))
+
+
+def gaussian_frames(train: FeatureSet, frames: int | None = None) -> int:
+    """Frames per sample of the Gaussian baseline: `frames`, else the median length of `train` (at least 8)."""
+    return frames or max(int(np.median(train.lengths)), 8)
 
 
 def evaluate_baselines(splits: Mapping[str, FeatureSet], config: EvalConfig, reference: ReferenceResult,

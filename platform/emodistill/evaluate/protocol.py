@@ -41,7 +41,7 @@ class InfeasibleBudget(ConfigError):
 class EvalConfig(BaseModel):
     """Budgets (utterances per class), the sampling scenarios, repeats and the downstream recipe."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # Where distillation differs from selection (1-10 per class) up to the paper's smaller budgets; its 800 and
     # 1800 per class are --budgets away.

@@ -8,14 +8,15 @@ from collections.abc import Mapping
 import numpy as np
 
 from emodistill.downstream import Downstream
-from emodistill.evaluate.baselines import evaluate_baselines
+from emodistill.evaluate.baselines import evaluate_baselines, gaussian_frames
 from emodistill.evaluate.cost import size_report, time_report
 from emodistill.evaluate.privacy import privacy_probe
-from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, evaluate_generator,
-                                          train_reference)
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, conditions,
+                                          evaluate_generator, train_reference)
 from emodistill.evaluate.report import assemble
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
+from emodistill.generator.sampling import check_sample_memory
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ def probe_models(reference: ReferenceResult, results: list[EvalResult]) -> dict[
     return models
 
 
+def check_budgets_fit(train: FeatureSet, config: EvalConfig, generators: Mapping[str, TrainedGenerator],
+                      baselines: bool) -> None:
+    """Refuse, before anything is trained, a budget whose synthetic training set cannot be held in memory."""
+    largest = max(condition.counts.sum() for condition in conditions(config, train))
+    what = f"budget {max(config.budgets, default=0)} per class"
+    for name, generator in generators.items():
+        generator.check_memory(int(largest), f"{name}: {what}")
+    if baselines:
+        check_sample_memory(int(largest), gaussian_frames(train, config.gaussian_frames), train.dim,
+                            f"the Gaussian baseline: {what}")
+
+
 def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
                  generators: Mapping[str, TrainedGenerator] | None = None, *, baselines: bool = True,
                  feature_bytes: int | None = None, audio_bytes: int | None = None,
@@ -38,6 +51,7 @@ def evaluate_all(splits: Mapping[str, FeatureSet], config: EvalConfig,
     """Train the references (one per decoder), score the baselines and every named generator, probe speakers, add
     the cost report; `data` is the data protocol the splits were made with, recorded in the report."""
     generators = dict(generators or {})
+    check_budgets_fit(splits["train"], config, generators, baselines)
     reference = train_reference(splits, config.downstream, config.seed, progress, config.decoders)
     real = evaluate_baselines(splits, config, reference, progress) if baselines else []
     suffix = "" if config.select.method == "iid" else f" ({config.select.label()})"

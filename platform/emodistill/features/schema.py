@@ -6,6 +6,7 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 
 from emodistill import __version__
@@ -13,6 +14,7 @@ from emodistill.errors import FeatureTableError
 
 METADATA_KEY = b"emodistill"
 DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
+FINITE_BLOCK = 1 << 22  # values summed at a time when checking that frames are finite (16 MiB of float32)
 COLUMNS = ("utt_id", "speaker", "gender", "session", "label", "n_frames", "features")
 
 
@@ -99,3 +101,24 @@ def validate_table(table: pa.Table, source: str) -> FeatureMeta:
     if unknown:
         raise FeatureTableError(f"{source}: column 'label' has {sorted(unknown)} not in the label set {meta.labels}")
     return meta
+
+
+def check_finite(table: pa.Table, source: str) -> None:
+    """Raise naming the first utterance of `table` whose frames hold a NaN or an infinity (checked where a table
+    is opened: such a frame surfaces only later, as a NaN loss in training that names no utterance)."""
+    row = 0
+    for chunk in table.column("features").chunks:
+        values = chunk.flatten().flatten().to_numpy(zero_copy_only=False)
+        # A float64 sum of float16/32 values cannot overflow, and is NaN or infinite exactly when one of them is.
+        for start in range(0, values.size, FINITE_BLOCK):
+            block = values[start:start + FINITE_BLOCK]
+            if not np.isfinite(block.sum(dtype=np.float64)):
+                first = start + int(np.flatnonzero(~np.isfinite(block))[0])
+                frame = first // chunk.type.value_type.list_size
+                offsets = chunk.offsets.to_numpy()
+                at = int(np.searchsorted(offsets - offsets[0], frame, side="right")) - 1
+                utt = table.column("utt_id")[row + at].as_py()
+                raise FeatureTableError(f"{source}: utterance {utt!r} has a NaN or infinite value in frame "
+                                        f"{frame - int(offsets[at] - offsets[0])}: extract the features again, "
+                                        "or drop the utterance from the corpus")
+        row += len(chunk)

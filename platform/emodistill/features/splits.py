@@ -16,7 +16,7 @@ class DataConfig(BaseModel):
     speakers; "speaker": whole training speakers held out, unseen like the test speakers) and `normalize` ("none", or
     "speaker": every real utterance's frames standardised with its speaker's mean and std per dimension)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     dev_by: DevBy = "utterance"
     normalize: Literal["none", "speaker"] = "none"

@@ -28,7 +28,7 @@ from emodistill.corpora.records import Utterance
 from emodistill.errors import ConfigError, EmodistillError, FeatureTableError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.normalize import normalize_tables
-from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
+from emodistill.features.schema import DTYPES, FeatureMeta, check_finite, feature_schema, validate_table
 from emodistill.features.splits import DataConfig, data_fingerprint
 from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
 
@@ -116,7 +116,9 @@ def _open_table(path: Path) -> tuple[pa.Table, FeatureMeta]:
         table = ipc.open_file(pa.memory_map(str(path), "r")).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise FeatureTableError(f"{path}: not a readable Arrow IPC file ({exc})") from None
-    return table, validate_table(table, str(path))
+    meta = validate_table(table, str(path))
+    check_finite(table, str(path))
+    return table, meta
 
 
 def read_table(path: str | Path) -> pa.Table:

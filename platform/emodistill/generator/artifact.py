@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import ValidationError
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -139,6 +139,29 @@ def _shape(values: Any) -> str:
     return f"has {len(values)} values" if isinstance(values, list) else f"is {type(values).__name__}"
 
 
+def check_weight_shapes(weights_file: Path, model_config: ModelConfig) -> None:
+    """Raise unless the weights file holds exactly the tensors of `model_config`'s generator, checked from the
+    file's header and a generator built without memory (a hand-edited `model.frames: 100000000` would otherwise
+    allocate gigabytes before the weights are found not to fit)."""
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in build_generator(model_config).state_dict().items()}
+    try:
+        with safe_open(str(weights_file), framework="pt") as file:
+            stored = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}  # noqa: SIM118
+    except SafetensorError as exc:
+        raise ConfigError(f"{weights_file}: not a readable safetensors file ({exc})") from None
+    differing = sorted(name for name in expected.keys() | stored.keys() if expected.get(name) != stored.get(name))
+    if differing:
+        name = differing[0]
+        raise ConfigError(f"{weights_file}: weights do not match the model in {CONFIG_FILE} ({len(differing)} "
+                          f"tensor(s) differ; {name!r} is {_tensor_shape(stored.get(name))} in the file, "
+                          f"{_tensor_shape(expected.get(name))} for the model)")
+
+
+def _tensor_shape(shape: tuple[int, ...] | None) -> str:
+    return "absent" if shape is None else f"of shape {list(shape)}"
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerator:
     """Load a generator artifact onto `device` ("auto": cuda when available); nothing is unpickled."""
     path = Path(path)
@@ -150,10 +173,16 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerat
         model_config = ModelConfig(**config["model"])
     except ValidationError as exc:
         raise ConfigError(f"{path / CONFIG_FILE}: invalid 'model' section: {field_problems(exc, 'model')}") from None
+    device = resolve_device(device)
+    check_weight_shapes(weights_file, model_config)
     module = build_generator(model_config)
     try:
-        module.load_state_dict(load_file(weights_file))
-    except (SafetensorError, RuntimeError) as exc:
-        raise ConfigError(f"{weights_file}: weights do not match the model in {CONFIG_FILE} ({exc})") from None
-    device = resolve_device(device)
+        weights = load_file(weights_file)
+    except SafetensorError as exc:
+        raise ConfigError(f"{weights_file}: not a readable safetensors file ({exc})") from None
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ConfigError(f"{weights_file}: weight {name!r} holds NaN or infinite values "
+                              "(saved from a diverged run?): train the generator again")
+    module.load_state_dict(weights)
     return TrainedGenerator(module=module.to(device).eval(), config=config, device=device)

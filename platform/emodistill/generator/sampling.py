@@ -18,8 +18,16 @@ from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta, feature_schema
 from emodistill.features.store import build_table, write_tables
 from emodistill.models import count_parameters, make_latent
+from emodistill.runtime import check_memory
 
 ROW_OVERHEAD_BYTES = 64  # an Arrow row's strings (utt_id, speaker, label), offsets and validity bits, rounded up
+
+
+def check_sample_memory(n: int, frames: int, dim: int, what: str) -> None:
+    """Raise unless `n` generated utterances of `frames` x `dim` fit in memory (twice: while they are concatenated)."""
+    check_memory(2 * n * frames * dim * np.dtype(np.float32).itemsize,
+                 f"{what}: {n} utterances of {frames} x {dim} frames",
+                 "ask for fewer utterances per class (`emodistill sample` streams any number to a file)")
 
 
 def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
@@ -136,6 +144,7 @@ class TrainedGenerator:
         # memory bounded by the batch (arrays over all N utterances took gigabytes for a large ppc).
         ends = np.cumsum(counts)
         total = int(ends[-1]) if len(ends) else 0
+        self.check_memory(min(batch_size, total), f"sample: a batch of batch_size {batch_size}")
         rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
         meta = self.feature_meta
         for start in range(0, total, batch_size):
@@ -174,8 +183,13 @@ class TrainedGenerator:
                         total: int | None = None, batch_size: int = 256) -> FeatureSet:
         """`sample(...)` as a FeatureSet straight from the generated arrays (no Arrow table), for training."""
         counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        self.check_memory(int(counts.sum()))
         labels = np.repeat(np.arange(len(counts)), counts)
         return self.feature_set(labels, self.generate(labels, seed, batch_size))
+
+    def check_memory(self, n: int, what: str = "sample") -> None:
+        """Raise unless `n` generated utterances fit in memory at once."""
+        check_sample_memory(n, self.config["model"]["frames"], self.config["model"]["dim"], what)
 
     def feature_set(self, labels: np.ndarray, features: np.ndarray) -> FeatureSet:
         """Generated features (N, frames, dim) of class indexes `labels` (grouped by class) as a FeatureSet named

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from emodistill.models.config import ModelConfig
@@ -10,7 +11,7 @@ from emodistill.models.gan_att import GanAttGenerator
 from emodistill.models.gan_cnn import GanCnnGenerator
 from emodistill.models.gaussian import GaussianGenerator
 from emodistill.models.latent import make_latent
-from emodistill.models.size import count_parameters, size_mb
+from emodistill.models.size import FLOAT32_BYTES, count_parameters, size_mb
 
 STATS_WIDTH = 64  # units of the critic's sample-statistics branch (model.critic_stats)
 GENERATORS = {"gan_cnn": GanCnnGenerator, "gan_att": GanAttGenerator, "gaussian": GaussianGenerator}
@@ -27,6 +28,15 @@ def build_discriminator(config: ModelConfig) -> Discriminator:
     return Discriminator(config.frames, config.dim, config.n_classes, config.d_channels, stats_width)
 
 
+def training_bytes(config: ModelConfig, batch_size: int) -> int:
+    """A lower bound of the memory that training `config`'s generator and critic takes: weights, gradients and
+    Adam's two moments of both, and a real and a generated batch; counted on networks built without memory."""
+    with torch.device("meta"):
+        weights = sum(t.numel() for net in (build_generator(config), build_discriminator(config))
+                      for t in net.state_dict().values())
+    return (4 * weights + 2 * batch_size * config.frames * config.dim) * FLOAT32_BYTES
+
+
 __all__ = [
     "Discriminator",
     "GanAttGenerator",
@@ -37,5 +47,6 @@ __all__ = [
     "build_generator",
     "count_parameters",
     "make_latent",
+    "training_bytes",
     "size_mb",
 ]

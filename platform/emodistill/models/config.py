@@ -13,7 +13,7 @@ PAPER_G_CHANNELS = {"gan_cnn": 256, "gan_att": 128}
 class ModelConfig(BaseModel):
     """Generator/discriminator architecture; `g_channels=None` resolves to the paper's width for `arch`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # gaussian: the fitted class-conditional Gaussian baseline (models/gaussian.py), no GAN; it ignores the
     # channel and attention settings, and its noise is (frames + 1) * dim standard normals.

@@ -42,7 +42,8 @@ from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,
                                       start_parent_run, sweep_runs)
-from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
+from emodistill.tracking.store import (check_writable_store, get_or_create_experiment, resolve_tracking_uri,
+                                       tracking_client)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     meta = index["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
     space.check_folds(fold_sessions(index), str(features))  # so does a fold the features do not have
+    storage.check_writable(storage_path or "sweeps")  # and a folder that cannot hold the sweep's checkpoints
+    check_writable_store(tracking_uri)  # or its runs
     with connected(address):
         uri = resolve_tracking_uri(tracking_uri)
         check_tracking_uri(uri)

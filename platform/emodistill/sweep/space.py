@@ -16,16 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.distilled import SetSpec
 from emodistill.downstream import DEFAULT_DECODER, DownstreamConfig
 from emodistill.downstream.model import DecoderName
-from emodistill.errors import ConfigError, field_problems, one_line
+from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.features.store import default_fold
+from emodistill.yamlfile import read_yaml
 
 VARIANT_KEY = "variant"
 FOLD_KEY = "fold"  # a trial's fold, in its Tune config when the space lists several
@@ -34,7 +34,7 @@ TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Objective(_Strict):
@@ -343,10 +343,7 @@ def load_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: search-space file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:

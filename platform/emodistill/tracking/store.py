@@ -20,11 +20,14 @@ from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, ML
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
+from emodistill import storage
 from emodistill.errors import ConfigError, EmodistillError
 
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
+# What MLflow can track in: a folder, a database (SQLAlchemy's schemes) or a server.
+TRACKING_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks"})
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
 # A command that only reads gives up on a server within seconds; MLflow's defaults (7 retries, doubling from 2 s,
@@ -39,6 +42,11 @@ FAIL_FAST_HTTP = {
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The explicit URI, else $MLFLOW_TRACKING_URI, else `sqlite:///<cwd>/mlruns.db`; sqlite paths made absolute."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or SQLITE_PREFIX + DEFAULT_DB
+    scheme = urlparse(uri).scheme.split("+")[0]  # postgresql+psycopg2: SQLAlchemy's dialect+driver
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(f"tracking URI {uri!r}: unknown scheme {scheme!r}, expected sqlite:///path.db, "
+                          "http(s)://server or a database URL (postgresql, mysql, mssql): check --tracking-uri and "
+                          "$MLFLOW_TRACKING_URI")
     if uri.startswith("sqlite:"):
         # Absolute, so that Ray trials (which run in their own working directory) reach the same file.
         return SQLITE_PREFIX + str(sqlite_path(uri).resolve())
@@ -65,10 +73,25 @@ def artifact_root_for(uri: str) -> Path | None:
 
 def tracking_client(uri: str | None = None) -> MlflowClient:
     """A client bound to the resolved URI (creating the sqlite file's folder); no global MLflow state."""
-    uri = resolve_tracking_uri(uri)
+    uri = check_writable_store(uri)
     if uri.startswith("sqlite:"):
         sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
+
+
+def check_writable_store(uri: str | None = None) -> str:
+    """The resolved URI, a sqlite store's file and folder checked to be writable: MLflow retries a store it cannot
+    open for minutes, warning at every try."""
+    uri = resolve_tracking_uri(uri)
+    if uri.startswith("sqlite:"):
+        path = sqlite_path(uri)
+        try:
+            storage.check_writable(path.parent)
+        except ConfigError as exc:
+            raise ConfigError(f"tracking store {exc}") from None
+        if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+            raise ConfigError(f"tracking store {path}: not a file this user can write: check --tracking-uri")
+    return uri
 
 
 def reading_client(uri: str | None = None) -> MlflowClient:
