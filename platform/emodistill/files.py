@@ -1,18 +1,26 @@
-"""Files on disk: atomic writes (build under a temporary name beside the target, then rename) and checked JSON reads."""
+"""Files on disk: atomic writes (build under a temporary name beside the target, then rename) and JSON reads checked
+against a typed model (size bounded, parsed and validated in one pass)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from emodistill.errors import ConfigError, EmodistillError
+from pydantic import TypeAdapter, ValidationError
+
+from emodistill.errors import ConfigError, EmodistillError, field_problems
+
+T = TypeVar("T")
+# Far above any JSON emodistill writes (a results.json of thousands of predictions is a few MiB): a bigger file is
+# not one of its own, and is refused before it is read into memory.
+MAX_JSON_BYTES = 64 * 2**20
 
 
 def _remove(path: Path) -> None:
@@ -63,15 +71,37 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
-def read_json(path: str | Path, *, missing: str, error: type[EmodistillError] = ConfigError) -> Any:
-    """Parse a JSON file; a missing or unreadable one raises `error` naming the path (`missing`: what was expected)."""
+@cache
+def _adapter(schema: type) -> TypeAdapter:
+    return TypeAdapter(schema)
+
+
+def parse_json(text: str | bytes, schema: type[T], source: str, *, error: type[EmodistillError] = ConfigError) -> T:
+    """`text` parsed as JSON and validated as `schema` (a pydantic model or a dataclass) in one pass; bad JSON, a
+    nesting deeper than the parser's limit or a field of the wrong type or shape raises `error` naming `source` and
+    the field."""
+    if len(text) > MAX_JSON_BYTES:
+        raise error(f"{source}: {len(text)} bytes, more than the {MAX_JSON_BYTES} a file emodistill writes here holds")
+    try:
+        return _adapter(schema).validate_json(text)
+    except ValidationError as exc:
+        raise error(f"{source}: {field_problems(exc)}") from None
+
+
+def read_json(path: str | Path, schema: type[T], *, missing: str, error: type[EmodistillError] = ConfigError) -> T:
+    """The JSON file at `path` as `schema` (see parse_json); a missing, unreadable or oversized one raises `error`
+    naming the path (`missing`: what was expected)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise error(f"{path}: {path.stat().st_size} bytes, more than the {MAX_JSON_BYTES} a file emodistill "
+                        "writes here holds")
+        text = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
-    except (OSError, ValueError) as exc:
-        raise error(f"{path}: not readable JSON ({exc})") from None
+    except OSError as exc:
+        raise error(f"{path}: not readable ({exc.strerror or exc})") from None
+    return parse_json(text, schema, str(path), error=error)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
@@ -36,9 +37,42 @@ SPLITS = ("train", "dev", "test")
 CORPUS = "corpus"  # the whole-corpus table of a directory with folds
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
-SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
-FOLD_KEYS = ("sessions", "dev_fraction", "seed")
 FEATURE_FILES = frozenset([f"{name}.arrow" for name in (*SPLITS, CORPUS)] + [INDEX_NAME])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class TableSummary(_Strict):
+    """One table's entry in features.json (split_summary)."""
+
+    file: str
+    utterances: NonNegativeInt
+    counts: dict[str, NonNegativeInt]
+    frames: NonNegativeInt
+    seconds: NonNegativeFloat | None
+    bytes: NonNegativeInt
+    created: str
+    fingerprint: str
+
+
+class Folds(_Strict):
+    """How the folds of a whole-corpus table cut its sessions."""
+
+    sessions: dict[str, NonNegativeInt]  # session -> utterances
+    dev_fraction: float
+    seed: int
+
+
+class FeatureIndex(_Strict):
+    """features.json (write_index): fixed `splits`, or one whole-corpus table under `tables` with its `folds`."""
+
+    meta: FeatureMeta
+    splits: dict[str, TableSummary] | None = None
+    tables: dict[str, TableSummary] | None = None
+    folds: Folds | None = None
+    fingerprint: str
 
 
 def _record_fields(record: Utterance | dict) -> dict:
@@ -199,16 +233,12 @@ def read_index(directory: str | Path) -> dict:
     path = directory / INDEX_NAME
     if not directory.is_dir():
         raise FeatureTableError(f"{directory}: feature directory not found")
-    index = read_json(path, missing="index not found (run `emodistill features extract` to completion)",
-                      error=FeatureTableError)
-    tables = "tables" if "folds" in index else "splits"
-    missing = [k for k in ("meta", tables, "fingerprint") if k not in index]
-    missing += [f"{tables}.{s}.{k}" for s, entry in index.get(tables, {}).items() for k in SUMMARY_KEYS
-                if k not in entry]
-    missing += [f"folds.{k}" for k in FOLD_KEYS if "folds" in index and k not in index["folds"]]
-    if missing:
-        raise FeatureTableError(f"{path}: lacks key(s) {missing}")
-    return index
+    index = read_json(path, FeatureIndex, error=FeatureTableError,
+                      missing="index not found (run `emodistill features extract` to completion)")
+    if (index.folds is None) != (index.tables is None) or (index.tables is None) == (index.splits is None):
+        raise FeatureTableError(f"{path}: expected either 'splits' or 'tables' with 'folds'")
+    # The absent layout's keys are left out: callers tell the layouts apart by `"folds" in index`.
+    return {key: value for key, value in index.model_dump().items() if value is not None}
 
 
 def table_entries(index: dict) -> dict[str, dict]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from pydantic import ConfigDict, with_config
 from ray import tune
 
 from emodistill import storage
@@ -27,6 +28,7 @@ from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
+from emodistill.files import parse_json
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
@@ -52,6 +54,7 @@ REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
 
 
+@with_config(ConfigDict(strict=True, extra="forbid"))  # read back strictly by resume_sweep
 @dataclass(frozen=True)
 class SweepState:
     """What a resumed sweep must reuse: where it logs, which parent run, which inputs and space."""
@@ -138,10 +141,10 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
     """
     experiment_path = storage.resolve(experiment_path)
     check_private(experiment_path)
-    state = SweepState(**json.loads(storage.read_text(
-        storage.join(experiment_path, STATE_FILE),
-        missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the sweep "
-                "printed")))
+    location = storage.join(experiment_path, STATE_FILE)
+    state = parse_json(storage.read_text(
+        location, missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the "
+                          "sweep printed"), SweepState, location)
     client = tracking_client(state.tracking_uri)
     try:
         if not trust_unverified:

@@ -30,7 +30,7 @@ from mlflow.utils.validation import (
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError, IntegrityError
 from emodistill.files import file_sha256
-from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE
+from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config
 from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
     get_or_create_experiment,
@@ -282,7 +282,7 @@ def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: st
 
 def _input_example(generator_dir: Path) -> pd.DataFrame:
     """Two utterances of every label the generator knows: shown with the model, and checked against its signature."""
-    labels = json.loads((generator_dir / CONFIG_FILE).read_text())["label_names"]
+    labels = read_config(generator_dir)["label_names"]
     return pd.DataFrame({"label": labels, "count": [2] * len(labels)})
 
 
