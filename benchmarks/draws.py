@@ -168,7 +168,7 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
 
     path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select=f"dev_uar_ppc{SELECT_PPC}",
                    pool_cache_dir=pools, features_fingerprint=dataset_fingerprint(features, fold, data),
-                   progress=False)
+                   overwrite=True, progress=False)  # this script caches by its own record, not by the run folder
     generator = load(path)
     selected = generator.config["metrics"].get("selected_step")
     chosen = next((p for p in curve if p["step"] == selected), None)

@@ -35,10 +35,10 @@ from emodistill.errors import EmodistillError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.stats import ci_half_width, mean_ci
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
-from emodistill.sweep.names import FOLD_PARAM, setting_name, sibling_name, trial_index
+from emodistill.sweep.names import setting_name, sibling_name, trial_index
 from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
 from emodistill.tracking.registry import CHAMPION
-from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
+from emodistill.tracking.runs import FEATURES_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, sweep_runs
 from emodistill.tracking.store import reading_client
 from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 

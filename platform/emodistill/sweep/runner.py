@@ -37,11 +37,11 @@ from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport,
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
-from emodistill.sweep.names import FOLD_PARAM, SEPARATOR
+from emodistill.sweep.names import SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
+from emodistill.tracking.runs import (FAILURE_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,
                                       start_parent_run, sweep_runs)
 from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client

@@ -35,9 +35,10 @@ from emodistill.files import read_json
 from emodistill.generator import TrainedGenerator, load, save_generator, save_trained
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
-from emodistill.sweep.names import FOLD_PARAM, trial_name, trial_tags
+from emodistill.sweep.names import trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import FOLD_KEY, SearchSpace, trial_config, trial_overrides
+from emodistill.tracking.runs import FOLD_PARAM
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         return evaluate_generator(generator, splits, evaluation, reference, progress=False)
 
     if distill_config.model.arch == "gaussian":  # fitted, not trained: one evaluation is the whole trial
-        generator = fit_gaussian_generator(splits["train"], distill_config)
+        generator = fit_gaussian_generator(splits["train"], distill_config, shared.fold_fingerprint(fold))
         result = evaluate(generator)
         generator.config["metrics"].update(result.metrics)
         _finish(run, lambda folder: save_trained(generator, folder), 0, result.metrics, result.predictions_json(),
