@@ -77,7 +77,7 @@ def parse_draws(text: str) -> list[Draw]:
 
 def prepare(work: Path, draw: Draw) -> str:
     """The fbank features of the draw's corpus (every fold), synthesised and extracted once under `work`."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
     from emodistill.features.store import INDEX_NAME
@@ -91,7 +91,6 @@ def prepare(work: Path, draw: Draw) -> str:
             records = load_manifest(manifest, strict=True)
         else:
             records = synthesize_corpus(out / "corpus", preset=draw.preset, seed=draw.seed, progress=False)
-            write_manifest(records, manifest)
         extract_features(records, make_upstream("fbank"), features, f"espeak-{draw.preset}-s{draw.seed}",
                          progress=False)
     return str(features)

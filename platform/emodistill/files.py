@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -30,28 +32,63 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # the shell's status for a process ended by the signal: 143 for SIGTERM
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM, which by default ends the process on the spot, unwinds it like Ctrl+C instead (exit 143), so that
+    the `finally` blocks removing temporary files run; only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside `target`; on success it replaces `target`, on error it is removed.
 
     The caller creates a file or a directory at the yielded path. Readers see either the old
-    target or the complete new one, never a half-written one; a failure leaves the old intact.
+    target or the complete new one, never a half-written one; a failure, Ctrl+C or SIGTERM (which then ends the
+    process with status 143) leaves the old intact and removes the temporary one.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        if tmp.is_dir() and target.is_dir():
-            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        _remove(tmp)
+    with _sigterm_unwinds():
+        try:
+            yield tmp
+            if tmp.is_dir() and target.is_dir():
+                # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+                old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        finally:
+            _remove(tmp)
+
+
+def check_replaceable(directory: str | Path, own: Collection[str], what: str,
+                      error: type[EmodistillError] = EmodistillError) -> None:
+    """Refuse to replace `directory` whole unless it is absent, empty or holds only `own` names (those of `what`)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise error(f"{directory}: not a folder (expected {what} to write or replace)")
+    others = sorted(p.name for p in directory.iterdir() if p.name not in own)
+    if others:
+        # The whole folder is replaced: anything else in it would be lost.
+        raise error(f"{directory}: holds files other than {what}'s ({', '.join(others[:5])}"
+                    f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
 
 
 def check_free_space(target: str | Path, needed: int) -> None:

@@ -128,7 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def demo_features(out: Path, preset: str = "small") -> Path:
     """Fbank features of the embedded corpus of `preset` under `out` (every fold; a sweep runs on fold 1 unless its
     space lists folds), synthesising the corpus first; both are reused when present."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
     from emodistill.features.store import INDEX_NAME
@@ -142,6 +142,5 @@ def demo_features(out: Path, preset: str = "small") -> Path:
         records = load_manifest(manifest, strict=True)
     else:
         records = synthesize_corpus(out / "corpus", preset=preset)
-        write_manifest(records, manifest)
     extract_features(records, make_upstream("fbank"), features, f"espeak-{preset}")
     return features

@@ -14,12 +14,12 @@ from tqdm import tqdm
 from emodistill.corpora.audio import read_audio
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
-from emodistill.errors import ConfigError, CorpusError
+from emodistill.errors import ConfigError, CorpusError, FeatureTableError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import (CORPUS, SPLITS, build_table, check_replaceable, default_fold, split_summary,
+from emodistill.features.store import (CORPUS, FEATURE_FILES, SPLITS, build_table, default_fold, split_summary,
                                       write_index, write_table)
 from emodistill.features.upstream import Upstream
-from emodistill.files import atomic_path
+from emodistill.files import atomic_path, check_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         folds = check_folds(splits[CORPUS], dev_fraction, seed)
     check_labels(splits, labels)
     out_dir = Path(out_dir)
-    check_replaceable(out_dir)
+    check_replaceable(out_dir, FEATURE_FILES, "a feature directory", FeatureTableError)
     meta = FeatureMeta(corpus=corpus_name, upstream=upstream.name, upstream_config=upstream.describe(),
                        layer=upstream.layer, sample_rate=upstream.sample_rate, frame_rate=upstream.frame_rate,
                        dim=upstream.dim, labels=list(labels), dtype=dtype)

@@ -213,20 +213,6 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     return index
 
 
-def check_replaceable(directory: str | Path) -> None:
-    """Refuse to replace `directory` unless it is absent, empty or holds only a feature directory's files."""
-    directory = Path(directory)
-    if not directory.exists():
-        return
-    if not directory.is_dir():
-        raise FeatureTableError(f"{directory}: not a folder (expected a feature directory to write or replace)")
-    others = sorted(p.name for p in directory.iterdir() if p.name not in FEATURE_FILES)
-    if others:
-        # The whole folder is replaced: anything else in it would be lost.
-        raise FeatureTableError(f"{directory}: holds files other than a feature directory's ({', '.join(others[:5])}"
-                                f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
-
-
 def read_index(directory: str | Path) -> dict:
     """The parsed `features.json` of a feature directory."""
     directory = Path(directory)
