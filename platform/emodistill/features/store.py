@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
-from emodistill.errors import ConfigError, EmodistillError, FeatureTableError
+from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, one_line
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, feature_schema, validate_table
@@ -315,6 +315,24 @@ def open_tables(directory: str | Path, data: DataConfig | None = None) -> dict[s
         tables = {name: (table, validate_table(table, str(directory / f"{name}.arrow")))
                   for name, table in normalized.items()}
     return tables
+
+
+def verify_tables(directory: str | Path) -> None:
+    """Recompute each table's content fingerprint (reading every frame) and raise IntegrityError unless it is the
+    one features.json recorded when the table was written."""
+    directory = Path(directory)
+    entries = table_entries(read_index(directory))
+    for name, (table, _) in open_tables(directory).items():
+        path = directory / f"{name}.arrow"
+        try:
+            table.validate(full=True)  # offsets and lengths that point outside the file's buffers
+            found = fingerprint(table)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise IntegrityError(f"{path}: damaged ({one_line(exc)}); extract the features again") from None
+        if found != entries[name]["fingerprint"]:
+            raise IntegrityError(f"{path}: its content fingerprint is {found}, but {INDEX_NAME} recorded "
+                                 f"{entries[name]['fingerprint']}: the table changed since it was extracted; extract "
+                                 "the features again")
 
 
 def fold_rows(table: pa.Table, folds: dict, fold: int, dev_by: str = "utterance") -> dict[str, np.ndarray]:
