@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -29,7 +28,8 @@ from mlflow.utils.validation import (
 
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError, IntegrityError
-from emodistill.files import file_sha256
+from emodistill.evaluate.results import ReferenceRecord
+from emodistill.files import file_sha256, read_json
 from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config
 from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
@@ -121,7 +121,8 @@ def finished_reference(client: MlflowClient, experiment_id: str, parent_run_id: 
     if not existing or existing[0].info.status != "FINISHED":
         return None
     run_id = existing[0].info.run_id
-    return run_id, json.loads(Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text())
+    path = client.download_artifacts(run_id, REFERENCE_FILE)
+    return run_id, read_json(path, ReferenceRecord, missing=f"missing from reference run {run_id}").model_dump()
 
 
 def log_reference(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str, features: str,
