@@ -19,6 +19,7 @@ from emodistill.distill.pool import INDEX_FILE, pool_key
 from emodistill.downstream import build_downstream, save_downstream
 from emodistill.features.store import dataset_fingerprint
 from evaluate_helpers import DIM, micro_generator, write_feature_dir
+from sweep_fixtures import make_corpus_dir
 from toy import LABELS
 
 EMODISTILL = str(Path(sys.executable).with_name("emodistill"))
@@ -87,6 +88,12 @@ INDEX_CASES = {
     "an unknown meta key": (lambda p: edit_json(p, _set(["meta", "bogus"], 1)), "meta.bogus"),
     "too big": (lambda p: os.truncate(p, 65 * 2**20), "bytes, more than"),  # sparse: no disk used
 }
+FOLDS_CASES = {
+    "a named session": (_set(["folds", "sessions", "one"], 3), "folds.sessions"),
+    "no sessions": (_set(["folds", "sessions"], {}), "folds.sessions"),
+    "folds a list": (_set(["folds"], [1, 2]), "folds"),
+    "no folds": (lambda data: data.pop("folds") and None, "either 'splits' or 'tables' with 'folds'"),
+}
 
 
 @pytest.mark.parametrize("case", INDEX_CASES)
@@ -96,6 +103,23 @@ def test_a_hostile_features_json_is_one_line(features, case):
     before = files(features)
     assert_refused(run("features", "info", features), "features.json", field)
     assert files(features) == before
+
+
+@pytest.fixture(scope="module")
+def corpus_features(tmp_path_factory):
+    """A feature directory of one whole-corpus table with folds."""
+    return make_corpus_dir(tmp_path_factory.mktemp("folds") / "features", sessions=3, per_session=8)
+
+
+@pytest.mark.parametrize("case", FOLDS_CASES)
+def test_a_hostile_fold_index_is_one_line(corpus_features, tmp_path, case):
+    features = Path(shutil.copytree(corpus_features, tmp_path / "features"))
+    change, field = FOLDS_CASES[case]
+    edit_json(features / "features.json", change)
+    before = files(features)
+    assert_refused(run("features", "info", features), "features.json", field)
+    assert_refused(run("distill", "--features", features, *MICRO, "--out", tmp_path / "run"), "features.json", field)
+    assert files(features) == before and not (tmp_path / "run").exists()
 
 
 def test_a_truncated_table_is_named_by_features_info(features):

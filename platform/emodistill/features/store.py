@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
@@ -60,9 +60,17 @@ class TableSummary(_Strict):
 class Folds(_Strict):
     """How the folds of a whole-corpus table cut its sessions."""
 
-    sessions: dict[str, NonNegativeInt]  # session -> utterances
+    sessions: dict[str, NonNegativeInt] = Field(min_length=1)  # session number -> utterances
     dev_fraction: float
     seed: int
+
+    @field_validator("sessions")
+    @classmethod
+    def _numbered(cls, sessions: dict[str, int]) -> dict[str, int]:
+        bad = [name for name in sessions if not name.isdigit()]
+        if bad:
+            raise ValueError(f"sessions {bad} are not session numbers")
+        return sessions
 
 
 class FeatureIndex(_Strict):
