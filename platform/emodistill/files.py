@@ -39,15 +39,17 @@ def _terminated(signum: int, frame: object) -> None:
 @contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
     """SIGTERM, which by default ends the process on the spot, unwinds it like Ctrl+C instead (exit 143), so that
-    the `finally` blocks removing temporary files run; only the main thread can set a handler."""
-    if threading.current_thread() is not threading.main_thread():
+    the `finally` blocks removing temporary files run. Only where the process takes SIGTERM's default action, from
+    its main thread (the only one that may set a handler): a handler someone else set (Ray's, in its workers) stays."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextmanager
