@@ -16,7 +16,10 @@ from emodistill.corpora.records import Utterance
 from emodistill.corpora.folds import leave_one_session_out
 from emodistill.errors import ConfigError, CorpusError, FeatureTableError
 from emodistill.features.extract import extract_features
-from emodistill.features.store import dataset_fingerprint, load_splits, open_splits, read_index
+from emodistill.corpora.audio import read_audio
+from emodistill.features.schema import validate_table
+from emodistill.features.store import (build_table, dataset_fingerprint, fingerprint, load_splits, open_splits,
+                                      read_index, read_table)
 from emodistill.features.upstream import make_upstream
 
 # (file, label, speaker, session, gender, seconds, sample rate): sessions 1-3, so fold 1 tests on session 1.
@@ -244,3 +247,17 @@ def test_cli_errors(corpus, tmp_path, capsys):
     (corpus / "s3b.wav").unlink()
     fails(extract + [str(corpus)], "have no audio file (s3b)")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_streamed_table_is_the_one_built_in_memory_in_one_record_batch(corpus, tmp_path):
+    rows = records(corpus)
+    upstream = make_upstream("fbank")
+    out = tmp_path / "features"
+    extract_features(rows, upstream, out, "toy", dev_fraction=0.25, progress=False)
+    table = read_table(out / "corpus.arrow")
+    # Extracted in batches of similar length, spilled to disk, laid out again in record order.
+    expected = build_table([(r, upstream.batch([read_audio(r.path, upstream.sample_rate)])[0]) for r in rows],
+                           validate_table(table, "corpus.arrow"))
+    assert table.equals(expected) and fingerprint(table) == fingerprint(expected)
+    assert table.column("features").num_chunks == 1  # one record batch: reading it stays zero-copy
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.arrow", "features.json"]  # no scratch file is left

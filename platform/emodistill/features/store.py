@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -83,7 +83,7 @@ class FeatureIndex(_Strict):
     fingerprint: str
 
 
-def _record_fields(record: Utterance | dict) -> dict:
+def record_fields(record: Utterance | dict) -> dict:
     """The per-utterance columns of a record (an Utterance, or a dict such as a synthetic sample's)."""
     if isinstance(record, Utterance):
         record = asdict(record)
@@ -92,31 +92,38 @@ def _record_fields(record: Utterance | dict) -> dict:
     return {c: record.get(c) for c in RECORD_COLUMNS}
 
 
+def checked_frames(fields: dict, frames: np.ndarray, meta: FeatureMeta) -> np.ndarray:
+    """An utterance's frames (T, D) in `meta.dtype`, once its shape and label fit `meta` (raises naming it)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 2 or frames.shape[1] != meta.dim:
+        raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
+    if fields["label"] not in meta.labels:
+        raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} "
+                                f"is not in the label set {meta.labels}")
+    return frames.astype(meta.dtype, copy=False)
+
+
 def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: FeatureMeta) -> pa.Table:
     """A feature table from (record, frames (T, D)) pairs, frames cast to `meta.dtype`."""
     if meta.dtype not in DTYPES:
         raise FeatureTableError(f"dtype {meta.dtype!r} is not one of {sorted(DTYPES)}")
-    columns = {c: [] for c in RECORD_COLUMNS}
-    blocks, lengths = [], []
+    rows, blocks = [], []
     for record, frames in items:
-        fields = _record_fields(record)
-        frames = np.asarray(frames)
-        if frames.ndim != 2 or frames.shape[1] != meta.dim:
-            raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
-        if fields["label"] not in meta.labels:
-            raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} "
-                                    f"is not in the label set {meta.labels}")
-        for name, value in fields.items():
-            columns[name].append(value)
-        blocks.append(frames.astype(meta.dtype, copy=False))
-        lengths.append(len(frames))
-    schema = feature_schema(meta)
+        rows.append(record_fields(record))
+        blocks.append(checked_frames(rows[-1], frames, meta))
     values = np.concatenate(blocks) if blocks else np.zeros((0, meta.dim), meta.dtype)
+    return assemble_table(rows, [len(b) for b in blocks], pa.array(values.reshape(-1)), meta)
+
+
+def assemble_table(rows: list[dict], lengths: Sequence[int], values: pa.Array, meta: FeatureMeta) -> pa.Table:
+    """The table of utterances `rows` (their per-utterance columns) whose frames, `lengths[i]` each, lie back to back
+    in the flat array `values` (used as it is: a memory-mapped one stays on disk)."""
+    schema = feature_schema(meta)
     frame_type = schema.field("features").type.value_type
-    frames_array = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), type=frame_type)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+    frames_array = pa.FixedSizeListArray.from_arrays(values, type=frame_type)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), pa.int32())
     features = pa.ListArray.from_arrays(offsets, frames_array, type=schema.field("features").type)
-    arrays = [pa.array(columns[c], schema.field(c).type) for c in RECORD_COLUMNS]
+    arrays = [pa.array([row[c] for row in rows], schema.field(c).type) for c in RECORD_COLUMNS]
     arrays += [pa.array(lengths, pa.int32()), features]
     return pa.Table.from_arrays(arrays, schema=schema)
 
