@@ -16,7 +16,7 @@ EMODISTILL = str(Path(sys.executable).with_name("emodistill"))
 def test_demo_runs_the_whole_pipeline_on_the_tiny_corpus(tmp_path):
     out = tmp_path / "demo"
     done = subprocess.run([EMODISTILL, "demo", "--preset", "tiny", "--out", str(out)], capture_output=True, text=True,
-                          timeout=900)
+                          timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert (out / "corpus" / "corpus.csv").is_file() and (out / "mlruns.db").is_file()
