@@ -77,7 +77,7 @@ def parse_draws(text: str) -> list[Draw]:
 
 def prepare(work: Path, draw: Draw) -> str:
     """The fbank features of the draw's corpus (every fold), synthesised and extracted once under `work`."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
     from emodistill.features.store import INDEX_NAME
@@ -91,7 +91,6 @@ def prepare(work: Path, draw: Draw) -> str:
             records = load_manifest(manifest, strict=True)
         else:
             records = synthesize_corpus(out / "corpus", preset=draw.preset, seed=draw.seed, progress=False)
-            write_manifest(records, manifest)
         extract_features(records, make_upstream("fbank"), features, f"espeak-{draw.preset}-s{draw.seed}",
                          progress=False)
     return str(features)
@@ -168,7 +167,7 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
 
     path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select=f"dev_uar_ppc{SELECT_PPC}",
                    pool_cache_dir=pools, features_fingerprint=dataset_fingerprint(features, fold, data),
-                   progress=False)
+                   overwrite=True, progress=False)  # this script caches by its own record, not by the run folder
     generator = load(path)
     selected = generator.config["metrics"].get("selected_step")
     chosen = next((p for p in curve if p["step"] == selected), None)

@@ -69,7 +69,7 @@ def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> floa
     pool = train_pool(splits["train"], splits["dev"], config.pool) if config.loss.lambda_sml > 0 else None
     for i in range(trials):
         distill(splits["train"], splits["dev"], config, out / f"loop{i}", pool=pool, evaluate=evaluate,
-                select=space.objective.metric, progress=False)
+                select=space.objective.metric, overwrite=True, progress=False)  # a rerun with the same --out
     return time.perf_counter() - started
 
 

@@ -30,6 +30,16 @@ os.environ.pop("RAY_AUTH_TOKEN", None)  # would take precedence over the file
 atexit.register(shutil.rmtree, _TOKEN_DIR, ignore_errors=True)
 # Nothing in the suite may reach a model hub; huggingface_hub also reads this once, at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The suite passes whatever the caller's umask: under 002 the folders it makes would be group-writable, which
+# `sweep --resume` rightly refuses. Subprocesses (the binary, Ray's nodes) inherit it.
+os.umask(0o022)
+# Nor does it read or fill the caller's cache (emodistill's pool cache, matplotlib's, Hugging Face's): every
+# cache lives in a folder of this session, removed at its end.
+_CACHE_DIR = Path(tempfile.mkdtemp(prefix="emodistill-test-cache-"))
+os.environ["EMODISTILL_CACHE"] = str(_CACHE_DIR / "emodistill")
+os.environ["XDG_CACHE_HOME"] = str(_CACHE_DIR)
+os.environ["MPLCONFIGDIR"] = str(_CACHE_DIR / "matplotlib")
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 
 import pytest  # noqa: E402
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from tqdm import tqdm
 
+from emodistill.corpora.manifest import load_manifest
 from emodistill.corpora.records import SUPERB_LABELS
 from emodistill.corpora.synth import (
     IEMOCAP_CLASS_COUNTS,
@@ -23,6 +29,8 @@ from emodistill.corpora.synth import (
     synthesize_corpus,
 )
 from emodistill.errors import ConfigError, CorpusError
+
+EMODISTILL = str(Path(sys.executable).with_name("emodistill"))  # the installed command, as a user runs it
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +157,43 @@ def test_unknown_preset_is_a_config_error(tmp_path):
 def test_presets_are_validated(sizes, n_sentences, field):
     with pytest.raises(ConfigError, match=field):
         CorpusPreset(sizes, n_sentences, "bad")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("signum", "group", "status"), [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
+def test_a_synth_interrupted_over_a_corpus_leaves_that_corpus_as_it_was(tiny, tmp_path, signum, group, status):
+    out = tmp_path / "corpus"
+    shutil.copytree(tiny[0], out)
+    before = _files(out)
+    assert "corpus.csv" in before and any(name.endswith(".wav") for name in before)
+    # Ctrl+C reaches the terminal's whole foreground group (the workers too); a service manager's SIGTERM the process.
+    proc = subprocess.Popen([EMODISTILL, "corpus", "synth", "--preset", "tiny", "--seed", "1", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        while not list(tmp_path.glob(".corpus.*.tmp/wav/*/*.wav")):  # the new corpus is being built aside
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+        assert proc.wait(timeout=120) == status
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]  # nothing left aside
+
+
+def test_a_synth_over_a_corpus_replaces_it_whole_and_keeps_a_folder_of_other_files(tiny, tmp_path):
+    out = tmp_path / "corpus"
+    shutil.copytree(tiny[0], out)
+    (out / "wav" / "Session9").mkdir()  # a session the new corpus does not have
+    records = synthesize_corpus(out, preset="tiny", seed=1, progress=False)
+    assert not (out / "wav" / "Session9").exists()
+    assert sorted(load_manifest(out / "corpus.csv", strict=True), key=lambda r: r.utt_id) == \
+        sorted(records, key=lambda r: r.utt_id)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(CorpusError, match=r"corpus: holds files other than a synthetic corpus's \(notes.txt\)"):
+        synthesize_corpus(out, preset="tiny", seed=0, progress=False)
+    assert (out / "notes.txt").read_text() == "mine"

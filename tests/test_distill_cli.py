@@ -70,3 +70,24 @@ def test_distill_command_fold_errors_are_one_line(tmp_path, capsys):
     assert main(["distill", "--features", str(fixed), "--config", "micro", "--fold", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "its splits were fixed when it was extracted" in err
+
+
+def test_distill_command_keeps_a_finished_run_unless_told_and_resumes_only_with_the_same_selection(tmp_path, capsys):
+    features = make_feature_dir(tmp_path / "features")
+    run = ["distill", "--features", str(features), "--config", "micro", *MICRO, "--set", "train.eval_every=2",
+           "--set", "train.checkpoint_every=2", "--select-ppc", "3", "--select-draws", "1",
+           "--select-downstream-steps", "2", "--out", str(tmp_path / "run")]
+    assert main(run) == 0
+    weights = (tmp_path / "run" / "generator" / generator.WEIGHTS_FILE).read_bytes()
+    capsys.readouterr()
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a run (generator and checkpoints)" in err and "--overwrite" in err
+    assert (tmp_path / "run" / "generator" / generator.WEIGHTS_FILE).read_bytes() == weights
+    longer = [*run, "--set", "train.steps=4", "--resume"]
+    assert main([*longer, "--select-ppc", "4"]) == 2
+    assert "cannot resume, the checkpoint was chosen on dev with" in capsys.readouterr().err
+    assert main([*longer, "--select-draws", "2"]) == 2
+    assert "'draws': 1" in capsys.readouterr().err
+    assert main(longer) == 0
+    assert main([*run, "--overwrite"]) == 0

@@ -13,7 +13,7 @@ from emodistill.distill import Distiller, Normalization, RealBatches, distill, l
 from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
 from emodistill.distill.data import crop_or_repeat
 from emodistill.downstream import DownstreamConfig, predict, train_downstream
-from emodistill.errors import ConfigError, TrainingDiverged
+from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import validate_table
 from emodistill.features.store import build_table
@@ -234,3 +234,58 @@ def test_linear_lr_decay_falls_to_zero_at_the_last_step(splits):
     plain = Distiller(train, load_config("micro", MICRO + ["optim.lr_g=0.4"]), [])
     plain.train_step()
     assert plain.opt_g.param_groups[0]["lr"] == 0.4
+
+
+def test_a_folder_holding_a_run_is_replaced_only_when_asked(splits, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=2", "train.checkpoint_every=1"])
+    first = distill(train, dev, config, tmp_path / "run", progress=False)
+    before = (first / "model.safetensors").read_bytes()
+    reseeded = config.model_copy(update={"train": config.train.model_copy(update={"seed": 5, "checkpoint_every": 0})})
+    with pytest.raises(ConfigError, match="already holds a run .*--overwrite"):
+        distill(train, dev, reseeded, tmp_path / "run", progress=False)
+    assert (first / "model.safetensors").read_bytes() == before  # nothing of the old run was touched
+    distill(train, dev, reseeded, tmp_path / "run", overwrite=True, progress=False)
+    assert (first / "model.safetensors").read_bytes() != before
+    assert not (tmp_path / "run" / "checkpoints").exists()  # the old run's checkpoint is not left beside the new one
+
+
+def test_a_resume_scoring_the_selection_otherwise_is_refused(splits, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=2", "train.checkpoint_every=1", "train.eval_every=1"])
+    scores = iter([0.3, 0.6, 0.2])
+    distill(train, dev, config, tmp_path / "run", evaluate=lambda step, g: {"dev_uar_ppc5": next(scores)},
+            select="dev_uar_ppc5", selection={"draws": 2}, progress=False)
+    longer = config.model_copy(update={"train": config.train.model_copy(update={"steps": 3})})
+    for select, selection in (("dev_uar_ppc9", {"draws": 2}), ("dev_uar_ppc5", {"draws": 3})):
+        with pytest.raises(ConfigError, match="cannot resume, the checkpoint was chosen on dev with"):
+            distill(train, dev, longer, tmp_path / "run", resume=True, select=select, selection=selection,
+                    evaluate=lambda step, g: {select: 0.5}, progress=False)
+    path = distill(train, dev, longer, tmp_path / "run", resume=True, select="dev_uar_ppc5", selection={"draws": 2},
+                   evaluate=lambda step, g: {"dev_uar_ppc5": next(scores)}, progress=False)
+    assert generator.load(path).config["metrics"]["selected_step"] == 2  # 0.6 at step 2 still beats 0.2 at step 3
+
+
+def test_a_class_without_training_utterances_is_refused_before_training(splits, tmp_path):
+    train, dev = splits
+    no_sad = train.subset(np.flatnonzero(train.labels != LABELS.index("sad")))
+    config = load_config("micro", MICRO + ["train.steps=2"])
+    with pytest.raises(FeatureTableError, match=r"no utterance of class\(es\) \[.sad.\]"):
+        distill(no_sad, dev, config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_checkpoint_is_one_line(splits, tmp_path):
+    train, dev = splits
+    config = load_config("micro", MICRO + ["train.steps=2", "train.checkpoint_every=1"])
+    distill(train, dev, config, tmp_path / "run", progress=False)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    state = load_checkpoint(checkpoints)
+    state["generator"] = {"no.such.weight": torch.zeros(1)}
+    save_checkpoint(checkpoints, state)
+    with pytest.raises(ConfigError, match="weights, optimiser or random state do not fit this run"):
+        distill(train, dev, config, tmp_path / "run", resume=True, progress=False)
+    state["config"] = "[[["
+    save_checkpoint(checkpoints, state)
+    with pytest.raises(ConfigError, match="its config is damaged"):
+        distill(train, dev, config, tmp_path / "run", resume=True, progress=False)

@@ -17,7 +17,9 @@ from emodistill.corpora.records import Utterance
 from emodistill.corpora.folds import leave_one_session_out
 from emodistill.errors import ConfigError, CorpusError, EmodistillError, FeatureTableError
 from emodistill.features.extract import extract_features
-from emodistill.features.store import dataset_fingerprint, load_splits, open_splits, read_index
+from emodistill.features.schema import validate_table
+from emodistill.features.store import (build_table, dataset_fingerprint, fingerprint, load_splits, open_splits,
+                                      read_index, read_table)
 from emodistill.features.upstream import make_upstream
 
 # (file, label, speaker, session, gender, seconds, sample rate): sessions 1-3, so fold 1 tests on session 1.
@@ -261,3 +263,17 @@ def test_a_wav_whose_rate_would_resample_beyond_memory_is_refused_before_reading
     with pytest.raises(EmodistillError, match=r"slow.wav: 2000000 samples of 1 channel\(s\) at 1 Hz, read at "
                                               r"16000 Hz: needs about 715.3 GiB of memory"):
         read_audio(tmp_path / "slow.wav", 16000)
+
+
+def test_the_streamed_table_is_the_one_built_in_memory_in_one_record_batch(corpus, tmp_path):
+    rows = records(corpus)
+    upstream = make_upstream("fbank")
+    out = tmp_path / "features"
+    extract_features(rows, upstream, out, "toy", dev_fraction=0.25, progress=False)
+    table = read_table(out / "corpus.arrow")
+    # Extracted in batches of similar length, spilled to disk, laid out again in record order.
+    expected = build_table([(r, upstream.batch([read_audio(r.path, upstream.sample_rate)])[0]) for r in rows],
+                           validate_table(table, "corpus.arrow"))
+    assert table.equals(expected) and fingerprint(table) == fingerprint(expected)
+    assert table.column("features").num_chunks == 1  # one record batch: reading it stays zero-copy
+    assert sorted(p.name for p in out.iterdir()) == ["corpus.arrow", "features.json"]  # no scratch file is left

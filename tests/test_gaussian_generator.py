@@ -82,3 +82,16 @@ def test_a_class_with_one_utterance_is_refused():
     keep = np.concatenate([np.flatnonzero(train.labels != 3), np.flatnonzero(train.labels == 3)[:1]])
     with pytest.raises(FeatureTableError, match=r"at least 2 training utterances .*\['sad'\]"):
         fit_gaussian_generator(train.subset(keep), gaussian_config())
+
+
+def test_a_class_without_utterances_is_refused_naming_it():
+    train = toy_features(3)
+    with pytest.raises(FeatureTableError, match=r"no utterance of class\(es\) \['sad'\]"):
+        fit_gaussian_generator(train.subset(np.flatnonzero(train.labels != 3)), gaussian_config())
+
+
+def test_the_gaussian_records_the_fold_it_was_fitted_on(tmp_path):
+    path = distill(toy_features(3), toy_features(2, seed=1), gaussian_config(), tmp_path / "run",
+                   features_fingerprint="f00d", progress=False)
+    assert generator.load(path).config["features"] == "f00d"
+    assert fit_gaussian_generator(toy_features(3), gaussian_config(), "beef").config["features"] == "beef"

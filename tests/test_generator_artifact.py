@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -269,3 +272,23 @@ def test_samples_that_cannot_fit_in_memory_are_refused_before_generating(tmp_pat
         gen.sample_features(10**12)
     with pytest.raises(EmodistillError, match=r"sample: a batch of batch_size 1000000000000: 1000000000000 utt"):
         next(gen.sample_batches(10**12, batch_size=10**12))
+
+
+def test_a_sample_ended_by_sigterm_leaves_the_previous_file_and_no_temporary_one(tmp_path):
+    _, path = save_micro(tmp_path / "gen")
+    out = generator.load(path).write_sample(tmp_path / "syn.arrow", 2)
+    before = out.read_bytes()
+    script = ("import sys; from emodistill import generator; "
+              "generator.load(sys.argv[1]).write_sample(sys.argv[2], 20000, batch_size=1)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        while not list(tmp_path.glob(".syn.arrow.*.tmp")):  # the new sample is being written
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        proc.terminate()
+        assert proc.wait(timeout=60) == 143  # as a process ended by SIGTERM, after its clean-up
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in proc.stderr.read()
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["gen", "syn.arrow"]

@@ -360,3 +360,12 @@ def test_a_champion_whose_code_was_replaced_is_refused(uri, generator_dir, tmp_p
     code.write_text(code.read_text() + "\nimport os  # planted\n")
     with pytest.raises(IntegrityError, match=r"champ-code@champion: its code pyfunc_generator.py .* was replaced"):
         registry.load_champion("champ-code", uri, cache_dir=tmp_path)
+
+
+def test_a_version_description_names_the_fold_its_trial_trained_on(uri):
+    parent = runs.start_parent_run("folded", "sweep-folded", {}, None, uri, features="f00d")
+    client = store.tracking_client(uri)
+    run_id = runs.start_trial_run(client, store.get_or_create_experiment("folded", uri), parent, "gaussian",
+                                  {runs.FOLD_PARAM: 2}, {runs.FEATURES_TAG: "beef"})
+    described = registry.version_description(client.get_run(run_id), None)
+    assert "Features: fingerprint `beef`, fold 2 (tested on session 2, trained on the others)." in described

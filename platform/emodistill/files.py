@@ -1,18 +1,28 @@
-"""Files on disk: atomic writes (build under a temporary name beside the target, then rename) and checked JSON reads."""
+"""Files on disk: atomic writes (build under a temporary name beside the target, then rename) and JSON reads checked
+against a typed model (size bounded, parsed and validated in one pass)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
+import signal
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from emodistill.errors import ConfigError, EmodistillError
+from pydantic import TypeAdapter, ValidationError
+
+from emodistill.errors import ConfigError, EmodistillError, field_problems
+
+T = TypeVar("T")
+# Far above any JSON emodistill writes (a results.json of thousands of predictions is a few MiB): a bigger file is
+# not one of its own, and is refused before it is read into memory.
+MAX_JSON_BYTES = 64 * 2**20
 
 
 def _remove(path: Path) -> None:
@@ -22,36 +32,73 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # the shell's status for a process ended by the signal: 143 for SIGTERM
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM, which by default ends the process on the spot, unwinds it like Ctrl+C instead (exit 143), so that
+    the `finally` blocks removing temporary files run. Only where the process takes SIGTERM's default action, from
+    its main thread (the only one that may set a handler): a handler someone else set (Ray's, in its workers) stays."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside `target`; on success it replaces `target`, on error it is removed.
 
     The caller creates a file or a directory at the yielded path. Readers see either the old
-    target or the complete new one, never a half-written one; a failure leaves the old intact.
+    target or the complete new one, never a half-written one; a failure, Ctrl+C or SIGTERM (which then ends the
+    process with status 143) leaves the old intact and removes the temporary one.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        if tmp.is_dir() and target.is_dir():
-            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-            old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except OSError as exc:
-        # Named after the target the user gave, not the temporary name it is built under (pyarrow names none).
-        if exc.filename is None:
-            if exc.errno is not None:  # without an errno, str(exc) would show neither
-                exc.filename = str(target)
-        elif Path(exc.filename).is_relative_to(tmp):
-            exc.filename = str(target / Path(exc.filename).relative_to(tmp))
-        raise
-    finally:
-        _remove(tmp)
+    with _sigterm_unwinds():
+        try:
+            yield tmp
+            if tmp.is_dir() and target.is_dir():
+                # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+                old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except OSError as exc:
+            # Named after the target the user gave, not the temporary name it is built under (pyarrow names none).
+            if exc.filename is None:
+                if exc.errno is not None:  # without an errno, str(exc) would show neither
+                    exc.filename = str(target)
+            elif Path(exc.filename).is_relative_to(tmp):
+                exc.filename = str(target / Path(exc.filename).relative_to(tmp))
+            raise
+        finally:
+            _remove(tmp)
+
+
+def check_replaceable(directory: str | Path, own: Collection[str], what: str,
+                      error: type[EmodistillError] = EmodistillError) -> None:
+    """Refuse to replace `directory` whole unless it is absent, empty or holds only `own` names (those of `what`)."""
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise error(f"{directory}: not a folder (expected {what} to write or replace)")
+    others = sorted(p.name for p in directory.iterdir() if p.name not in own)
+    if others:
+        # The whole folder is replaced: anything else in it would be lost.
+        raise error(f"{directory}: holds files other than {what}'s ({', '.join(others[:5])}"
+                    f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
 
 
 def check_free_space(target: str | Path, needed: int) -> None:
@@ -71,15 +118,37 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
     return Path(target)
 
 
-def read_json(path: str | Path, *, missing: str, error: type[EmodistillError] = ConfigError) -> Any:
-    """Parse a JSON file; a missing or unreadable one raises `error` naming the path (`missing`: what was expected)."""
+@cache
+def _adapter(schema: type) -> TypeAdapter:
+    return TypeAdapter(schema)
+
+
+def parse_json(text: str | bytes, schema: type[T], source: str, *, error: type[EmodistillError] = ConfigError) -> T:
+    """`text` parsed as JSON and validated as `schema` (a pydantic model or a dataclass) in one pass; bad JSON, a
+    nesting deeper than the parser's limit or a field of the wrong type or shape raises `error` naming `source` and
+    the field."""
+    if len(text) > MAX_JSON_BYTES:
+        raise error(f"{source}: {len(text)} bytes, more than the {MAX_JSON_BYTES} a file emodistill writes here holds")
+    try:
+        return _adapter(schema).validate_json(text)
+    except ValidationError as exc:
+        raise error(f"{source}: {field_problems(exc)}") from None
+
+
+def read_json(path: str | Path, schema: type[T], *, missing: str, error: type[EmodistillError] = ConfigError) -> T:
+    """The JSON file at `path` as `schema` (see parse_json); a missing, unreadable or oversized one raises `error`
+    naming the path (`missing`: what was expected)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise error(f"{path}: {path.stat().st_size} bytes, more than the {MAX_JSON_BYTES} a file emodistill "
+                        "writes here holds")
+        text = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
-    except (OSError, ValueError) as exc:
-        raise error(f"{path}: not readable JSON ({exc})") from None
+    except OSError as exc:
+        raise error(f"{path}: not readable ({exc.strerror or exc})") from None
+    return parse_json(text, schema, str(path), error=error)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from emodistill.errors import ConfigError
-from emodistill.files import write_text_atomic
+from emodistill.files import MAX_JSON_BYTES, write_text_atomic
 
 
 def is_uri(location: str | Path) -> bool:
@@ -77,14 +77,21 @@ def exists(location: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def read_text(location: str, *, missing: str) -> str:
-    """The text file at `location`; a missing one raises ConfigError naming it (`missing`: what was expected)."""
+def read_text(location: str, *, missing: str, limit: int = MAX_JSON_BYTES) -> str:
+    """The text file at `location`, of at most `limit` bytes (read no further); a missing, larger or undecodable one
+    raises ConfigError naming it (`missing`: what was expected)."""
     fs, path = filesystem(location)
     try:
         with fs.open_input_stream(path) as stream:
-            return stream.read().decode()
+            data = stream.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(f"{location}: {missing}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{location}: larger than the {limit} bytes a file emodistill writes here holds")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{location}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def write_text(location: str, text: str) -> str:

@@ -62,10 +62,13 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    """Synthesise the espeak-ng corpus into --out and write its manifest."""
+    """Synthesise the espeak-ng corpus and its manifest into --out (swapped in whole over an existing one)."""
     from emodistill.corpora.synth import synthesize_corpus  # lazy: loads the espeak-ng library
 
-    return _finish(synthesize_corpus(args.out, preset=args.preset, seed=args.seed), args.out)
+    records = synthesize_corpus(args.out, preset=args.preset, seed=args.seed)  # writes its manifest too
+    print(summarize(records))
+    print(f"wrote {args.out / MANIFEST_NAME}")
+    return 0
 
 
 def _finish(records: list[Utterance], out: Path, report: LoadReport | None = None,

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         help="override a config field, e.g. --set loss.lambda_sml=1 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("runs/distill"), help="run directory (default runs/distill)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out (its generator and checkpoints); without it, or "
+                             "--resume, a folder holding a run is refused")
     parser.add_argument("--pool-cache", default=None, metavar="DIR|URI",
                         help=f"cache of downstream pools for L_SML, a folder or an object-storage URI "
                              f"(default {cache_dir('pools')})")
@@ -62,10 +65,11 @@ def run_distill(args: argparse.Namespace) -> int:
     evaluate = dev_selection(splits["train"], splits["dev"], args.select_ppc, args.select_draws, downstream,
                              seed=config.train.seed)
     metric = f"dev_uar_ppc{args.select_ppc}"
-    path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume,
+    selection = {"draws": args.select_draws, "downstream_steps": args.select_downstream_steps}
+    path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume, overwrite=args.overwrite,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),
                    features_fingerprint=dataset_fingerprint(args.features, args.fold, config.data), evaluate=evaluate,
-                   select=metric)
+                   select=metric, selection=selection)
     written = generator.read_config(path)
     weights_mb = (path / generator.WEIGHTS_FILE).stat().st_size / 1e6
     metrics = written["metrics"]

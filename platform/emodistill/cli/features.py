@@ -10,7 +10,7 @@ from emodistill.cli import command_help
 from emodistill.corpora.manifest import group_by_split, manifest_path, read_checked_manifest
 from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
-from emodistill.features.store import INDEX_NAME, read_index, table_entries
+from emodistill.features.store import INDEX_NAME, open_tables, read_index, table_entries, verify_tables
 from emodistill.features.upstream import make_upstream
 
 
@@ -38,8 +38,11 @@ def register(subparsers) -> None:
     extract.add_argument("--corpus-name", help="name recorded in the tables (default: the corpus directory name)")
     extract.set_defaults(func=run_extract)
 
-    info = sub.add_parser("info", help="summarise a feature directory")
+    info = sub.add_parser("info", help="summarise a feature directory (its tables are opened and checked against "
+                                       "the index)")
     info.add_argument("dir", type=Path, help="feature directory")
+    info.add_argument("--verify", action="store_true",
+                      help="also read every frame and check each table's content fingerprint against the index")
     info.set_defaults(func=run_info)
 
 
@@ -71,8 +74,14 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print the summary recorded in a feature directory's index."""
-    print(format_summary(read_index(args.dir), args.dir))
+    """Print the summary recorded in a feature directory's index, once its tables open and match it."""
+    index = read_index(args.dir)
+    open_tables(args.dir)  # a truncated, replaced or unreadable table fails here, naming it
+    if args.verify:
+        verify_tables(args.dir)
+    print(format_summary(index, args.dir))
+    if args.verify:
+        print("  verified: every table's content matches the fingerprint recorded in its index")
     return 0
 
 

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     demo = subparsers.add_parser("demo", help=command_help("demo"))
     demo.add_argument("--out", type=Path, default=Path("emodistill-demo"), help="folder for everything it writes")
     demo.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
+    demo.add_argument("--preset", default="small",
+                      help="embedded corpus to synthesise: small (1000 utterances, default) or tiny (100, a quick "
+                           "check that everything runs)")
     demo.set_defaults(func=run_demo)
 
 
@@ -98,13 +101,13 @@ def print_report(result) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Corpus synth (small) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
+    """Corpus synth (--preset) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
     from emodistill.sweep import run_sweep
     from emodistill.tracking.best import best_generator
 
     started = time.perf_counter()
     out = args.out.resolve()
-    features = demo_features(out)
+    features = demo_features(out, args.preset)
     space = SPACES_DIR / "smoke.yaml"
     if not space.is_file():
         raise ConfigError(f"{space}: the smoke search space is missing; run the demo from a source checkout")
@@ -128,20 +131,23 @@ def run_demo(args: argparse.Namespace) -> int:
 def demo_features(out: Path, preset: str = "small") -> Path:
     """Fbank features of the embedded corpus of `preset` under `out` (every fold; a sweep runs on fold 1 unless its
     space lists folds), synthesising the corpus first; both are reused when present."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest, write_manifest
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
     from emodistill.corpora.synth import synthesize_corpus
     from emodistill.features.extract import extract_features
-    from emodistill.features.store import INDEX_NAME
+    from emodistill.features.store import INDEX_NAME, read_index
     from emodistill.features.upstream import make_upstream
 
     features = out / "features"
     if (features / INDEX_NAME).is_file():
+        corpus = read_index(features)["meta"]["corpus"]
+        if corpus != f"espeak-{preset}":
+            raise ConfigError(f"{features}: holds the features of corpus {corpus}, not of preset {preset}; choose "
+                              "another --out (or the preset it was made with)")
         return features
     manifest = out / "corpus" / MANIFEST_NAME
     if manifest.is_file():
         records = load_manifest(manifest, strict=True)
     else:
         records = synthesize_corpus(out / "corpus", preset=preset)
-        write_manifest(records, manifest)
     extract_features(records, make_upstream("fbank"), features, f"espeak-{preset}")
     return features

@@ -16,7 +16,7 @@ import queue
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from math import gcd
 from pathlib import Path
@@ -27,15 +27,17 @@ from scipy.signal import firwin, lfilter, resample_poly
 from tqdm import tqdm
 
 from emodistill.corpora.espeak import Espeak
+from emodistill.corpora.manifest import MANIFEST_NAME, write_manifest
 from emodistill.corpora.prosody import SPEAKERS, Prosody, Speaker, draw_prosody, to_ssml
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.corpora.sentences import sentence_pool
 from emodistill.errors import ConfigError, CorpusError
-from emodistill.files import atomic_path
+from emodistill.files import atomic_path, check_replaceable
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+CORPUS_FILES = frozenset({"wav", MANIFEST_NAME})  # what a synthetic corpus folder holds
 SNR_DB = (5.0, 30.0)  # uniform range of the additive noise's signal-to-noise ratio
 # IEMOCAP's 4-class counts (SUPERB mapping, exc -> hap); the class shares of every preset.
 IEMOCAP_CLASS_COUNTS = {"neu": 1708, "hap": 1636, "ang": 1103, "sad": 1084}
@@ -216,35 +218,41 @@ def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) ->
 def synthesize_corpus(
     out_dir: str | Path, preset: str = "default", seed: int = 0, progress: bool = True, workers: int | None = None
 ) -> list[Utterance]:
-    """Synthesise the corpus under `out_dir/wav/Session{k}/` and return its utterance records.
+    """Synthesise the corpus as `out_dir/wav/Session{k}/` and its manifest `out_dir/corpus.csv`; return its records.
 
-    The same preset and seed give byte-identical wavs whatever the number of workers. Sessions are
-    synthesised in worker processes, so a calling script needs the usual `if __name__ == "__main__":`.
+    The corpus is built beside `out_dir` and swapped in whole: an interrupted or failed run (Ctrl+C, a full disk)
+    leaves the previous corpus there as it was. A folder holding anything but a corpus's files is refused. The same
+    preset and seed give byte-identical wavs whatever the number of workers. Sessions are synthesised in worker
+    processes, so a calling script needs the usual `if __name__ == "__main__":`.
     """
     plans = plan_corpus(preset, seed)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
+    check_replaceable(out_dir, CORPUS_FILES, "a synthetic corpus", CorpusError)
     sessions = sorted({p.speaker.session for p in plans})
     by_session = {s: [p for p in plans if p.speaker.session == s] for s in sessions}
     workers = max(1, min(workers or os.cpu_count() or 1, len(sessions)))
     logger.info("synthesising %d utterances (preset %s, seed %d) into %s with %d workers",
                 len(plans), preset, seed, out_dir, workers)
     start = time.perf_counter()
-    jobs = {f"session {s}": (by_session[s], out_dir / "wav" / f"Session{s}") for s in sessions}
-    with tqdm(total=len(plans), desc=f"synth {preset}", unit="utt", disable=not progress) as bar:
-        lengths = dict(zip(sessions, run_in_fresh_workers(_synthesize_session, jobs, workers, bar)))
-    records = [
-        Utterance(
-            utt_id=p.utt_id,
-            path=out_dir / "wav" / f"Session{s}" / f"{p.utt_id}.wav",
-            speaker=p.speaker.speaker,
-            gender=p.speaker.gender,
-            session=s,
-            label=p.label,
-            duration=n / SAMPLE_RATE,
-        )
-        for s in sessions
-        for p, n in zip(by_session[s], lengths[s])
-    ]
+    with atomic_path(out_dir) as staging:
+        jobs = {f"session {s}": (by_session[s], staging / "wav" / f"Session{s}") for s in sessions}
+        with tqdm(total=len(plans), desc=f"synth {preset}", unit="utt", disable=not progress) as bar:
+            lengths = dict(zip(sessions, run_in_fresh_workers(_synthesize_session, jobs, workers, bar)))
+        records = [
+            Utterance(
+                utt_id=p.utt_id,
+                path=Path("wav") / f"Session{s}" / f"{p.utt_id}.wav",
+                speaker=p.speaker.speaker,
+                gender=p.speaker.gender,
+                session=s,
+                label=p.label,
+                duration=n / SAMPLE_RATE,
+            )
+            for s in sessions
+            for p, n in zip(by_session[s], lengths[s])
+        ]
+        write_manifest([replace(r, path=staging / r.path) for r in records], staging / MANIFEST_NAME)
+    records = [replace(r, path=out_dir / r.path) for r in records]
     hours = sum(r.duration for r in records) / 3600
     logger.info("wrote %d wavs (%.2f h of audio) in %.1f s", len(records), hours, time.perf_counter() - start)
     return records

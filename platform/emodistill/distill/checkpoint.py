@@ -54,4 +54,7 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt or foreign file
-        raise ConfigError(f"{path}: not a readable emodistill checkpoint ({exc})") from None
+        # torch's own text spans lines and suggests weights_only=False, which would run the file's code.
+        raise ConfigError(f"{path}: not a readable emodistill checkpoint ({type(exc).__name__}; damaged, or not "
+                          "written by emodistill: nothing in it is unpickled); start a new run in another folder, "
+                          "or remove it to start again") from None

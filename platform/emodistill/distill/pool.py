@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -16,11 +18,27 @@ from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, build_downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
+from emodistill.files import parse_json
 
 log = logging.getLogger(__name__)
 
 POINT_FRACTIONS = {"early": 0.1, "middle": 0.5}
 INDEX_FILE = "pool.json"
+
+
+class PoolIndex(BaseModel):
+    """pool.json: the members of a cached pool, each a downstream folder beside it (a bare name: never a path)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    members: list[str] = Field(min_length=1)
+
+    @field_validator("members")
+    @classmethod
+    def _bare_names(cls, members: list[str]) -> list[str]:
+        bad = [name for name in members if not re.fullmatch(r"[A-Za-z0-9_]+", name)]
+        if bad:
+            raise ValueError(f"{bad} are not member folder names (letters, digits, underscores)")
+        return members
 
 
 def feature_fingerprint(*splits: FeatureSet) -> str:
@@ -99,7 +117,8 @@ def train_pool(train: FeatureSet, dev: FeatureSet, config: PoolConfig, cache_dir
     index = storage.join(directory, INDEX_FILE)
     if storage.exists(index):
         log.info("reusing pool from %s", directory)
-        names = json.loads(storage.read_text(index, missing="pool index removed while reading it"))["members"]
+        names = parse_json(storage.read_text(index, missing="pool index removed while reading it"), PoolIndex,
+                           index).members
         with storage.local_copy(directory) as local:
             return [frozen(load_downstream(local / name)) for name in names]
     members = _train_members(train, dev, config, progress)

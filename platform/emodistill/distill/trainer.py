@@ -19,6 +19,7 @@ import contextlib
 import copy
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,7 +37,7 @@ from emodistill.distill.data import Normalization, RealBatches
 from emodistill.distill.gaussian import fit_gaussian, mean_path_start
 from emodistill.distill.pool import feature_fingerprint, frozen, train_pool
 from emodistill.downstream import Downstream
-from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
+from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged, one_line
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator, artifact_config, save_generator, save_trained
 from emodistill.losses import (class_cross_entropy, critic_loss, diversity_loss, feature_matching,
@@ -79,8 +80,12 @@ class Selection:
 class Distiller:
     """The networks, optimisers, data and random streams of one run, and its two update rules."""
 
-    def __init__(self, train: FeatureSet, config: DistillConfig, pool: list[Downstream], features: str | None = None):
+    def __init__(self, train: FeatureSet, config: DistillConfig, pool: list[Downstream], features: str | None = None,
+                 selection: dict | None = None):
         self.config, self.train, self.features = config, train, features  # features: the tables' fingerprint
+        # How dev scores choose the saved generator (metric and scoring settings): a resume must score alike.
+        self.selection = selection
+        check_classes(train)
         if config.loss.lambda_sml > 0 and not pool:
             raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
         self.device = resolve_device(config.train.device)
@@ -287,7 +292,7 @@ class Distiller:
                 "features": self.features, "generator": self.G.state_dict(), "discriminator": self.D.state_dict(),
                 "generator_ema": None if self.G_ema is None else self.G_ema.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": rng_state(self.rng, self.noise), "best": best}
+                "rng": rng_state(self.rng, self.noise), "best": best, "selection": json.dumps(self.selection)}
 
     def restore(self, state: dict, source: Path) -> None:
         """Continue from a checkpoint written by `state` for the same features, model, losses, optimiser, pool, seed."""
@@ -298,13 +303,29 @@ class Distiller:
         if state["features"] != self.features:
             raise ConfigError(f"{source}: the checkpoint was trained on features {state['features']}, not on these "
                               f"({self.features}); resume with the feature folder (and fold) it was trained on")
-        saved = DistillConfig.model_validate(json.loads(state["config"])).flatten()
+        try:
+            saved = DistillConfig.model_validate(json.loads(state["config"])).flatten()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: its config is damaged ({one_line(exc)}); start a new run in another "
+                              "folder") from None
         current = self.config.flatten()
         # The train section may change between runs (more steps, other logging), except the seed.
         changed = sorted(k for k in current if (not k.startswith("train.") or k == "train.seed")
                          and saved.get(k) != current[k])
         if changed:
             raise ConfigError(f"{source}: cannot resume, the config differs in {changed}")
+        selection = json.loads(state.get("selection") or "null")  # absent: a checkpoint from before it was recorded
+        if selection != self.selection:
+            raise ConfigError(f"{source}: cannot resume, the checkpoint was chosen on dev with {selection}, not "
+                              f"{self.selection} (its best score is not comparable); resume with the same selection "
+                              "settings, or start a new run")
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"{source}: its weights, optimiser or random state do not fit this run "
+                              f"({one_line(exc)[:300]}); start a new run in another folder") from None
+
+    def _load_state(self, state: dict) -> None:
         self.G.load_state_dict(state["generator"])
         self.D.load_state_dict(state["discriminator"])
         if self.G_ema is not None:
@@ -312,7 +333,7 @@ class Distiller:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         restore_rng(state["rng"], self.rng, self.noise)
-        self.step = state["step"]
+        self.step = int(state["step"])
         best = state["best"]
         self.best = None if best is None else Selection(**{**best, "metrics": json.loads(best["metrics"])})
 
@@ -342,20 +363,32 @@ def artifact_fields(train: FeatureSet, config: DistillConfig, model_config: Mode
             "metrics": metrics, "features": features}
 
 
-def fit_gaussian_generator(train: FeatureSet, config: DistillConfig) -> TrainedGenerator:
-    """The Gaussian baseline (model.arch 'gaussian') fitted to `train`, in memory; its metrics hold the fit time."""
+def check_classes(train: FeatureSet) -> None:
+    """Refuse a training split without an utterance of some class: the generator could never learn to sample it."""
+    empty = [name for name, n in zip(train.label_names, train.class_counts()) if n == 0]
+    if empty:
+        raise FeatureTableError(f"the training split has no utterance of class(es) {empty}; a "
+                                "generator trained on it could never sample them (drop the class from the label set, "
+                                "or choose a fold whose training sessions hold it)")
+
+
+def fit_gaussian_generator(train: FeatureSet, config: DistillConfig, features: str | None = None) -> TrainedGenerator:
+    """The Gaussian baseline (model.arch 'gaussian') fitted to `train`, in memory; its metrics hold the fit time,
+    its artifact fields `features` (the fingerprint of the fold it was fitted on, as a trained generator's)."""
     started = time.perf_counter()
+    check_classes(train)
     model_config = config.model_for(train.dim, len(train.label_names))
     normalization = Normalization.of(train)
     module = fit_gaussian(train, model_config, normalization)
     metrics = {"steps": 0, "train_seconds": round(time.perf_counter() - started, 3)}
-    fields = artifact_fields(train, config, model_config, normalization, metrics)
+    fields = artifact_fields(train, config, model_config, normalization, metrics, features)
     return TrainedGenerator(module=module, config=artifact_config(module, **fields), device=torch.device("cpu"))
 
 
-def _distill_gaussian(train: FeatureSet, config: DistillConfig, out_dir: Path, evaluate: Evaluate | None) -> Path:
+def _distill_gaussian(train: FeatureSet, config: DistillConfig, out_dir: Path, evaluate: Evaluate | None,
+                      features: str) -> Path:
     """Fit the Gaussian baseline (no steps, no checkpoints), evaluate it once at step 0, save it."""
-    generator = fit_gaussian_generator(train, config)
+    generator = fit_gaussian_generator(train, config, features)
     if evaluate is not None:
         generator.config["metrics"].update(evaluate(0, generator))
     return save_trained(generator, out_dir / "generator")
@@ -381,30 +414,47 @@ def _next_stop(step: int, total: int, *every: int) -> int:
     return min(stops)
 
 
+def check_out_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a run over one already in `out_dir` (a finished generator, or checkpoints) unless resuming
+    it or told to overwrite it; with `overwrite`, the old run's checkpoints go, so none is mixed with the new run."""
+    found = [name for name in ("generator", "checkpoints") if (out_dir / name).exists()]
+    if not found or resume:
+        return
+    if not overwrite:
+        raise ConfigError(f"{out_dir}: already holds a run ({' and '.join(found)}); resume it with --resume, replace "
+                          "it with --overwrite (API: overwrite=True), or choose another --out")
+    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+
+
 def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: str | Path, *,
             pool: list[Downstream] | None = None, pool_cache_dir: str | Path | None = None,
-            features_fingerprint: str | None = None, resume: bool = False, evaluate: Evaluate | None = None,
-            select: str | None = None, on_log: Callable[[int, dict[str, float]], None] | None = None,
-            progress: bool = True) -> Path:
+            features_fingerprint: str | None = None, resume: bool = False, overwrite: bool = False,
+            evaluate: Evaluate | None = None, select: str | None = None, selection: dict | None = None,
+            on_log: Callable[[int, dict[str, float]], None] | None = None, progress: bool = True) -> Path:
     """Train a generator on `train`, write its artifact to out_dir/generator and return that path.
 
     Every train.eval_every steps `evaluate(step, generator)` returns metrics; with `select` (the name of one of
-    them, a dev score), the saved generator is the evaluated one that scored best on it, not the last one.
-    `on_log(step, losses)` sees the losses every train.log_every steps. `features_fingerprint` (a feature
-    directory's recorded fingerprint) keys the pool cache and is recorded in checkpoints, so that a resume on
-    other features is refused; without it the frames of `train` and `dev` are hashed.
+    them, a dev score), the saved generator is the evaluated one that scored best on it, not the last one;
+    `selection` names how `evaluate` scores (budget, draws, ...), recorded with `select` in checkpoints so that a
+    resume scoring otherwise is refused. `on_log(step, losses)` sees the losses every train.log_every steps.
+    `features_fingerprint` (a feature directory's recorded fingerprint) keys the pool cache and is recorded in
+    checkpoints and the artifact, so that a resume on other features is refused; without it the frames of `train`
+    and `dev` are hashed. A folder holding a run is refused unless `resume` or `overwrite`.
     """
     _check_splits(train, dev)
     out_dir = Path(out_dir)
-    if config.model.arch == "gaussian":
-        return _distill_gaussian(train, config, out_dir, evaluate)
-    _check_training_memory(config.model_for(train.dim, len(train.label_names)), config)
+    check_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    check_classes(train)
     fingerprint = features_fingerprint or feature_fingerprint(train, dev)
+    if config.model.arch == "gaussian":
+        return _distill_gaussian(train, config, out_dir, evaluate, fingerprint)
+    _check_training_memory(config.model_for(train.dim, len(train.label_names)), config)
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
         pool = train_pool(train, dev, config.pool, pool_cache_dir, fingerprint=fingerprint, progress=progress)
-    run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [], features=fingerprint)
+    run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [], features=fingerprint,
+                    selection=None if select is None else {"metric": select, **(selection or {})})
     seconds = 0.0
     state = load_checkpoint(checkpoints) if resume else None
     if state is not None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, PositiveInt
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -29,19 +31,25 @@ def save_downstream(model: Downstream, directory: str | Path, extra: Mapping | N
     return Path(directory)
 
 
+class DownstreamConfig(BaseModel):
+    """A saved downstream's config.json (save_downstream), read strictly."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    kind: Literal["emodistill.downstream"]
+    decoder: str = DEFAULT_DECODER  # absent: saved before decoders were chosen by name, the linear head
+    dim: PositiveInt
+    n_classes: PositiveInt
+    hidden: PositiveInt
+    extra: dict[str, Any] = {}
+
+
 def read_downstream_config(directory: str | Path) -> dict:
     """The parsed config.json of a saved downstream (architecture and the caller's `extra`)."""
     path = Path(directory) / CONFIG_FILE
-    config = read_json(path, missing="missing; expected a downstream saved by save_downstream")
-    if not isinstance(config, dict) or config.get("kind") != KIND:
-        raise ConfigError(f"{path}: 'kind' is not {KIND!r}; not a saved downstream")
-    for key in ("dim", "n_classes", "hidden"):
-        if not isinstance(config.get(key), int) or config[key] <= 0:
-            raise ConfigError(f"{path}: '{key}' must be a positive integer, got {config.get(key)!r}")
-    config.setdefault("decoder", DEFAULT_DECODER)  # saved before decoders were chosen by name: the linear head
-    if config["decoder"] not in DECODERS:
-        raise ConfigError(f"{path}: 'decoder' is {config['decoder']!r}, expected one of {sorted(DECODERS)}")
-    return config
+    config = read_json(path, DownstreamConfig, missing="missing; expected a downstream saved by save_downstream")
+    if config.decoder not in DECODERS:
+        raise ConfigError(f"{path}: decoder: is {config.decoder!r}, expected one of {sorted(DECODERS)}")
+    return config.model_dump()
 
 
 def load_downstream(directory: str | Path) -> Downstream:

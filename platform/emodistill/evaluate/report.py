@@ -14,10 +14,11 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from emodistill.errors import ConfigError
 from emodistill.evaluate.baselines import RANDOM
 from emodistill.evaluate.privacy import ProbeResult
 from emodistill.evaluate.protocol import EvalConfig, compare_predictions, split_decoder
@@ -28,6 +29,99 @@ from emodistill.files import atomic_path, read_json
 FORMAT = "emodistill-evaluation"
 FORMAT_VERSION = 1
 REFERENCE_COLUMN = "whole train set"
+
+
+class _Read(BaseModel):
+    # Strict on the fields the tables read; every other key assemble writes is kept as it is.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Improvement(_Read):
+    points: float
+    low: float
+    high: float
+
+
+class _Condition(_Read):
+    mean: float
+    std: float
+    uars: list[float]
+    mcnemar_p: float | None = None
+    ratio: float | None = None
+    vs_random: _Improvement | None = None
+    accs: list[float] = []
+    decoder: str = "linear"
+
+
+class _Source(_Read):
+    name: str
+    kind: str
+    conditions: dict[str, _Condition]
+
+
+class _Reference(_Read):
+    uar_real_full: float
+    acc_real_full: float | None = None
+    decoder: str = "linear"
+    decoders: dict[str, _Reference] = {}
+
+
+class _Comparison(_Read):
+    a: str
+    b: str
+    condition: str
+    a_right_b_wrong: int
+    a_wrong_b_right: int
+    pvalue: float
+    significant: bool
+
+
+class _Probe(_Read):
+    accuracy: float
+    chance: float
+    speakers: int
+
+
+class _Downstream(_Read):
+    augment_noise: float | None = None
+
+
+class _Config(_Read):
+    significance: float
+    confidence: float
+    repeats: int
+    soft_labels: bool = False
+    downstream: _Downstream
+
+
+class ResultsFile(_Read):
+    """results.json as assemble writes it."""
+
+    format: str
+    format_version: int
+    config: _Config
+    data: dict[str, str] = {}  # the data protocol (dev_by, normalize); empty in a report of SUPERB's protocol
+    conditions: list[str]
+    reference: _Reference
+    sources: list[_Source]
+    comparisons: list[_Comparison] = []
+    privacy: dict[str, _Probe] = {}
+    cost: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("format") != FORMAT:
+            raise ValueError(f"not an emodistill evaluation report (expected format {FORMAT!r})")
+        return data
+
+    @field_validator("data")
+    @classmethod
+    def _protocol(cls, data: dict[str, str]) -> dict[str, str]:
+        missing = [key for key in ("dev_by", "normalize") if data and key not in data]
+        if missing:
+            raise ValueError(f"lacks {missing}")
+        return data
 
 
 def assemble(config: EvalConfig, reference: ReferenceResult, baselines: Sequence[EvalResult] = (),
@@ -95,12 +189,8 @@ def write_results(report: Mapping, path: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> dict:
-    """A report written by write_results, checked for its format."""
-    path = Path(path)
-    report = read_json(path, missing="results file not found")
-    if not isinstance(report, dict) or report.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an emodistill evaluation report (expected format {FORMAT!r})")
-    return report
+    """A report written by write_results, checked for its format and the types of the fields the tables read."""
+    return read_json(path, ResultsFile, missing="results file not found").model_dump()
 
 
 def _cell(condition: Mapping | None, significance: float) -> str:

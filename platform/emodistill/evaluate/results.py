@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from emodistill.downstream import DEFAULT_DECODER, Downstream
 
@@ -147,3 +148,19 @@ class ReferenceResult:
         arrays = {k: np.asarray(data[k], np.int64) for k in ("y_true", "predictions", "confusion")}
         decoders = {name: cls.from_dict(r) for name, r in data.get("decoders", {}).items()}
         return cls(**{**data, **arrays, "label_names": tuple(data["label_names"]), "decoders": decoders})
+
+
+class ReferenceRecord(BaseModel):
+    """ReferenceResult.to_dict as a sweep logs it (reference.json), read strictly before from_dict rebuilds it."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    uar_real_full: float
+    label_names: list[str]
+    y_true: list[int]
+    predictions: list[int]
+    confusion: list[list[int]]
+    train_seconds: float
+    best_step: int
+    acc_real_full: float | None = None
+    decoder: str = DEFAULT_DECODER
+    decoders: dict[str, ReferenceRecord] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,12 +14,13 @@ from tqdm import tqdm
 from emodistill.corpora.audio import read_audio
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
-from emodistill.errors import ConfigError, CorpusError
+from emodistill.errors import ConfigError, CorpusError, FeatureTableError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import (CORPUS, SPLITS, build_table, check_replaceable, default_fold, split_summary,
+from emodistill.features.store import (CORPUS, FEATURE_FILES, SPLITS, default_fold, split_summary,
                                       write_index, write_table)
+from emodistill.features.spill import FrameSpill
 from emodistill.features.upstream import Upstream
-from emodistill.files import atomic_path
+from emodistill.files import atomic_path, check_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +67,21 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else 0
 
 
-def extract_split(records: Sequence[Utterance], upstream: Upstream, bar: tqdm) -> tuple[list[np.ndarray], float]:
-    """Frames of every record (in record order) and the seconds of audio they cover; `bar` counts the records."""
+def extract_split(records: Sequence[Utterance], upstream: Upstream, bar: tqdm,
+                  add: Callable[[int, np.ndarray], None]) -> float:
+    """`add(i, frames)` for every record i, batched by length; the seconds of audio they cover. `bar` counts the
+    records."""
     # Batching utterances of similar length keeps the padding, and its cost, small.
     order = sorted(range(len(records)), key=lambda i: _size(Path(records[i].path)))
-    frames: list[np.ndarray | None] = [None] * len(records)
     seconds = 0.0
     for start in range(0, len(order), upstream.batch_size):
         chunk = order[start:start + upstream.batch_size]
         wavs = [read_audio(records[i].path, upstream.sample_rate) for i in chunk]
         seconds += sum(len(w) for w in wavs) / upstream.sample_rate
         for i, out in zip(chunk, upstream.batch(wavs)):
-            frames[i] = out
+            add(i, out)
         bar.update(len(chunk))
-    return frames, seconds
+    return seconds
 
 
 def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Sequence[Utterance]],
@@ -106,7 +108,7 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
         folds = check_folds(splits[CORPUS], dev_fraction, seed)
     check_labels(splits, labels)
     out_dir = Path(out_dir)
-    check_replaceable(out_dir)
+    check_replaceable(out_dir, FEATURE_FILES, "a feature directory", FeatureTableError)
     meta = FeatureMeta(corpus=corpus_name, upstream=upstream.name, upstream_config=upstream.describe(),
                        layer=upstream.layer, sample_rate=upstream.sample_rate, frame_rate=upstream.frame_rate,
                        dim=upstream.dim, labels=list(labels), dtype=dtype)
@@ -124,34 +126,26 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     return index
 
 
-def extract_in_groups(records: Sequence[Utterance], groups: Sequence[np.ndarray], upstream: Upstream,
-                      bar: tqdm) -> tuple[list[np.ndarray], float]:
-    """Frames of every record (in record order), each group of positions batched apart from the others."""
-    frames: list[np.ndarray | None] = [None] * len(records)
-    seconds = 0.0
-    for group in groups:
-        out, taken = extract_split([records[i] for i in group], upstream, bar)
-        seconds += taken
-        for i, one in zip(group, out):
-            frames[i] = one
-    return frames, seconds
-
-
 def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: FeatureMeta, directory: Path, name: str,
                  bar: tqdm, folds: dict | None = None) -> dict:
-    """Extract one table into `directory`/NAME.arrow; return its index entry."""
+    """Extract one table into `directory`/NAME.arrow, its frames spilled to disk as they come (FrameSpill: memory
+    holds a batch); return its index entry."""
     bar.set_postfix_str(name)
     if folds is None:
-        frames, seconds = extract_split(records, upstream, bar)
+        groups = [np.arange(len(records))]
     else:
         # Batched as fold 1's train, dev and test were when they were extracted as tables of their own: an HF
         # model's output depends on the padding its batch gets, so fold 1's features stay what they were.
         first = default_fold([int(s) for s in folds["sessions"]])
         groups = fold_index([r.utt_id for r in records], [r.session for r in records], first, folds["dev_fraction"],
                             folds["seed"])
-        frames, seconds = extract_in_groups(records, groups, upstream, bar)
-    table = build_table(zip(records, frames), meta)
-    summary = split_summary(table, write_table(table, directory / f"{name}.arrow"), seconds)
+    with FrameSpill(records, meta, directory / f".{name}") as spill:
+        seconds = 0.0
+        for group in groups:
+            seconds += extract_split([records[i] for i in group], upstream, bar,
+                                     lambda i, frames, group=group: spill.add(int(group[i]), frames))
+        table = spill.table()
+        summary = split_summary(table, write_table(table, directory / f"{name}.arrow"), seconds)
     log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", name, table.num_rows,
               summary["frames"], summary["fingerprint"])
     return summary

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
+from pydantic import ConfigDict, with_config
 
 from emodistill import __version__
 from emodistill.errors import FeatureTableError
+from emodistill.files import parse_json
 
 METADATA_KEY = b"emodistill"
 DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
@@ -18,6 +20,8 @@ FINITE_BLOCK = 1 << 22  # values summed at a time when checking that frames are 
 COLUMNS = ("utt_id", "speaker", "gender", "session", "label", "n_frames", "features")
 
 
+# Read strictly (files.parse_json): a field of another type, or one this version does not know, is refused by name.
+@with_config(ConfigDict(strict=True, extra="forbid", allow_inf_nan=False))
 @dataclass
 class FeatureMeta:
     """Schema metadata stored as JSON under the key `emodistill`."""
@@ -45,20 +49,8 @@ class FeatureMeta:
 
     @classmethod
     def from_json(cls, raw: bytes, source: str) -> FeatureMeta:
-        """Parse the metadata, naming the missing or unexpected key on failure."""
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise FeatureTableError(f"{source}: metadata key 'emodistill' is not valid JSON ({exc})") from None
-        expected = set(cls.__dataclass_fields__)
-        missing = sorted(k for k, f in cls.__dataclass_fields__.items()
-                         if k not in data and f.default is MISSING and f.default_factory is MISSING)
-        if missing:
-            raise FeatureTableError(f"{source}: metadata 'emodistill' lacks key(s) {missing}")
-        unknown = sorted(set(data) - expected)
-        if unknown:
-            raise FeatureTableError(f"{source}: metadata 'emodistill' has unknown key(s) {unknown}")
-        meta = cls(**data)
+        """Parse the metadata, naming the missing, unexpected or mistyped key on failure."""
+        meta = parse_json(raw, cls, f"{source}: metadata 'emodistill'", error=FeatureTableError)
         if meta.dtype not in DTYPES:
             raise FeatureTableError(f"{source}: metadata 'emodistill.dtype' is {meta.dtype!r}, "
                                     f"expected one of {sorted(DTYPES)}")

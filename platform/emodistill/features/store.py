@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -22,10 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
-from emodistill.errors import ConfigError, EmodistillError, FeatureTableError
+from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, one_line
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, check_finite, feature_schema, validate_table
@@ -36,12 +37,53 @@ SPLITS = ("train", "dev", "test")
 CORPUS = "corpus"  # the whole-corpus table of a directory with folds
 INDEX_NAME = "features.json"
 RECORD_COLUMNS = ("utt_id", "speaker", "gender", "session", "label")
-SUMMARY_KEYS = ("file", "utterances", "counts", "frames", "seconds", "bytes", "created", "fingerprint")
-FOLD_KEYS = ("sessions", "dev_fraction", "seed")
 FEATURE_FILES = frozenset([f"{name}.arrow" for name in (*SPLITS, CORPUS)] + [INDEX_NAME])
 
 
-def _record_fields(record: Utterance | dict) -> dict:
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class TableSummary(_Strict):
+    """One table's entry in features.json (split_summary)."""
+
+    file: str
+    utterances: NonNegativeInt
+    counts: dict[str, NonNegativeInt]
+    frames: NonNegativeInt
+    seconds: NonNegativeFloat | None
+    bytes: NonNegativeInt
+    created: str
+    fingerprint: str
+
+
+class Folds(_Strict):
+    """How the folds of a whole-corpus table cut its sessions."""
+
+    sessions: dict[str, NonNegativeInt] = Field(min_length=1)  # session number -> utterances
+    dev_fraction: float
+    seed: int
+
+    @field_validator("sessions")
+    @classmethod
+    def _numbered(cls, sessions: dict[str, int]) -> dict[str, int]:
+        bad = [name for name in sessions if not name.isdigit()]
+        if bad:
+            raise ValueError(f"sessions {bad} are not session numbers")
+        return sessions
+
+
+class FeatureIndex(_Strict):
+    """features.json (write_index): fixed `splits`, or one whole-corpus table under `tables` with its `folds`."""
+
+    meta: FeatureMeta
+    splits: dict[str, TableSummary] | None = None
+    tables: dict[str, TableSummary] | None = None
+    folds: Folds | None = None
+    fingerprint: str
+
+
+def record_fields(record: Utterance | dict) -> dict:
     """The per-utterance columns of a record (an Utterance, or a dict such as a synthetic sample's)."""
     if isinstance(record, Utterance):
         record = asdict(record)
@@ -50,31 +92,38 @@ def _record_fields(record: Utterance | dict) -> dict:
     return {c: record.get(c) for c in RECORD_COLUMNS}
 
 
+def checked_frames(fields: dict, frames: np.ndarray, meta: FeatureMeta) -> np.ndarray:
+    """An utterance's frames (T, D) in `meta.dtype`, once its shape and label fit `meta` (raises naming it)."""
+    frames = np.asarray(frames)
+    if frames.ndim != 2 or frames.shape[1] != meta.dim:
+        raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
+    if fields["label"] not in meta.labels:
+        raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} "
+                                f"is not in the label set {meta.labels}")
+    return frames.astype(meta.dtype, copy=False)
+
+
 def build_table(items: Iterable[tuple[Utterance | dict, np.ndarray]], meta: FeatureMeta) -> pa.Table:
     """A feature table from (record, frames (T, D)) pairs, frames cast to `meta.dtype`."""
     if meta.dtype not in DTYPES:
         raise FeatureTableError(f"dtype {meta.dtype!r} is not one of {sorted(DTYPES)}")
-    columns = {c: [] for c in RECORD_COLUMNS}
-    blocks, lengths = [], []
+    rows, blocks = [], []
     for record, frames in items:
-        fields = _record_fields(record)
-        frames = np.asarray(frames)
-        if frames.ndim != 2 or frames.shape[1] != meta.dim:
-            raise FeatureTableError(f"{fields['utt_id']}: frames have shape {frames.shape}, expected (T, {meta.dim})")
-        if fields["label"] not in meta.labels:
-            raise FeatureTableError(f"{fields['utt_id']}: label {fields['label']!r} "
-                                    f"is not in the label set {meta.labels}")
-        for name, value in fields.items():
-            columns[name].append(value)
-        blocks.append(frames.astype(meta.dtype, copy=False))
-        lengths.append(len(frames))
-    schema = feature_schema(meta)
+        rows.append(record_fields(record))
+        blocks.append(checked_frames(rows[-1], frames, meta))
     values = np.concatenate(blocks) if blocks else np.zeros((0, meta.dim), meta.dtype)
+    return assemble_table(rows, [len(b) for b in blocks], pa.array(values.reshape(-1)), meta)
+
+
+def assemble_table(rows: list[dict], lengths: Sequence[int], values: pa.Array, meta: FeatureMeta) -> pa.Table:
+    """The table of utterances `rows` (their per-utterance columns) whose frames, `lengths[i]` each, lie back to back
+    in the flat array `values` (used as it is: a memory-mapped one stays on disk)."""
+    schema = feature_schema(meta)
     frame_type = schema.field("features").type.value_type
-    frames_array = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), type=frame_type)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+    frames_array = pa.FixedSizeListArray.from_arrays(values, type=frame_type)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), pa.int32())
     features = pa.ListArray.from_arrays(offsets, frames_array, type=schema.field("features").type)
-    arrays = [pa.array(columns[c], schema.field(c).type) for c in RECORD_COLUMNS]
+    arrays = [pa.array([row[c] for row in rows], schema.field(c).type) for c in RECORD_COLUMNS]
     arrays += [pa.array(lengths, pa.int32()), features]
     return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -181,36 +230,18 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     return index
 
 
-def check_replaceable(directory: str | Path) -> None:
-    """Refuse to replace `directory` unless it is absent, empty or holds only a feature directory's files."""
-    directory = Path(directory)
-    if not directory.exists():
-        return
-    if not directory.is_dir():
-        raise FeatureTableError(f"{directory}: not a folder (expected a feature directory to write or replace)")
-    others = sorted(p.name for p in directory.iterdir() if p.name not in FEATURE_FILES)
-    if others:
-        # The whole folder is replaced: anything else in it would be lost.
-        raise FeatureTableError(f"{directory}: holds files other than a feature directory's ({', '.join(others[:5])}"
-                                f"{', ...' if len(others) > 5 else ''}); choose a new or empty folder")
-
-
 def read_index(directory: str | Path) -> dict:
     """The parsed `features.json` of a feature directory."""
     directory = Path(directory)
     path = directory / INDEX_NAME
     if not directory.is_dir():
         raise FeatureTableError(f"{directory}: feature directory not found")
-    index = read_json(path, missing="index not found (run `emodistill features extract` to completion)",
-                      error=FeatureTableError)
-    tables = "tables" if "folds" in index else "splits"
-    missing = [k for k in ("meta", tables, "fingerprint") if k not in index]
-    missing += [f"{tables}.{s}.{k}" for s, entry in index.get(tables, {}).items() for k in SUMMARY_KEYS
-                if k not in entry]
-    missing += [f"folds.{k}" for k in FOLD_KEYS if "folds" in index and k not in index["folds"]]
-    if missing:
-        raise FeatureTableError(f"{path}: lacks key(s) {missing}")
-    return index
+    index = read_json(path, FeatureIndex, error=FeatureTableError,
+                      missing="index not found (run `emodistill features extract` to completion)")
+    if (index.folds is None) != (index.tables is None) or (index.tables is None) == (index.splits is None):
+        raise FeatureTableError(f"{path}: expected either 'splits' or 'tables' with 'folds'")
+    # The absent layout's keys are left out: callers tell the layouts apart by `"folds" in index`.
+    return {key: value for key, value in index.model_dump().items() if value is not None}
 
 
 def table_entries(index: dict) -> dict[str, dict]:
@@ -301,6 +332,24 @@ def open_tables(directory: str | Path, data: DataConfig | None = None) -> dict[s
         tables = {name: (table, validate_table(table, str(directory / f"{name}.arrow")))
                   for name, table in normalized.items()}
     return tables
+
+
+def verify_tables(directory: str | Path) -> None:
+    """Recompute each table's content fingerprint (reading every frame) and raise IntegrityError unless it is the
+    one features.json recorded when the table was written."""
+    directory = Path(directory)
+    entries = table_entries(read_index(directory))
+    for name, (table, _) in open_tables(directory).items():
+        path = directory / f"{name}.arrow"
+        try:
+            table.validate(full=True)  # offsets and lengths that point outside the file's buffers
+            found = fingerprint(table)
+        except (pa.ArrowInvalid, ValueError) as exc:
+            raise IntegrityError(f"{path}: damaged ({one_line(exc)}); extract the features again") from None
+        if found != entries[name]["fingerprint"]:
+            raise IntegrityError(f"{path}: its content fingerprint is {found}, but {INDEX_NAME} recorded "
+                                 f"{entries[name]['fingerprint']}: the table changed since it was extracted; extract "
+                                 "the features again")
 
 
 def fold_rows(table: pa.Table, folds: dict, fold: int, dev_by: str = "utterance") -> dict[str, np.ndarray]:

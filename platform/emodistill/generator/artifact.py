@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from emodistill import __version__
 from emodistill.errors import ConfigError, field_problems
+from emodistill.features.schema import FeatureMeta
 from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator, count_parameters
@@ -29,6 +29,41 @@ FORMAT = "emodistill-generator"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+class Normalization(BaseModel):
+    """config.json's `normalization`: the per-dimension scale of the module's output."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    mean: list[float]
+    std: list[float]
+
+
+class ArtifactConfig(BaseModel):
+    """config.json as artifact_config writes it, read strictly: each field's type and shape is checked by name."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    format: str
+    format_version: int
+    package_version: str = ""
+    created: str
+    model: dict[str, Any]  # checked as a ModelConfig by `load`
+    label_names: list[str]
+    class_prior: list[float]
+    feature_meta: FeatureMeta
+    normalization: Normalization | None
+    num_parameters: int | None = None
+    training: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    features: str | None = None  # the fingerprint of the fold it learnt from; None: an artifact written before it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (data.get("format"), data.get("format_version")) != (FORMAT, FORMAT_VERSION):
+            raise ValueError(f"expected format {FORMAT!r} version {FORMAT_VERSION}, got {data.get('format')!r} "
+                             f"version {data.get('format_version')!r}")
+        return data
 
 
 def artifact_config(module: nn.Module, *, model_config: dict, label_names, class_prior, feature_meta: dict,
@@ -87,56 +122,37 @@ def save_trained(generator: TrainedGenerator, out_dir: str | Path) -> Path:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """The artifact's config.json, checked for format and required keys."""
+    """The artifact's config.json, checked for format, field types and the agreement of its sizes."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{path}: not a generator artifact (missing {CONFIG_FILE})")
-    config = read_json(file, missing=f"not a generator artifact (missing {CONFIG_FILE})")
-    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"{file}: expected format {FORMAT!r} version {FORMAT_VERSION}, "
-                          f"got {config.get('format')!r} version {config.get('format_version')!r}")
-    required = ("model", "label_names", "class_prior", "feature_meta", "normalization", "created")
-    missing = [key for key in required if key not in config]
-    if missing:
-        raise ConfigError(f"{file}: lacks key(s) {missing}")
+    config = read_json(file, ArtifactConfig, missing=f"not a generator artifact (missing {CONFIG_FILE})")
     problems = _disagreements(config)
     if problems:
         raise ConfigError(f"{file}: {'; '.join(problems)} (a damaged or hand-edited artifact: save it again)")
-    return config
+    return config.model_dump()
 
 
-def _disagreements(config: dict[str, Any]) -> list[str]:
+def _disagreements(config: ArtifactConfig) -> list[str]:
     """How the label list, class prior, feature metadata and normalisation disagree with the model's sizes."""
-    model = config["model"] if isinstance(config["model"], dict) else {}
-    n_classes, dim = model.get("n_classes"), model.get("dim")
-    labels, prior, meta, norm = (config[key] for key in ("label_names", "class_prior", "feature_meta",
-                                                          "normalization"))
+    n_classes, dim = config.model.get("n_classes"), config.model.get("dim")
+    labels, prior, meta, norm = config.label_names, config.class_prior, config.feature_meta, config.normalization
     problems = []
-    if not isinstance(labels, list) or len(set(labels)) != len(labels) or len(labels) != n_classes:
+    if len(set(labels)) != len(labels) or len(labels) != n_classes:
         problems.append(f"label_names {labels} are not model.n_classes = {n_classes} distinct labels")
-    if not _numbers(prior, n_classes) or min(prior) < 0 or sum(prior) <= 0:
-        problems.append(f"class_prior {_shape(prior)}, expected model.n_classes = {n_classes} frequencies")
-    if not isinstance(meta, dict) or meta.get("labels") != labels or meta.get("dim") != dim:
-        shown = {key: meta.get(key) for key in ("labels", "dim")} if isinstance(meta, dict) else meta
-        problems.append(f"feature_meta {shown} differs from label_names {labels} or model.dim = {dim}")
+    if len(prior) != n_classes or min(prior, default=0) < 0 or sum(prior) <= 0:
+        problems.append(f"class_prior has {len(prior)} values, expected model.n_classes = {n_classes} frequencies")
+    if meta.labels != labels or meta.dim != dim:
+        problems.append(f"feature_meta {dict(labels=meta.labels, dim=meta.dim)} differs from label_names {labels} or "
+                        f"model.dim = {dim}")
     if norm is not None:
         for key in ("mean", "std"):
-            values = norm.get(key) if isinstance(norm, dict) else None
-            if not _numbers(values, dim) or (key == "std" and min(values) <= 0):
+            values = getattr(norm, key)
+            if len(values) != dim or (key == "std" and min(values, default=0) <= 0):
                 kind = "positive" if key == "std" else "finite"
-                problems.append(f"normalization.{key} {_shape(values)}, expected model.dim = {dim} {kind} numbers")
+                problems.append(f"normalization.{key} has {len(values)} values, expected model.dim = {dim} {kind} "
+                                "numbers")
     return problems
-
-
-def _numbers(values: Any, length: int | None) -> bool:
-    """True if `values` is a list of `length` finite numbers."""
-    return (isinstance(values, list) and len(values) == length and
-            all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
-
-
-def _shape(values: Any) -> str:
-    """What a field that should hold a list of numbers holds, in a few words."""
-    return f"has {len(values)} values" if isinstance(values, list) else f"is {type(values).__name__}"
 
 
 def check_weight_shapes(weights_file: Path, model_config: ModelConfig) -> None:

@@ -13,7 +13,6 @@ SHORT = {"loss.lambda_cls_real": "λ2", "loss.lambda_cls_fake": "λ3", "loss.lam
          "loss.lambda_div": "λdiv", "loss.lambda_sml": "λsml", "loss.tau": "τ", "optim.lr_g": "lr_g",
          "optim.lr_d": "lr_d", "optim.n_critic": "n_critic", "train.seed": "seed"}
 ARCH_KEY = "model.arch"
-FOLD_PARAM = "fold"  # a trial's (and a reference's) fold, a param of its MLflow run; none for fixed splits
 REPEAT_PARTS = ("seed ", "fold ", "#")  # the parts of a name that tell repeats of one setting apart
 
 

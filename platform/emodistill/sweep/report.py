@@ -17,13 +17,11 @@ the best trial (on dev) of the setting whose dev objective, averaged over the fo
 from __future__ import annotations
 
 import html
-import json
 import math
 import statistics
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 from mlflow import MlflowClient
@@ -34,11 +32,12 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from emodistill.errors import EmodistillError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.stats import ci_half_width, mean_ci
+from emodistill.files import read_json
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
-from emodistill.sweep.names import FOLD_PARAM, setting_name, sibling_name, trial_index
+from emodistill.sweep.names import setting_name, sibling_name, trial_index
 from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
 from emodistill.tracking.registry import CHAMPION
-from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
+from emodistill.tracking.runs import FEATURES_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, sweep_runs
 from emodistill.tracking.store import reading_client
 from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 
@@ -133,7 +132,8 @@ class Predictions:
         if run_id not in self.loaded:
             with tempfile.TemporaryDirectory(prefix="emodistill-predictions-") as scratch:
                 path = self.client.download_artifacts(run_id, PREDICTIONS_FILE, scratch)
-                self.loaded[run_id] = json.loads(Path(path).read_text())
+                self.loaded[run_id] = read_json(path, dict[str, list[int]],
+                                                missing=f"missing from trial run {run_id}")
         return self.loaded[run_id]
 
     def pvalues(self, ours: str, theirs: str) -> dict[str, float]:

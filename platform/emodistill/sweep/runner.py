@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from pydantic import ConfigDict, with_config
 from ray import tune
 
 from emodistill import storage
@@ -27,6 +28,7 @@ from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
+from emodistill.files import parse_json
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
@@ -35,11 +37,11 @@ from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport,
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
-from emodistill.sweep.names import FOLD_PARAM, SEPARATOR
+from emodistill.sweep.names import SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
+from emodistill.tracking.runs import (FAILURE_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,
                                       start_parent_run, sweep_runs)
 from emodistill.tracking.store import (check_writable_store, get_or_create_experiment, resolve_tracking_uri,
@@ -53,6 +55,7 @@ REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
 
 
+@with_config(ConfigDict(strict=True, extra="forbid"))  # read back strictly by resume_sweep
 @dataclass(frozen=True)
 class SweepState:
     """What a resumed sweep must reuse: where it logs, which parent run, which inputs and space."""
@@ -141,10 +144,10 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
     """
     experiment_path = storage.resolve(experiment_path)
     check_private(experiment_path)
-    state = SweepState(**json.loads(storage.read_text(
-        storage.join(experiment_path, STATE_FILE),
-        missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the sweep "
-                "printed")))
+    location = storage.join(experiment_path, STATE_FILE)
+    state = parse_json(storage.read_text(
+        location, missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the "
+                          "sweep printed"), SweepState, location)
     client = tracking_client(state.tracking_uri)
     try:
         if not trust_unverified:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
+from pydantic import BaseModel, ConfigDict
 from ray import tune
 
 from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
@@ -30,12 +31,14 @@ from emodistill.errors import TrainingDiverged
 from emodistill.distilled import write_distilled_set
 from emodistill.evaluate.protocol import EvalConfig, EvalResult, ReferenceResult, balanced_budgets, evaluate_generator
 from emodistill.features.dataset import FeatureSet
+from emodistill.files import read_json
 from emodistill.generator import TrainedGenerator, load, save_generator, save_trained
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
-from emodistill.sweep.names import FOLD_PARAM, trial_name, trial_tags
+from emodistill.sweep.names import trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import FOLD_KEY, SearchSpace, trial_config, trial_overrides
+from emodistill.tracking.runs import FOLD_PARAM
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,15 @@ class TrialContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+
+
+class TrialState(BaseModel):
+    """trial.json: the run a trial logs to, its step and the test predictions of the checkpoint chosen so far."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    run_id: str
+    step: int
+    predictions: dict[str, list[int]]
 
 
 @dataclass
@@ -87,7 +99,7 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         return evaluate_generator(generator, splits, evaluation, reference, progress=False)
 
     if distill_config.model.arch == "gaussian":  # fitted, not trained: one evaluation is the whole trial
-        generator = fit_gaussian_generator(splits["train"], distill_config)
+        generator = fit_gaussian_generator(splits["train"], distill_config, shared.fold_fingerprint(fold))
         result = evaluate(generator)
         generator.config["metrics"].update(result.metrics)
         _finish(run, lambda folder: save_trained(generator, folder), 0, result.metrics, result.predictions_json(),
@@ -148,10 +160,10 @@ def _restore() -> Restored:
     if checkpoint is None:
         return Restored()
     with checkpoint.as_directory() as directory:
-        state = json.loads((Path(directory) / STATE_FILE).read_text())
+        state = read_json(Path(directory) / STATE_FILE, TrialState, missing="missing from the trial's checkpoint")
         trainer = load_checkpoint(directory)
-    log.info("trial resumes from its checkpoint at step %d (run %s)", state["step"], state["run_id"])
-    return Restored(run_id=state["run_id"], trainer=trainer, predictions=state["predictions"])
+    log.info("trial resumes from its checkpoint at step %d (run %s)", state.step, state.run_id)
+    return Restored(run_id=state.run_id, trainer=trainer, predictions=state.predictions)
 
 
 def _write_sets(generator: TrainedGenerator, train: FeatureSet, evaluation: EvalConfig,

@@ -15,7 +15,7 @@ from mlflow.protos.databricks_pb2 import (INVALID_PARAMETER_VALUE, RESOURCE_ALRE
 from emodistill.errors import EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
-from emodistill.tracking.runs import (ARCH_TAG, FEATURES_TAG, PYFUNC_FILE, VARIANT_TAG, download_generator,
+from emodistill.tracking.runs import (ARCH_TAG, FEATURES_TAG, FOLD_PARAM, PYFUNC_FILE, VARIANT_TAG, download_generator,
                                       recorded_digests)
 from emodistill.tracking.store import global_tracking_uri, reading_client, tracking_client
 
@@ -78,7 +78,7 @@ prefer `best_generator`, which checks that code's digest.
 
 
 def version_description(run: Run, objective: str | None) -> str:
-    """A version's description (markdown): the trial, its dev and test UAR per budget, its features."""
+    """A version's description (markdown): the trial, its dev and test UAR per budget, its features and fold."""
     metrics, tags = run.data.metrics, run.data.tags
     budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
     rows = [f"| {n} | {_score(metrics.get(f'dev_uar_ppc{n}'))} | {_score(metrics.get(f'uar_ppc{n}'))} |"
@@ -89,8 +89,11 @@ def version_description(run: Run, objective: str | None) -> str:
              "| utterances per class | dev UAR | test UAR |", "| --- | --- | --- |", *rows, ""]
     if step is not None:
         lines.append(f"Its generator is the checkpoint chosen on dev at step {int(step)}.")
-    if FEATURES_TAG in tags:
-        lines.append(f"Features: fingerprint `{tags[FEATURES_TAG]}`.")
+    fold = run.data.params.get(FOLD_PARAM)
+    if FEATURES_TAG in tags or fold is not None:
+        where = f"fold {fold} (tested on session {fold}, trained on the others)" if fold is not None else ""
+        fingerprint = f"fingerprint `{tags[FEATURES_TAG]}`" if FEATURES_TAG in tags else ""
+        lines.append(f"Features: {', '.join(part for part in (fingerprint, where) if part)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -29,8 +28,9 @@ from mlflow.utils.validation import (
 
 from emodistill import __version__
 from emodistill.errors import ConfigError, EmodistillError, IntegrityError
-from emodistill.files import file_sha256
-from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE
+from emodistill.evaluate.results import ReferenceRecord
+from emodistill.files import file_sha256, read_json
+from emodistill.generator.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config
 from emodistill.runtime import cache_dir as runtime_cache_dir
 from emodistill.tracking.store import (
     get_or_create_experiment,
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 KIND_TAG = "emodistill.kind"
 FEATURES_TAG = "emodistill.features"
+FOLD_PARAM = "fold"  # a trial's (and a reference's) fold, a param of its MLflow run; none for fixed splits
 VARIANT_TAG = "variant"  # a trial's named variant of the search space (Baseline, +L_DIV, ...), as Tune names it
 ARCH_TAG = "emodistill.arch"
 FAILURE_TAG = "emodistill.failure"
@@ -120,7 +121,8 @@ def finished_reference(client: MlflowClient, experiment_id: str, parent_run_id: 
     if not existing or existing[0].info.status != "FINISHED":
         return None
     run_id = existing[0].info.run_id
-    return run_id, json.loads(Path(client.download_artifacts(run_id, REFERENCE_FILE)).read_text())
+    path = client.download_artifacts(run_id, REFERENCE_FILE)
+    return run_id, read_json(path, ReferenceRecord, missing=f"missing from reference run {run_id}").model_dump()
 
 
 def log_reference(client: MlflowClient, experiment_id: str, parent_run_id: str, name: str, features: str,
@@ -282,7 +284,7 @@ def log_generator_model(run_id: str, generator_dir: str | Path, tracking_uri: st
 
 def _input_example(generator_dir: Path) -> pd.DataFrame:
     """Two utterances of every label the generator knows: shown with the model, and checked against its signature."""
-    labels = json.loads((generator_dir / CONFIG_FILE).read_text())["label_names"]
+    labels = read_config(generator_dir)["label_names"]
     return pd.DataFrame({"label": labels, "count": [2] * len(labels)})
 
 
