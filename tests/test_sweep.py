@@ -29,6 +29,7 @@ from emodistill.features.store import load_splits, read_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.report import load_report
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
+from emodistill.tracking.best import best_run
 from emodistill.tracking.registry import champion_run_id
 from sweep_fixtures import LABELS, make_corpus_dir, make_feature_dir, micro_space, processed_reports
 
@@ -356,3 +357,4 @@ def test_five_fold_sweep_runs_every_setting_on_every_fold_and_aggregates_across_
     setting = max(mean_dev, key=mean_dev.get)
     best = max((runs[f"{setting} · fold {k}"] for k in range(1, 6)), key=lambda r: r.data.metrics["dev_uar_ppc10"])
     assert result.best_run_id == best.info.run_id and champion_run_id("folds-test", uri) == best.info.run_id
+    assert best_run("folds-test", tracking_uri=uri).info.run_id == best.info.run_id  # `emodistill best` agrees

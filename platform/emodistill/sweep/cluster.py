@@ -29,9 +29,7 @@ def connected(address: str | None = None) -> Iterator[None]:
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
-    if address == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-        raise ConfigError("RAY_AUTH_MODE=disabled: emodistill does not start a Ray cluster without token "
-                          "authentication (its processes listen on every interface); unset RAY_AUTH_MODE")
+    check_auth_mode()
     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     if address == "local":
         keep_token_private()
@@ -42,6 +40,14 @@ def connected(address: str | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def check_auth_mode() -> None:
+    """Refuse $RAY_AUTH_MODE unless unset or `token`: Ray turns token authentication off for every other value."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode != "token":
+        raise ConfigError(f"RAY_AUTH_MODE={mode!r}: Ray runs without token authentication for any value but "
+                          "'token' (its processes listen on every interface); unset RAY_AUTH_MODE or set it to token")
 
 
 def keep_token_private() -> None:

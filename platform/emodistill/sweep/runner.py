@@ -30,14 +30,14 @@ from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
-from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, fold_of, log_report,
+from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report,
                                      sweep_report)
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
-from emodistill.sweep.names import FOLD_PARAM, SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
+from emodistill.tracking.champion import FOLD_PARAM, SEPARATOR, fold_of
 from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -10,14 +9,16 @@ import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from emodistill.errors import EmodistillError
+from emodistill.errors import ConfigError, EmodistillError
 from emodistill.generator import TrainedGenerator, load
+from emodistill.tracking.champion import champion_trial
 from emodistill.tracking.registry import load_champion
-from emodistill.tracking.runs import KIND_TAG, download_generator
+from emodistill.tracking.runs import KIND_TAG, download_generator, sweep_runs
 from emodistill.tracking.store import reading_client, search_all_runs
 
 
 DEFAULT_OBJECTIVE = "dev_uar_ppc100"
+DEV_PREFIX = "dev_"  # the metrics that may choose: scores on the real dev split
 OBJECTIVE_PARAM = "objective.metric"  # a sweep's parent run records its objective under this param
 
 
@@ -41,23 +42,40 @@ def sweep_objective(experiment: str, tracking_uri: str | None = None) -> str:
     """The objective the experiment's latest sweep recorded (its parent run's param), else dev_uar_ppc100."""
     client = reading_client(tracking_uri)
     parent = latest_sweep(client, find_experiment_id(client, experiment))
+    return recorded_objective(parent)
+
+
+def recorded_objective(parent: Run | None) -> str:
+    """The objective a sweep's parent run recorded, else dev_uar_ppc100."""
     return parent.data.params.get(OBJECTIVE_PARAM, DEFAULT_OBJECTIVE) if parent else DEFAULT_OBJECTIVE
 
 
+def check_choice_metric(metric: str) -> None:
+    """Refuse a metric that is not a dev score: test scores report a choice, they never make one."""
+    if not metric.startswith(DEV_PREFIX):
+        twin = f"; its dev twin is {DEV_PREFIX}{metric}" if metric.startswith("uar_ppc") else ""
+        raise ConfigError(f"metric {metric!r}: only dev scores ({DEV_PREFIX}*) choose a trial, never the test "
+                          f"split's{twin}")
+
+
 def best_run(experiment: str, metric: str | None = None, tracking_uri: str | None = None) -> Run:
-    """The finished trial with the highest `metric` (default: the sweep's recorded objective; NaNs are ignored)."""
+    """The champion of the experiment's latest sweep by `metric` (default: its recorded objective; a dev score), by
+    the rule the sweep registers its champion with (emodistill.tracking.champion; NaNs are ignored)."""
+    if metric is not None:
+        check_choice_metric(metric)
     client = reading_client(tracking_uri)
     experiment_id = find_experiment_id(client, experiment)
-    metric = metric or sweep_objective(experiment, tracking_uri)
-    trials = search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
-    finished = [run for run in trials if run.info.status == "FINISHED"]
-    scored = [run for run in finished if not math.isnan(run.data.metrics.get(metric, math.nan))]
-    if not scored:
+    parent = latest_sweep(client, experiment_id)
+    metric = metric or recorded_objective(parent)
+    trials = (sweep_runs(client, experiment_id, parent.info.run_id, "trial") if parent
+              else search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'"))
+    best = champion_trial(trials, metric)
+    if best is None:
         statuses = dict(Counter(run.info.status for run in trials))
-        metrics = sorted({key for run in finished for key in run.data.metrics})
+        metrics = sorted({key for run in trials if run.info.status == "FINISHED" for key in run.data.metrics})
         raise EmodistillError(f"experiment {experiment!r}: no finished trial has metric {metric!r} "
                               f"(trials by status: {statuses}; metrics of finished trials: {metrics})")
-    return max(scored, key=lambda run: run.data.metrics[metric])
+    return best
 
 
 def best_generator(experiment: str, metric: str | None = None, tracking_uri: str | None = None,
