@@ -22,6 +22,7 @@ from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
 from emodistill.tracking.champion import champion_trial
 from emodistill.tracking.server import free_port
+from silent_server import SilentServer
 from toy import LABELS, save_micro_generator
 
 
@@ -322,6 +323,19 @@ def test_read_commands_fail_fast_on_a_tracking_server_that_is_down(tmp_path, cap
         assert f"tracking server {uri} does not answer (ConnectionError after 2 retries)" in err, err
         assert err.count("\n") == 1
     assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the command
+
+
+def test_the_python_api_gives_up_on_a_server_that_accepts_and_never_answers(tmp_path, monkeypatch):
+    for name in store.FAIL_FAST_HTTP:
+        monkeypatch.delenv(name, raising=False)
+    with SilentServer() as silent:
+        for read in (lambda: best.best_generator("x", tracking_uri=silent.url, cache_dir=tmp_path),
+                     lambda: best.best_generator("x", tracking_uri=silent.url, champion=True, cache_dir=tmp_path),
+                     lambda: store.check_server(silent.url)):
+            with pytest.raises(EmodistillError, match=f"tracking server {silent.url} does not answer"):
+                read()
+        assert silent.accepted
+    assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the call
 
 
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):

@@ -72,11 +72,9 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def run_best(args: argparse.Namespace) -> int:
     """Print the best run's id, name, params and metrics."""
     from emodistill.tracking.best import best_run, sweep_objective
-    from emodistill.tracking.store import failing_fast
 
-    with failing_fast(args.tracking_uri):
-        metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
-        run = best_run(args.experiment, metric, args.tracking_uri)
+    metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
+    run = best_run(args.experiment, metric, args.tracking_uri)
     summary = {
         "experiment": args.experiment,
         "run_id": run.info.run_id,
@@ -102,11 +100,9 @@ def run_sample(args: argparse.Namespace) -> int:
     """Stream a synthetic table drawn from the best (or champion) generator to disk; print its counts per label."""
     from emodistill.features.store import read_table
     from emodistill.tracking.best import best_generator
-    from emodistill.tracking.store import failing_fast
 
-    with failing_fast(args.tracking_uri):
-        generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
-                                   model_name=args.model_name)
+    generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
+                               model_name=args.model_name)
     n_classes = len(generator.label_names)
     draw = {"ppc": 0, "balanced": False, "total": args.ppc * n_classes} if args.imbalanced else {"ppc": args.ppc}
     if args.select == "iid" and args.features is None:

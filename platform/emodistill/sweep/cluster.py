@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import ray
+import torch
 
 from emodistill.errors import ConfigError
 from emodistill.tracking.store import is_local_uri
@@ -18,28 +19,57 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def connected(address: str | None = None) -> Iterator[None]:
+def connected(address: str | None = None, trial_resources: dict[str, float] | None = None) -> Iterator[None]:
     """Join the cluster at `address` or $RAY_ADDRESS (set inside `ray job submit`), else start a local one.
 
     Ray already initialised in this process (a notebook, a test) is used as it is and left running;
     Ray started here is shut down on exit. "local" is explicit because a bare `ray.init()` would join
-    any other cluster that happens to run on the machine.
+    any other cluster that happens to run on the machine. A trial asking for `trial_resources` (Tune's
+    {"cpu": .., "gpu": ..}) that no node can hold is refused: before a local cluster starts, against this
+    machine; else against the cluster's nodes (Tune would wait for it forever).
     """
     if ray.is_initialized():
+        check_trial_fits(trial_resources, alive_nodes())
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     check_auth_mode()
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     if address == "local":
-        keep_token_private()
-    resources = ray.cluster_resources()
-    log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs", address, len(alive_nodes()), resources.get("CPU", 0),
-             resources.get("GPU", 0))
+        check_trial_fits(trial_resources, [machine_node()])
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     try:
+        if address == "local":
+            keep_token_private()
+        else:
+            check_trial_fits(trial_resources, alive_nodes())
+        resources = ray.cluster_resources()
+        log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs", address, len(alive_nodes()), resources.get("CPU", 0),
+                 resources.get("GPU", 0))
         yield
     finally:
         ray.shutdown()
+
+
+def machine_node() -> dict:
+    """This machine as a local Ray start would declare it (the CPUs this process may use, the GPUs torch sees)."""
+    return {"NodeManagerAddress": "this machine",
+            "Resources": {"CPU": len(os.sched_getaffinity(0)), "GPU": torch.cuda.device_count()}}
+
+
+def check_trial_fits(trial_resources: dict[str, float] | None, nodes: list[dict]) -> None:
+    """Refuse a trial's resources that no node in `nodes` (as `ray.nodes()` describes them) can hold at once."""
+    if not trial_resources or not nodes:
+        return
+    asked = {key.upper(): float(value) for key, value in trial_resources.items() if value}
+    if any(all(node["Resources"].get(key, 0) >= value for key, value in asked.items()) for node in nodes):
+        return
+    largest = max(nodes, key=lambda node: tuple(node["Resources"].get(key, 0) for key in asked))
+    has = ", ".join(f"{largest['Resources'].get(key, 0):g} {key}" for key in asked)
+    wants = ", ".join(f"{value:g} {key}" for key, value in asked.items())
+    where = "this machine" if len(nodes) == 1 and nodes[0]["NodeManagerAddress"] == "this machine" else (
+        f"the largest of the cluster's {len(nodes)} node(s) ({largest['NodeManagerAddress']})")
+    raise ConfigError(f"resources: a trial asks for {wants}, but {where} has {has}, so it would never start; "
+                      "lower resources.cpu / resources.gpu in the space, or join a larger cluster (--address)")
 
 
 def check_auth_mode() -> None:

@@ -42,7 +42,7 @@ from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,
                                       start_parent_run, sweep_runs)
-from emodistill.tracking.store import get_or_create_experiment, resolve_tracking_uri, tracking_client
+from emodistill.tracking.store import check_server, get_or_create_experiment, resolve_tracking_uri, tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,14 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     meta = index["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
     space.check_folds(fold_sessions(index), str(features))  # so does a fold the features do not have
-    with connected(address):
-        uri = resolve_tracking_uri(tracking_uri)
+    # What the sweep reaches over the network answers, and a trial fits a node, before Ray starts.
+    uri = resolve_tracking_uri(tracking_uri)
+    check_server(uri)
+    storage_root = storage.resolve(storage_path or "sweeps")
+    storage.check_reachable(storage_root)
+    with connected(address, space.resources.as_tune()):
         check_tracking_uri(uri)
         features = Path(features).resolve()
-        storage_root = storage.resolve(storage_path or "sweeps")
         fingerprint = index["fingerprint"]  # the directory's; each trial's fold is its param
         parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name}, uri,
                                   features=fingerprint)
@@ -142,12 +145,13 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
         storage.join(experiment_path, STATE_FILE),
         missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the sweep "
                 "printed")))
+    check_server(state.tracking_uri)  # before Ray starts, and before a failed resume is recorded there
     client = tracking_client(state.tracking_uri)
     try:
         if not trust_unverified:
             verify_state(client, state.parent_run_id, experiment_path)
         space = SearchSpace.model_validate(state.space)
-        with connected(address):
+        with connected(address, space.resources.as_tune()):
             check_tracking_uri(state.tracking_uri)
             client.update_run(state.parent_run_id, status="RUNNING")
             trainable = _trainable(state, space, trial_config(space, space.base.overrides))

@@ -14,7 +14,7 @@ from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.champion import champion_trial
 from emodistill.tracking.registry import load_champion
 from emodistill.tracking.runs import KIND_TAG, download_generator, sweep_runs
-from emodistill.tracking.store import reading_client, search_all_runs
+from emodistill.tracking.store import failing_fast, reading_client, search_all_runs
 
 
 DEFAULT_OBJECTIVE = "dev_uar_ppc100"
@@ -40,9 +40,9 @@ def latest_sweep(client: MlflowClient, experiment_id: str) -> Run | None:
 
 def sweep_objective(experiment: str, tracking_uri: str | None = None) -> str:
     """The objective the experiment's latest sweep recorded (its parent run's param), else dev_uar_ppc100."""
-    client = reading_client(tracking_uri)
-    parent = latest_sweep(client, find_experiment_id(client, experiment))
-    return recorded_objective(parent)
+    with failing_fast(tracking_uri):
+        client = reading_client(tracking_uri)
+        return recorded_objective(latest_sweep(client, find_experiment_id(client, experiment)))
 
 
 def recorded_objective(parent: Run | None) -> str:
@@ -63,12 +63,13 @@ def best_run(experiment: str, metric: str | None = None, tracking_uri: str | Non
     the rule the sweep registers its champion with (emodistill.tracking.champion; NaNs are ignored)."""
     if metric is not None:
         check_choice_metric(metric)
-    client = reading_client(tracking_uri)
-    experiment_id = find_experiment_id(client, experiment)
-    parent = latest_sweep(client, experiment_id)
-    metric = metric or recorded_objective(parent)
-    trials = (sweep_runs(client, experiment_id, parent.info.run_id, "trial") if parent
-              else search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'"))
+    with failing_fast(tracking_uri):
+        client = reading_client(tracking_uri)
+        experiment_id = find_experiment_id(client, experiment)
+        parent = latest_sweep(client, experiment_id)
+        metric = metric or recorded_objective(parent)
+        trials = (sweep_runs(client, experiment_id, parent.info.run_id, "trial") if parent
+                  else search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'"))
     best = champion_trial(trials, metric)
     if best is None:
         statuses = dict(Counter(run.info.status for run in trials))
@@ -83,10 +84,11 @@ def best_generator(experiment: str, metric: str | None = None, tracking_uri: str
                    cache_dir: str | Path | None = None) -> TrainedGenerator:
     """The best trial's generator by `metric` (default: the sweep's objective), or with champion=True the
     registry's champion (`model_name`: the experiment's)."""
-    if champion:
-        return load_champion(model_name or experiment, tracking_uri, cache_dir)
-    run = best_run(experiment, metric, tracking_uri)
-    return load(download_generator(run.info.run_id, tracking_uri, cache_dir))
+    with failing_fast(tracking_uri):
+        if champion:
+            return load_champion(model_name or experiment, tracking_uri, cache_dir)
+        run = best_run(experiment, metric, tracking_uri)
+        return load(download_generator(run.info.run_id, tracking_uri, cache_dir))
 
 
 def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
@@ -99,5 +101,5 @@ def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
     from emodistill.tracking.runs import download_distilled_set
 
     run = best_run(experiment, metric, tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch, failing_fast(tracking_uri):
         return read_table(download_distilled_set(run.info.run_id, ppc, scratch, tracking_uri)).combine_chunks()

@@ -32,7 +32,7 @@ MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
 FAIL_FAST_HTTP = {
     MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "2",
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "1",
-    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "10",
+    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "6",
 }
 
 
@@ -126,6 +126,14 @@ def failing_fast(uri: str | None = None) -> Iterator[None]:
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
+
+
+def check_server(uri: str) -> None:
+    """Fail within seconds, naming `uri`, when a tracking server does not answer (local stores are not asked)."""
+    if is_local_uri(uri):
+        return
+    with failing_fast(uri):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 @contextmanager
