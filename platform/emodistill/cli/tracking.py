@@ -11,6 +11,10 @@ from pathlib import Path
 
 from emodistill.cli import command_help
 
+# MLflow 3's UI opens in its GenAI view (traces, judges, prompts) unless the address asks for the model-training one
+# (runs, their metrics and charts, models), whatever the experiments' mlflow.experimentKind tag says.
+TRAINING_VIEW = "/#/experiments?workflowType=machine_learning"
+
 # MLflow takes seconds to import, so the tracking modules are imported by the handlers that need them.
 
 
@@ -139,7 +143,7 @@ def _write_distilled(generator, args: argparse.Namespace, draw: dict) -> Path:
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
     from emodistill.tracking.server import is_loopback, start_server
-    from emodistill.tracking.store import check_existing_store, resolve_tracking_uri, sqlite_path
+    from emodistill.tracking.uris import check_existing_store, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(args.tracking_uri)
     creating = args.create and uri.startswith("sqlite:") and not sqlite_path(uri).exists()
@@ -152,7 +156,7 @@ def run_ui(args: argparse.Namespace) -> int:
     with start_server(uri, host=args.host, port=args.port, artifacts_destination=args.artifacts_destination,
                       auth=auth) as server:
         try:  # from the first line printed on: whoever reads it may stop us at once
-            print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
+            print(f"MLflow UI at {server.url}{TRAINING_VIEW} (Ctrl-C to stop; log {server.log_path})", flush=True)
             if auth:
                 print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, "
                       "best_generator) need MLFLOW_TRACKING_USERNAME=admin and MLFLOW_TRACKING_PASSWORD set",
