@@ -62,9 +62,9 @@ class RoundReporter(tune.Callback):
         self._end(trial)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        """Say which trial died and why (a killed worker's exit detail), and that it restarts from its checkpoint."""
-        print(f"trial {self._name(trial)} died ({failure_detail(trial)}); restarting it from its last checkpoint "
-              f"(failure {trial.num_failures} of {self.space.max_failures} allowed)", flush=True)
+        """Say which trial failed and why (a killed worker's exit detail), and that it restarts from its checkpoint."""
+        print(f"trial {self._name(trial)} failed ({failure_detail(trial)}); retrying it from its last checkpoint "
+              f"(retry {trial.num_failures} of {self.space.max_failures})", flush=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         """Say which trial failed and why; its MLflow run has the reason too."""
@@ -123,8 +123,8 @@ def failure_detail(trial) -> str:
     if OOM in text:
         return next(line.strip() for line in text.splitlines() if OOM in line)
     detail = EXIT_DETAIL.search(text)
-    if detail:
-        return f"its worker died: {detail.group(1).strip()}"
+    if detail:  # its first two sentences: what happened; Ray's list of possible causes follows
+        return f"its worker died: {' '.join(detail.group(1).split('. ')[:2]).rstrip('.')}"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no error recorded"
 
