@@ -105,5 +105,10 @@ def check_tracking_uri(uri: str) -> None:
 
 
 def node_identity() -> dict[str, str]:
-    """Where the calling worker runs: hostname and Ray node id (tags of a trial's run)."""
-    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "ray.hostname": socket.gethostname()}
+    """Where the calling worker runs: hostname, Ray node id and the GPUs Ray assigned it, if any (tags of a trial's
+    run; trials asking for a fraction of a GPU share one)."""
+    identity = {"ray.node_id": ray.get_runtime_context().get_node_id(), "ray.hostname": socket.gethostname()}
+    gpus = ray.get_gpu_ids()
+    if gpus:
+        identity["ray.gpu_ids"] = ",".join(map(str, gpus))
+    return identity
