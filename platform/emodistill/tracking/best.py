@@ -82,8 +82,8 @@ def best_run(experiment: str, metric: str | None = None, tracking_uri: str | Non
 def best_generator(experiment: str, metric: str | None = None, tracking_uri: str | None = None,
                    champion: bool = False, model_name: str | None = None,
                    cache_dir: str | Path | None = None) -> TrainedGenerator:
-    """The best trial's generator by `metric` (default: the sweep's objective), or with champion=True the
-    registry's champion (`model_name`: the experiment's)."""
+    """The best trial's generator by `metric` (see best_run), or with champion=True the registry's champion
+    (`model_name`: the experiment's); a tracking server that does not answer is an error within seconds."""
     with failing_fast(tracking_uri):
         if champion:
             return load_champion(model_name or experiment, tracking_uri, cache_dir)
