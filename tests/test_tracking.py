@@ -257,6 +257,20 @@ def test_best_run_over_folds_is_the_champion_rule(uri):
     assert best.best_run("folds-best", tracking_uri=uri).info.run_id == ids["sml", 2]
 
 
+def test_a_tie_goes_to_the_trial_the_sweep_started_first(uri):
+    parent = runs.start_parent_run("ties", "ties", {"objective.metric": "dev_uar_ppc10"}, None, uri)
+    client = store.tracking_client(uri)
+    experiment_id = store.get_or_create_experiment("ties", uri)
+    for trial_id in ("ab_00001", "ab_00000", "ab_00002"):  # logged out of order, as concurrent trials may be
+        run_id = runs.start_trial_run(client, experiment_id, parent, trial_id, {}, {"ray.trial_id": trial_id})
+        runs.log_metrics(client, run_id, {"dev_uar_ppc10": 0.5}, step=0)
+        runs.finish_run(client, run_id, "FINISHED")
+    trials = runs.sweep_runs(client, experiment_id, parent, "trial")
+    for order in (trials, trials[::-1]):
+        assert champion_trial(order, "dev_uar_ppc10").data.tags["ray.trial_id"] == "ab_00000"
+    assert best.best_run("ties", tracking_uri=uri).data.tags["ray.trial_id"] == "ab_00000"
+
+
 def test_cli_best_refuses_a_test_metric(uri, sweep, capsys):
     assert main(["best", "--experiment", "sweep-best", "--metric", "uar_ppc10", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from emodistill.distill.config import DistillConfig
 from emodistill.sweep.space import FOLD_KEY, VARIANT_KEY, GridSearch, SearchSpace
-from emodistill.tracking.champion import SEPARATOR
+from emodistill.tracking.champion import SEPARATOR, trial_index
 from emodistill.tracking.runs import ARCH_TAG, VARIANT_TAG
 
 # Short forms of the keys a sweep varies most (others are shown by their last part).
@@ -24,12 +24,6 @@ def _label(key: str, value: object) -> str:
     if key == "train.seed":
         return f"seed {value}"
     return f"{SHORT.get(key, key.rsplit('.', 1)[-1])}={_value(value)}"
-
-
-def trial_index(trial_id: str) -> int:
-    """The trial's position in the sweep (Tune ids end in a zero-padded counter: `6bfac_00003` -> 3)."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
 
 
 def trial_name(space: SearchSpace, config: dict, distill_config: DistillConfig, trial_id: str) -> str:

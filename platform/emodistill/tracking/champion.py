@@ -13,6 +13,12 @@ SEPARATOR = " · "
 REPEAT_PARTS = ("seed ", "fold ", "#")  # the parts of a trial's name that tell repeats of one setting apart
 
 
+def trial_index(trial_id: str) -> int:
+    """The trial's position in the sweep (Tune ids end in a zero-padded counter: `6bfac_00003` -> 3)."""
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 def setting_name(name: str) -> str:
     """A trial's name without what only repeats it (`seed 1`, `#3`): the trials of one setting share a row of the
     sweep report."""
@@ -49,8 +55,11 @@ def mean_over_folds(runs: list[Run], metric: str) -> float:
 
 def champion_trial(trials: list[Run], metric: str) -> Run | None:
     """The finished trial with the highest `metric`; over several folds, the best trial of the setting whose `metric`
-    (a dev score), averaged over its folds, is highest. None when no finished trial logged it."""
-    scored = [run for run in trials if run.info.status == "FINISHED" and not math.isinf(score(run, metric))]
+    (a dev score), averaged over its folds, is highest (ties: the earliest started). None when no finished trial
+    logged it."""
+    # In the order the sweep started them, whatever order the runs were read in: ties go to the earliest.
+    scored = sorted((run for run in trials if run.info.status == "FINISHED" and not math.isinf(score(run, metric))),
+                    key=lambda run: trial_index(run.data.tags.get("ray.trial_id", "")))
     folds = {fold_of(run) for run in scored}
     if len(folds) > 1:
         settings: dict[str, list[Run]] = {}
