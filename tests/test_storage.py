@@ -89,8 +89,10 @@ def test_an_object_store_that_never_answers_is_one_error_naming_it(tmp_path, mon
                            "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
             monkeypatch.setenv(key, value)
         root = "s3://bucket/sweeps"
-        fs, _ = storage.filesystem(root)
-        assert fs.__reduce__()[1][0]["connect_timeout"] == storage.CONNECT_TIMEOUT_S
+        tune_storage = storage.for_tune(root)  # what Ray Tune gets: the same bounded client
+        assert tune_storage["storage_path"] == "bucket/sweeps"
+        for fs in (storage.filesystem(root)[0], tune_storage["storage_filesystem"]):
+            assert fs.__reduce__()[1][0]["connect_timeout"] == storage.CONNECT_TIMEOUT_S
         with pytest.raises(ConfigError, match=f"^{root}: cannot reach it .*AWS_ENDPOINT_URL"):
             storage.check_reachable(root)
         assert silent.accepted  # it was reached, and did not answer

@@ -95,6 +95,15 @@ def check_reachable(location: str) -> None:
         exists(location)
 
 
+def for_tune(location: str) -> dict:
+    """Ray Tune's storage arguments for `location`: a URI's path on the bounded filesystem `filesystem` gives it (Tune
+    would otherwise build an S3 client with the SDK's minutes of retries), a local folder as it is."""
+    if not is_uri(location):
+        return {"storage_path": location}
+    fs, path = filesystem(location)
+    return {"storage_path": path, "storage_filesystem": fs}
+
+
 def exists(location: str) -> bool:
     """True if a file or folder is at `location`."""
     fs, path = filesystem(location)

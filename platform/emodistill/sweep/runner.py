@@ -119,7 +119,7 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
         trainable = _trainable(state, space, base)
         tuner = tune.Tuner(trainable, param_space=param_space(space), tune_config=tune_config(space, _rounds(base)),
                            run_config=tune.RunConfig(
-                               name=run_name, storage_path=storage_root,
+                               name=run_name, **storage.for_tune(storage_root),
                                failure_config=tune.FailureConfig(max_failures=space.max_failures),
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=2 if verbose else 0,
                                callbacks=[] if verbose else [RoundReporter(space, _rounds(base))]))
@@ -156,8 +156,9 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
             client.update_run(state.parent_run_id, status="RUNNING")
             trainable = _trainable(state, space, trial_config(space, space.base.overrides))
             # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
-            tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            where = storage.for_tune(experiment_path)
+            tuner = tune.Tuner.restore(where["storage_path"], trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True, storage_filesystem=where.get("storage_filesystem"))
             with legacy_tune_output():  # the output the sweep started with: its run config is restored too
                 results = tuner.fit()
             return _finish(state, space, results, experiment_path)
