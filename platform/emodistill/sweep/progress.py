@@ -2,8 +2,9 @@
 
 Every trial reports once per evaluation round (`train.eval_every` generator steps) and once more with the scores of
 its chosen checkpoint. A round's line is printed when every trial of the sweep has reported it (or a later one), or
-ended: how many trials reported it, and the best and median objective with the best trial's name. Failed trials get
-a line each. `emodistill --verbose` runs Tune's own reporter instead.
+ended: how many trials reported it, and the best and median objective with the best trial's name. A trial that
+fails gets a line saying why (a killed worker: Ray's exit detail), at each retry and when it gives up.
+`emodistill --verbose` runs Tune's own reporter instead.
 """
 
 from __future__ import annotations
