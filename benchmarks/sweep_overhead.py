@@ -73,9 +73,16 @@ def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> floa
     return time.perf_counter() - started
 
 
+def own_cluster() -> str:
+    """The GCS address of the Ray this process started: the state API would refuse to choose among the other Ray
+    instances of a shared machine."""
+    return ray.get_runtime_context().gcs_address
+
+
 def object_store_bytes() -> int:
     """Bytes of all objects in the store (list_objects has a row per reference holder: count each once)."""
-    sizes = {o.object_id: o.object_size or 0 for o in list_objects(limit=10000, raise_on_missing_output=False)}
+    sizes = {o.object_id: o.object_size or 0 for o in list_objects(address=own_cluster(), limit=10000,
+                                                                   raise_on_missing_output=False)}
     return sum(sizes.values())
 
 
@@ -104,7 +111,7 @@ class Sampler(threading.Thread):
 
 def trial_worker_pids() -> list[int]:
     """Pids of the live trial workers (Tune runs a function trainable in a `...ImplicitFunc` actor)."""
-    actors = list_actors(detail=True, limit=10000, raise_on_missing_output=False)
+    actors = list_actors(address=own_cluster(), detail=True, limit=10000, raise_on_missing_output=False)
     return [a.pid for a in actors if a.class_name.endswith("ImplicitFunc") and a.state == "ALIVE" and a.pid]
 
 

@@ -11,9 +11,11 @@ from emodistill.errors import ConfigError
 from emodistill.sweep.cluster import connected, keep_token_private
 
 
-def test_a_local_cluster_without_token_authentication_is_refused(monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    with pytest.raises(ConfigError, match="does not start a Ray cluster without token authentication"):
+@pytest.mark.parametrize("mode", ["disabled", "off", "false", "Token", ""])
+def test_any_auth_mode_but_token_is_refused_before_ray_starts(monkeypatch, mode):
+    # Ray turns authentication off for every value but "token", not only for "disabled".
+    monkeypatch.setenv("RAY_AUTH_MODE", mode)
+    with pytest.raises(ConfigError, match=f"RAY_AUTH_MODE='{mode}': Ray runs without token authentication"):
         with connected("local"):
             pass
     assert not ray.is_initialized()

@@ -10,6 +10,7 @@ import pytest
 from emodistill import storage
 from emodistill.errors import ConfigError
 from object_store import S3Server
+from silent_server import SilentServer
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,21 @@ def test_object_storage_round_trip_leaves_no_local_folder(s3_env, tmp_path, monk
     with pytest.raises(ConfigError, match=f"{root}/nothing.json: expected a file"):
         storage.read_text(storage.join(root, "nothing.json"), missing="expected a file")
     assert os.listdir(tmp_path) == []  # nothing named `s3:` appeared in the working directory
+
+
+def test_an_object_store_that_never_answers_is_one_error_naming_it(tmp_path, monkeypatch):
+    # Accepted, then silence: without bounded timeouts and retries the S3 client waits minutes, then a traceback.
+    with SilentServer() as silent:
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": silent.url,
+                           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
+                           "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+            monkeypatch.setenv(key, value)
+        root = "s3://bucket/sweeps"
+        tune_storage = storage.for_tune(root)  # what Ray Tune gets: the same bounded client
+        assert tune_storage["storage_path"] == "bucket/sweeps"
+        for fs in (storage.filesystem(root)[0], tune_storage["storage_filesystem"]):
+            assert fs.__reduce__()[1][0]["connect_timeout"] == storage.CONNECT_TIMEOUT_S
+        with pytest.raises(ConfigError, match=f"^{root}: cannot reach it .*AWS_ENDPOINT_URL"):
+            storage.check_reachable(root)
+        assert silent.accepted  # it was reached, and did not answer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -29,6 +30,7 @@ from emodistill.features.store import load_splits, read_table
 from emodistill.sweep import run_sweep
 from emodistill.sweep.report import load_report
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
+from emodistill.tracking.best import best_run
 from emodistill.tracking.registry import champion_run_id
 from sweep_fixtures import LABELS, make_corpus_dir, make_feature_dir, micro_space, processed_reports
 
@@ -272,9 +274,16 @@ def test_sweep_prints_a_line_per_evaluation_round_and_per_failed_trial(smoke):
     assert [line.split(" (")[0] for line in rounds] == ["evaluation round 1/2", "evaluation round 2/2"] + [
         f"evaluation round {n}" for n in range(3, KILLED_TRIAL_STEPS // 2 + 1)]
     assert "trial(s), dev_uar_ppc20 best" in rounds[0] and "1 trial(s), dev_uar_ppc20 best" in rounds[-1]
-    # Besides them: the failed trial, and Ray's notice of the worker this test killed; no Tune table.
+    # Besides them: a line per failure (and Ray's notice of the worker this test killed); no Tune table.
     others = [line for line in printed if line not in rounds and "(raylet)" not in line]
-    assert others == ["trial gan_cnn · diverge failed (its MLflow run has the reason)"], printed
+    # The killed worker is named with Ray's exit detail; the diverging trial's reason is given at each retry.
+    killed = [line for line in others if line.startswith("trial gan_cnn · div failed")]
+    assert len(killed) == 1 and re.fullmatch(r"trial gan_cnn · div failed \(its worker died: Worker unexpectedly "
+                                             r"exits .+\); retrying it from its last checkpoint \(retry 1 of \d\)",
+                                             killed[0]), "\n".join(others)
+    diverged = [line for line in others if line.startswith("trial gan_cnn · diverge failed")]
+    assert len(killed) + len(diverged) == len(others) and "TrainingDiverged: loss 'wasserstein' is nan" in diverged[-1]
+    assert diverged[-1].endswith("NaN/inf)") and all("retrying it from" in line for line in diverged[:-1])
 
 
 def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
@@ -362,3 +371,4 @@ def test_five_fold_sweep_runs_every_setting_on_every_fold_and_aggregates_across_
     setting = max(mean_dev, key=mean_dev.get)
     best = max((runs[f"{setting} · fold {k}"] for k in range(1, 6)), key=lambda r: r.data.metrics["dev_uar_ppc10"])
     assert result.best_run_id == best.info.run_id and champion_run_id("folds-test", uri) == best.info.run_id
+    assert best_run("folds-test", tracking_uri=uri).info.run_id == best.info.run_id  # `emodistill best` agrees

@@ -20,7 +20,9 @@ from emodistill.errors import ConfigError, EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
+from emodistill.tracking.champion import champion_trial
 from emodistill.tracking.server import free_port
+from silent_server import SilentServer
 from toy import LABELS, save_micro_generator
 
 
@@ -217,7 +219,11 @@ def sweep(uri, generator_dir):
 def test_best_run_is_the_highest_finished_trial_by_the_recorded_objective(uri, sweep, tmp_path):
     assert best.sweep_objective("sweep-best", uri) == "dev_uar_ppc10"
     assert best.best_run("sweep-best", tracking_uri=uri).info.run_id == sweep["high"]  # chosen on dev
-    assert best.best_run("sweep-best", "uar_ppc10", uri).info.run_id == sweep["low"]  # only when asked
+    for test_metric in ("uar_ppc10", "uar_real_full"):  # a test score never chooses, even when asked
+        with pytest.raises(ConfigError, match=f"metric '{test_metric}': only dev scores"):
+            best.best_run("sweep-best", test_metric, uri)
+        with pytest.raises(ConfigError, match=f"metric '{test_metric}': only dev scores"):
+            best.best_generator("sweep-best", test_metric, uri, cache_dir=tmp_path)
     generator = best.best_generator("sweep-best", tracking_uri=uri, cache_dir=tmp_path)
     assert generator.label_names == LABELS
     assert sorted(p.name for p in (tmp_path / "generators" / sweep["high"]).iterdir()) == [
@@ -227,9 +233,48 @@ def test_best_run_is_the_highest_finished_trial_by_the_recorded_objective(uri, s
 def test_best_run_errors_name_what_exists(uri, sweep):
     with pytest.raises(EmodistillError, match=r"no experiment 'nope'.*existing: \[.*'sweep-best'"):
         best.best_run("nope", tracking_uri=uri)
-    with pytest.raises(EmodistillError, match=r"no finished trial has metric 'uar_ppc1'.*'FAILED': 1.*"
+    with pytest.raises(EmodistillError, match=r"no finished trial has metric 'dev_uar_ppc1'.*'FAILED': 1.*"
                                               r"\['dev_uar_ppc10', 'loss.g', 'uar_ppc10'\]"):
-        best.best_run("sweep-best", "uar_ppc1", uri)
+        best.best_run("sweep-best", "dev_uar_ppc1", uri)
+
+
+def test_best_run_over_folds_is_the_champion_rule(uri):
+    """On several folds the best single trial (dev 0.9 on an easy fold) is not the champion: the setting with the
+    best mean dev objective over every fold is, and its best trial; a setting missing a fold comes after."""
+    parent = runs.start_parent_run("folds-best", "folds-b", {"objective.metric": "dev_uar_ppc10"}, None, uri)
+    client = store.tracking_client(uri)
+    experiment_id = store.get_or_create_experiment("folds-best", uri)
+    dev = {("baseline", 1): 0.9, ("baseline", 2): 0.3, ("sml", 1): 0.7, ("sml", 2): 0.72, ("div", 1): 0.95}
+    ids = {}
+    for (variant, fold), value in dev.items():
+        run_id = runs.start_trial_run(client, experiment_id, parent, f"gan_cnn · {variant} · fold {fold}",
+                                      {"fold": fold})
+        runs.log_metrics(client, run_id, {"dev_uar_ppc10": value, "uar_ppc10": 1 - value}, step=0)
+        runs.finish_run(client, run_id, "FINISHED")
+        ids[variant, fold] = run_id
+    trials = runs.sweep_runs(client, experiment_id, parent, "trial")
+    assert champion_trial(trials, "dev_uar_ppc10").info.run_id == ids["sml", 2]  # what the sweep registers
+    assert best.best_run("folds-best", tracking_uri=uri).info.run_id == ids["sml", 2]
+
+
+def test_a_tie_goes_to_the_trial_the_sweep_started_first(uri):
+    parent = runs.start_parent_run("ties", "ties", {"objective.metric": "dev_uar_ppc10"}, None, uri)
+    client = store.tracking_client(uri)
+    experiment_id = store.get_or_create_experiment("ties", uri)
+    for trial_id in ("ab_00001", "ab_00000", "ab_00002"):  # logged out of order, as concurrent trials may be
+        run_id = runs.start_trial_run(client, experiment_id, parent, trial_id, {}, {"ray.trial_id": trial_id})
+        runs.log_metrics(client, run_id, {"dev_uar_ppc10": 0.5}, step=0)
+        runs.finish_run(client, run_id, "FINISHED")
+    trials = runs.sweep_runs(client, experiment_id, parent, "trial")
+    for order in (trials, trials[::-1]):
+        assert champion_trial(order, "dev_uar_ppc10").data.tags["ray.trial_id"] == "ab_00000"
+    assert best.best_run("ties", tracking_uri=uri).data.tags["ray.trial_id"] == "ab_00000"
+
+
+def test_cli_best_refuses_a_test_metric(uri, sweep, capsys):
+    assert main(["best", "--experiment", "sweep-best", "--metric", "uar_ppc10", "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "metric 'uar_ppc10': only dev scores (dev_*) choose a trial" in err and len(err.splitlines()) == 1
 
 
 def test_reading_a_missing_store_names_it_and_creates_nothing(tmp_path):
@@ -292,6 +337,19 @@ def test_read_commands_fail_fast_on_a_tracking_server_that_is_down(tmp_path, cap
         assert f"tracking server {uri} does not answer (ConnectionError after 2 retries)" in err, err
         assert err.count("\n") == 1
     assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the command
+
+
+def test_the_python_api_gives_up_on_a_server_that_accepts_and_never_answers(tmp_path, monkeypatch):
+    for name in store.FAIL_FAST_HTTP:
+        monkeypatch.delenv(name, raising=False)
+    with SilentServer() as silent:
+        for read in (lambda: best.best_generator("x", tracking_uri=silent.url, cache_dir=tmp_path),
+                     lambda: best.best_generator("x", tracking_uri=silent.url, champion=True, cache_dir=tmp_path),
+                     lambda: store.check_server(silent.url)):
+            with pytest.raises(EmodistillError, match=f"tracking server {silent.url} does not answer"):
+                read()
+        assert silent.accepted
+    assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the call
 
 
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):

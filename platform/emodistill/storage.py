@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from emodistill.errors import ConfigError
+from emodistill.errors import ConfigError, one_line
 from emodistill.files import MAX_JSON_BYTES, write_text_atomic
 
 
@@ -57,24 +57,74 @@ def join(location: str, *parts: str) -> str:
     return urlunsplit((scheme, bucket, posixpath.join(path or "/", *parts), query, fragment))
 
 
+# An endpoint that accepts connections and never answers would otherwise cost minutes per call (the AWS SDK's
+# defaults retry a stalled request many times): a few seconds to connect, a request that transfers nothing for
+# REQUEST_TIMEOUT_S fails, and one retry.
+CONNECT_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 10.0
+S3_ATTEMPTS = 2
+UNREACHABLE_HINT = ("endpoints and credentials are read from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                    "GOOGLE_APPLICATION_CREDENTIALS, ...)")
+
+
 def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem that holds `location`, and the path on it (as Ray Tune resolves a storage path)."""
+    """The pyarrow filesystem that holds `location`, and the path on it (as Ray Tune resolves a storage path); an
+    S3 one gives up on an endpoint that does not answer within seconds."""
     if not is_uri(location):
         return pafs.LocalFileSystem(), resolve(location)
     try:
-        return pafs.FileSystem.from_uri(str(location))
+        fs, path = pafs.FileSystem.from_uri(str(location))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConfigError(f"{location}: not a location pyarrow.fs can open ({exc})") from None
     except OSError as exc:  # e.g. no route to the endpoint while looking up the bucket's region
-        raise ConfigError(f"{location}: cannot reach it ({exc}); endpoints and credentials are read from the "
-                          "environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS, ...)"
-                          ) from None
+        raise ConfigError(f"{location}: cannot reach it ({exc}); {UNREACHABLE_HINT}") from None
+    return (_bounded(fs) if isinstance(fs, pafs.S3FileSystem) else fs), path
+
+
+def _bounded(fs: pafs.S3FileSystem) -> pafs.S3FileSystem:
+    """The same S3 client (the options the URI and the environment gave) with bounded timeouts and retries."""
+    options = fs.__reduce__()[1][0]  # how pyarrow pickles it: every option it was built with
+    options.update(connect_timeout=CONNECT_TIMEOUT_S, request_timeout=REQUEST_TIMEOUT_S,
+                   retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
+    if not options.get("proxy_options", {}).get("host"):
+        options.pop("proxy_options", None)
+    return pafs.S3FileSystem(**options)
+
+
+@contextmanager
+def reaching(location: str) -> Iterator[None]:
+    """For the block, a storage URI that cannot be reached is a ConfigError naming it (a local path's OSError is
+    left as it is: it says what went wrong itself)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not is_uri(location):
+            raise
+        raise ConfigError(f"{location}: cannot reach it ({one_line(exc)}); {UNREACHABLE_HINT}") from None
+
+
+def check_reachable(location: str) -> None:
+    """Fail within seconds, naming `location`, when its object store does not answer (before a sweep starts Ray)."""
+    if is_uri(location):
+        exists(location)
+
+
+def for_tune(location: str) -> dict:
+    """Ray Tune's storage arguments for `location`: a URI's path on the bounded filesystem `filesystem` gives it (Tune
+    would otherwise build an S3 client with the SDK's minutes of retries), a local folder as it is."""
+    if not is_uri(location):
+        return {"storage_path": location}
+    fs, path = filesystem(location)
+    return {"storage_path": path, "storage_filesystem": fs}
 
 
 def exists(location: str) -> bool:
     """True if a file or folder is at `location`."""
     fs, path = filesystem(location)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+    with reaching(location):
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def read_text(location: str, *, missing: str, limit: int = MAX_JSON_BYTES) -> str:
@@ -82,7 +132,7 @@ def read_text(location: str, *, missing: str, limit: int = MAX_JSON_BYTES) -> st
     raises ConfigError naming it (`missing`: what was expected)."""
     fs, path = filesystem(location)
     try:
-        with fs.open_input_stream(path) as stream:
+        with reaching(location), fs.open_input_stream(path) as stream:
             data = stream.read(limit + 1)
     except FileNotFoundError:
         raise ConfigError(f"{location}: {missing}") from None
@@ -100,7 +150,7 @@ def write_text(location: str, text: str) -> str:
         write_text_atomic(location, text)
         return location
     fs, path = filesystem(location)
-    with fs.open_output_stream(path) as stream:
+    with reaching(location), fs.open_output_stream(path) as stream:
         stream.write(text.encode())
     return location
 
@@ -113,7 +163,8 @@ def local_copy(location: str) -> Iterator[Path]:
         return
     fs, path = filesystem(location)
     with tempfile.TemporaryDirectory(prefix="emodistill-download-") as local:
-        pafs.copy_files(path, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        with reaching(location):
+            pafs.copy_files(path, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         yield Path(local)
 
 
@@ -128,4 +179,5 @@ def staged_folder(location: str) -> Iterator[Path]:
     fs, path = filesystem(location)
     with tempfile.TemporaryDirectory(prefix="emodistill-upload-") as local:
         yield Path(local)
-        pafs.copy_files(local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+        with reaching(location):
+            pafs.copy_files(local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)

@@ -11,6 +11,10 @@ from pathlib import Path
 
 from emodistill.cli import command_help
 
+# MLflow 3's UI opens in its GenAI view (traces, judges, prompts) unless the address asks for the model-training one
+# (runs, their metrics and charts, models), whatever the experiments' mlflow.experimentKind tag says.
+TRAINING_VIEW = "/#/experiments?workflowType=machine_learning"
+
 # MLflow takes seconds to import, so the tracking modules are imported by the handlers that need them.
 
 
@@ -72,11 +76,9 @@ def _store_arguments(parser: argparse.ArgumentParser) -> None:
 def run_best(args: argparse.Namespace) -> int:
     """Print the best run's id, name, params and metrics."""
     from emodistill.tracking.best import best_run, sweep_objective
-    from emodistill.tracking.store import failing_fast
 
-    with failing_fast(args.tracking_uri):
-        metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
-        run = best_run(args.experiment, metric, args.tracking_uri)
+    metric = args.metric or sweep_objective(args.experiment, args.tracking_uri)
+    run = best_run(args.experiment, metric, args.tracking_uri)
     summary = {
         "experiment": args.experiment,
         "run_id": run.info.run_id,
@@ -102,11 +104,9 @@ def run_sample(args: argparse.Namespace) -> int:
     """Stream a synthetic table drawn from the best (or champion) generator to disk; print its counts per label."""
     from emodistill.features.store import read_table
     from emodistill.tracking.best import best_generator
-    from emodistill.tracking.store import failing_fast
 
-    with failing_fast(args.tracking_uri):
-        generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
-                                   model_name=args.model_name)
+    generator = best_generator(args.experiment, args.metric, args.tracking_uri, champion=args.champion,
+                               model_name=args.model_name)
     n_classes = len(generator.label_names)
     draw = {"ppc": 0, "balanced": False, "total": args.ppc * n_classes} if args.imbalanced else {"ppc": args.ppc}
     if args.select == "iid" and args.features is None:
@@ -143,7 +143,7 @@ def _write_distilled(generator, args: argparse.Namespace, draw: dict) -> Path:
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the store until Ctrl-C, then stop the server and everything it spawned."""
     from emodistill.tracking.server import is_loopback, start_server
-    from emodistill.tracking.store import check_existing_store, resolve_tracking_uri, sqlite_path
+    from emodistill.tracking.uris import check_existing_store, resolve_tracking_uri, sqlite_path
 
     uri = resolve_tracking_uri(args.tracking_uri)
     creating = args.create and uri.startswith("sqlite:") and not sqlite_path(uri).exists()
@@ -156,7 +156,7 @@ def run_ui(args: argparse.Namespace) -> int:
     with start_server(uri, host=args.host, port=args.port, artifacts_destination=args.artifacts_destination,
                       auth=auth) as server:
         try:  # from the first line printed on: whoever reads it may stop us at once
-            print(f"MLflow UI at {server.url} (Ctrl-C to stop; log {server.log_path})", flush=True)
+            print(f"MLflow UI at {server.url}{TRAINING_VIEW} (Ctrl-C to stop; log {server.log_path})", flush=True)
             if auth:
                 print(f"basic auth on: user admin, password in {server.password_file}; clients (sweeps, "
                       "best_generator) need MLFLOW_TRACKING_USERNAME=admin and MLFLOW_TRACKING_PASSWORD set",

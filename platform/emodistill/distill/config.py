@@ -85,7 +85,7 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(default=0, ge=0)  # 0: never call the on_eval hook
     log_every: PositiveInt = 10
     device: DeviceName = "auto"  # "auto": cuda when available, else cpu
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; bf16: anywhere
     # Beyond the paper (0, off, in its configuration): decay of an exponential moving average of the generator's
     # weights; the average is what is sampled, selected and saved (it smooths the noise of Adam's steps).
     ema: float = Field(default=0.0, ge=0.0, lt=1.0)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import ray
+import torch
 
 from emodistill.errors import ConfigError
 from emodistill.tracking.store import is_local_uri
@@ -18,30 +19,65 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def connected(address: str | None = None) -> Iterator[None]:
+def connected(address: str | None = None, trial_resources: dict[str, float] | None = None) -> Iterator[None]:
     """Join the cluster at `address` or $RAY_ADDRESS (set inside `ray job submit`), else start a local one.
 
     Ray already initialised in this process (a notebook, a test) is used as it is and left running;
     Ray started here is shut down on exit. "local" is explicit because a bare `ray.init()` would join
-    any other cluster that happens to run on the machine.
+    any other cluster that happens to run on the machine. A trial asking for `trial_resources` (Tune's
+    {"cpu": .., "gpu": ..}) that no node can hold is refused: before a local cluster starts, against this
+    machine; else against the cluster's nodes (Tune would wait for it forever).
     """
     if ray.is_initialized():
+        check_trial_fits(trial_resources, alive_nodes())
         yield
         return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
-    if address == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-        raise ConfigError("RAY_AUTH_MODE=disabled: emodistill does not start a Ray cluster without token "
-                          "authentication (its processes listen on every interface); unset RAY_AUTH_MODE")
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    check_auth_mode()
     if address == "local":
-        keep_token_private()
-    resources = ray.cluster_resources()
-    log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs", address, len(alive_nodes()), resources.get("CPU", 0),
-             resources.get("GPU", 0))
+        check_trial_fits(trial_resources, [machine_node()])
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     try:
+        if address == "local":
+            keep_token_private()
+        else:
+            check_trial_fits(trial_resources, alive_nodes())
+        resources = ray.cluster_resources()
+        log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs", address, len(alive_nodes()), resources.get("CPU", 0),
+                 resources.get("GPU", 0))
         yield
     finally:
         ray.shutdown()
+
+
+def machine_node() -> dict:
+    """This machine as a local Ray start would declare it (the CPUs this process may use, the GPUs torch sees)."""
+    return {"NodeManagerAddress": "this machine",
+            "Resources": {"CPU": len(os.sched_getaffinity(0)), "GPU": torch.cuda.device_count()}}
+
+
+def check_trial_fits(trial_resources: dict[str, float] | None, nodes: list[dict]) -> None:
+    """Refuse a trial's resources that no node in `nodes` (as `ray.nodes()` describes them) can hold at once."""
+    if not trial_resources or not nodes:
+        return
+    asked = {key.upper(): float(value) for key, value in trial_resources.items() if value}
+    if any(all(node["Resources"].get(key, 0) >= value for key, value in asked.items()) for node in nodes):
+        return
+    largest = max(nodes, key=lambda node: tuple(node["Resources"].get(key, 0) for key in asked))
+    has = ", ".join(f"{largest['Resources'].get(key, 0):g} {key}" for key in asked)
+    wants = ", ".join(f"{value:g} {key}" for key, value in asked.items())
+    where = "this machine" if len(nodes) == 1 and nodes[0]["NodeManagerAddress"] == "this machine" else (
+        f"the largest of the cluster's {len(nodes)} node(s) ({largest['NodeManagerAddress']})")
+    raise ConfigError(f"resources: a trial asks for {wants}, but {where} has {has}, so it would never start; "
+                      "lower resources.cpu / resources.gpu in the space, or join a larger cluster (--address)")
+
+
+def check_auth_mode() -> None:
+    """Refuse $RAY_AUTH_MODE unless unset or `token`: Ray turns token authentication off for every other value."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode != "token":
+        raise ConfigError(f"RAY_AUTH_MODE={mode!r}: Ray runs without token authentication for any value but "
+                          "'token' (its processes listen on every interface); unset RAY_AUTH_MODE or set it to token")
 
 
 def keep_token_private() -> None:
@@ -69,5 +105,10 @@ def check_tracking_uri(uri: str) -> None:
 
 
 def node_identity() -> dict[str, str]:
-    """Where the calling worker runs: hostname and Ray node id (tags of a trial's run)."""
-    return {"ray.node_id": ray.get_runtime_context().get_node_id(), "ray.hostname": socket.gethostname()}
+    """Where the calling worker runs: hostname, Ray node id and the GPUs Ray assigned it, if any (tags of a trial's
+    run; trials asking for a fraction of a GPU share one)."""
+    identity = {"ray.node_id": ray.get_runtime_context().get_node_id(), "ray.hostname": socket.gethostname()}
+    gpus = ray.get_gpu_ids()
+    if gpus:
+        identity["ray.gpu_ids"] = ",".join(map(str, gpus))
+    return identity

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from emodistill.distill.config import DistillConfig
 from emodistill.sweep.space import FOLD_KEY, VARIANT_KEY, GridSearch, SearchSpace
+from emodistill.tracking.champion import SEPARATOR, trial_index
 from emodistill.tracking.runs import ARCH_TAG, VARIANT_TAG
 
-SEPARATOR = " · "
 # Short forms of the keys a sweep varies most (others are shown by their last part).
 SHORT = {"loss.lambda_cls_real": "λ2", "loss.lambda_cls_fake": "λ3", "loss.lambda_fm": "λ4",
          "loss.lambda_div": "λdiv", "loss.lambda_sml": "λsml", "loss.tau": "τ", "optim.lr_g": "lr_g",
          "optim.lr_d": "lr_d", "optim.n_critic": "n_critic", "train.seed": "seed"}
 ARCH_KEY = "model.arch"
-REPEAT_PARTS = ("seed ", "fold ", "#")  # the parts of a name that tell repeats of one setting apart
 
 
 def _value(value: object) -> str:
@@ -25,12 +24,6 @@ def _label(key: str, value: object) -> str:
     if key == "train.seed":
         return f"seed {value}"
     return f"{SHORT.get(key, key.rsplit('.', 1)[-1])}={_value(value)}"
-
-
-def trial_index(trial_id: str) -> int:
-    """The trial's position in the sweep (Tune ids end in a zero-padded counter: `6bfac_00003` -> 3)."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
 
 
 def trial_name(space: SearchSpace, config: dict, distill_config: DistillConfig, trial_id: str) -> str:
@@ -47,12 +40,6 @@ def trial_name(space: SearchSpace, config: dict, distill_config: DistillConfig, 
     if not isinstance(space.search, GridSearch) or space.trials > 1:
         parts.append(f"#{trial_index(trial_id)}")
     return SEPARATOR.join(parts)
-
-
-def setting_name(name: str) -> str:
-    """A trial's name without what only repeats it (`seed 1`, `#3`): the trials of one setting share a row of the
-    sweep report."""
-    return SEPARATOR.join(part for part in name.split(SEPARATOR) if not part.startswith(REPEAT_PARTS))
 
 
 def sibling_name(name: str, variant: str) -> str:

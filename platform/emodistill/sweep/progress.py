@@ -2,18 +2,21 @@
 
 Every trial reports once per evaluation round (`train.eval_every` generator steps) and once more with the scores of
 its chosen checkpoint. A round's line is printed when every trial of the sweep has reported it (or a later one), or
-ended: how many trials reported it, and the best and median objective with the best trial's name. Failed trials get
-a line each. `emodistill --verbose` runs Tune's own reporter instead.
+ended: how many trials reported it, and the best and median objective with the best trial's name. A trial that
+fails gets a line saying why (a killed worker: Ray's exit detail), at each retry and when it gives up.
+`emodistill --verbose` runs Tune's own reporter instead.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ray import tune
 
@@ -59,9 +62,14 @@ class RoundReporter(tune.Callback):
         """A trial that ends (finished, or stopped by the scheduler) reports no later round."""
         self._end(trial)
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        """Say which trial failed and why (a killed worker's exit detail), and that it restarts from its checkpoint."""
+        print(f"trial {self._name(trial)} failed ({failure_detail(trial)}); retrying it from its last checkpoint "
+              f"(retry {trial.num_failures} of {self.space.max_failures})", flush=True)
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        """Say which trial failed; its MLflow run has the reason."""
-        print(f"trial {self._name(trial)} failed (its MLflow run has the reason)", flush=True)
+        """Say which trial failed and why; its MLflow run has the reason too."""
+        print(f"trial {self._name(trial)} failed ({failure_detail(trial)})", flush=True)
         self._end(trial)
 
     def _end(self, trial) -> None:
@@ -102,6 +110,34 @@ class RoundReporter(tune.Callback):
         best = max(scores, key=scores.get)
         return (f"{head}, {self.space.objective.metric} best {scores[best]:.3f} ({self.names[best]}), "
                 f"median {statistics.median(scores.values()):.3f}")
+
+
+# How Ray tells why a worker ended (its exit type and detail: killed by a signal, by the memory monitor, ...).
+EXIT_DETAIL = re.compile(r"Worker exit detail: (.+)")
+OOM = "running low on memory"
+
+
+def failure_detail(trial) -> str:
+    """One line on why the trial's latest attempt failed, from the error Tune recorded for it: Ray's exit detail of
+    a dead worker (or its out-of-memory notice), else the error's last line."""
+    text = _latest_error(trial)
+    if OOM in text:
+        return next(line.strip() for line in text.splitlines() if OOM in line)
+    detail = EXIT_DETAIL.search(text)
+    if detail:  # its first two sentences: what happened; Ray's list of possible causes follows
+        return f"its worker died: {' '.join(detail.group(1).split('. ')[:2]).rstrip('.')}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no error recorded"
+
+
+def _latest_error(trial) -> str:
+    """The text of the trial's latest failure in its error file (Tune appends one `Failure # N` block each)."""
+    try:
+        text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        text = ""
+    text = text or trial.get_error() or ""
+    return re.split(r"^Failure # \d+.*$", text, flags=re.MULTILINE)[-1]
 
 
 @contextmanager

@@ -17,7 +17,6 @@ the best trial (on dev) of the setting whose dev objective, averaged over the fo
 from __future__ import annotations
 
 import html
-import math
 import statistics
 import tempfile
 from collections import Counter
@@ -34,10 +33,12 @@ from emodistill.evaluate import mcnemar
 from emodistill.evaluate.stats import ci_half_width, mean_ci
 from emodistill.files import read_json
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
-from emodistill.sweep.names import setting_name, sibling_name, trial_index
+from emodistill.sweep.names import sibling_name
+from emodistill.tracking.champion import (champion_trial, fold_of, mean_over_folds, score, setting_name,
+                                          trial_index)
 from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
 from emodistill.tracking.registry import CHAMPION
-from emodistill.tracking.runs import FEATURES_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, sweep_runs
+from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs
 from emodistill.tracking.store import reading_client
 from emodistill.tracking.trial import PREDICTIONS_FILE, TrialRun
 
@@ -199,12 +200,6 @@ def _baselines(references: list[Run]) -> dict[str, dict[int, float]]:
     return {source: {n: statistics.fmean(v) for n, v in sorted(budgets.items())} for source, budgets in values.items()}
 
 
-def fold_of(run: Run) -> int | None:
-    """The fold a trial (or reference) ran on; None for features with fixed splits."""
-    fold = run.data.params.get(FOLD_PARAM)
-    return None if fold is None else int(fold)
-
-
 def _rows(trials: list[Run], objective: str) -> list[Row]:
     """The finished trials grouped by setting (over every fold), in the order the sweep started them."""
     groups: dict[str, list[Run]] = {}
@@ -215,16 +210,11 @@ def _rows(trials: list[Run], objective: str) -> list[Row]:
         by_fold: dict[int | None, list[Run]] = {}
         for run in runs:
             by_fold.setdefault(fold_of(run), []).append(run)
-        best = {fold: max(members, key=lambda r: _number(r.data.metrics.get(objective)))
+        best = {fold: max(members, key=lambda r: score(r, objective))
                 for fold, members in by_fold.items()}
         rows.append(Row(name=name, variant=runs[0].data.tags.get(VARIANT_TAG), runs=runs, best_by_fold=best,
-                        best=max(runs, key=lambda r: _number(r.data.metrics.get(objective)))))
+                        best=max(runs, key=lambda r: score(r, objective))))
     return rows
-
-
-def _number(value: float | None) -> float:
-    """`value`, with a missing or NaN one ranked last."""
-    return -math.inf if value is None or math.isnan(value) else value
 
 
 def _budgets(run: Run) -> list[int]:
@@ -319,32 +309,8 @@ def _champion(client: MlflowClient, model_name: str, report: SweepReport) -> str
 
 
 def best_trial(report: SweepReport) -> Run | None:
-    """The finished trial with the highest objective; over several folds, the best trial of the setting whose
-    objective (a dev score), averaged over its folds, is highest."""
-    candidates = [row for row in report.rows if not math.isinf(_number(row.best.data.metrics.get(report.objective)))]
-    if report.several_folds:
-        # A setting whose trial on a hard fold failed would be ranked on its easier folds alone: settings scored on
-        # every fold come first.
-        complete = [row for row in candidates if set(_fold_means(row, report.objective)) >= set(report.folds)]
-        best = max(complete or candidates, key=lambda row: _fold_mean(row, report.objective), default=None)
-        return None if best is None else best.best
-    return max((row.best for row in candidates), key=lambda run: run.data.metrics[report.objective], default=None)
-
-
-def _fold_mean(row: Row, metric: str) -> float:
-    """`metric` averaged over the row's folds (each fold: the mean over its trials that logged it)."""
-    means = _fold_means(row, metric)
-    return statistics.fmean(means.values()) if means else -math.inf
-
-
-def _fold_means(row: Row, metric: str) -> dict[int | None, float]:
-    """Fold -> `metric` averaged over the row's trials on that fold that logged it."""
-    per_fold: dict[int | None, list[float]] = {}
-    for run in row.runs:
-        value = _number(run.data.metrics.get(metric))
-        if not math.isinf(value):
-            per_fold.setdefault(fold_of(run), []).append(value)
-    return {fold: statistics.fmean(values) for fold, values in per_fold.items()}
+    """The sweep's champion among its finished trials, by the one rule (emodistill.tracking.champion)."""
+    return champion_trial([run for row in report.rows for run in row.runs], report.objective)
 
 
 def _percent(value: float | None) -> str:
@@ -460,7 +426,7 @@ def summary(report: SweepReport) -> str:
         if report.several_folds:
             row = next(row for row in report.rows if row.best is best)
             text += (f" Best setting on the mean {report.objective} over folds: `{row.name}` "
-                     f"({_percent(_fold_mean(row, report.objective))} %); its best trial")
+                     f"({_percent(mean_over_folds(row.runs, report.objective))} %); its best trial")
         else:
             text += " Best on dev"
         text += (f": `{best.info.run_name}` ({report.objective} {_percent(metrics[report.objective])} %, "

@@ -32,19 +32,19 @@ from emodistill.files import parse_json
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
-from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, fold_of, log_report,
+from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report,
                                      sweep_report)
 from emodistill.sweep.shared import share_inputs
 from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_config
 from emodistill.sweep.state import check_private, record_state, verify_state
-from emodistill.sweep.names import SEPARATOR
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
+from emodistill.tracking.champion import FOLD_PARAM, SEPARATOR, fold_of
 from emodistill.tracking.registry import register_champion
-from emodistill.tracking.runs import (FAILURE_TAG, FOLD_PARAM, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
+from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,
                                       start_parent_run, sweep_runs)
-from emodistill.tracking.store import (check_writable_store, get_or_create_experiment, resolve_tracking_uri,
+from emodistill.tracking.store import (check_server, check_writable_store, get_or_create_experiment,
                                        tracking_client)
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,16 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
     meta = index["meta"]
     space.check_trials(meta["dim"], len(meta["labels"]))  # a model that cannot be built fails before Ray starts
     space.check_folds(fold_sessions(index), str(features))  # so does a fold the features do not have
-    storage.check_writable(storage_path or "sweeps")  # and a folder that cannot hold the sweep's checkpoints
-    check_writable_store(tracking_uri)  # or its runs
-    with connected(address):
-        uri = resolve_tracking_uri(tracking_uri)
+    # What the sweep reaches over the network answers, its checkpoints and runs can be written, and a trial fits a
+    # node, before Ray starts.
+    uri = check_writable_store(tracking_uri)
+    check_server(uri)
+    storage_root = storage.resolve(storage_path or "sweeps")
+    storage.check_reachable(storage_root)
+    storage.check_writable(storage_root)
+    with connected(address, space.resources.as_tune()):
         check_tracking_uri(uri)
         features = Path(features).resolve()
-        storage_root = storage.resolve(storage_path or "sweeps")
         fingerprint = index["fingerprint"]  # the directory's; each trial's fold is its param
         parent = start_parent_run(name, name, _space_params(space), {"emodistill.space": space.name}, uri,
                                   features=fingerprint)
@@ -122,7 +125,7 @@ def run_sweep(space: str | Path | SearchSpace, features: str | Path, *, name: st
         trainable = _trainable(state, space, base)
         tuner = tune.Tuner(trainable, param_space=param_space(space), tune_config=tune_config(space, _rounds(base)),
                            run_config=tune.RunConfig(
-                               name=run_name, storage_path=storage_root,
+                               name=run_name, **storage.for_tune(storage_root),
                                failure_config=tune.FailureConfig(max_failures=space.max_failures),
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=2 if verbose else 0,
                                callbacks=[] if verbose else [RoundReporter(space, _rounds(base))]))
@@ -148,18 +151,20 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
     state = parse_json(storage.read_text(
         location, missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the "
                           "sweep printed"), SweepState, location)
+    check_server(state.tracking_uri)  # before Ray starts, and before a failed resume is recorded there
     client = tracking_client(state.tracking_uri)
     try:
         if not trust_unverified:
             verify_state(client, state.parent_run_id, experiment_path)
         space = SearchSpace.model_validate(state.space)
-        with connected(address):
+        with connected(address, space.resources.as_tune()):
             check_tracking_uri(state.tracking_uri)
             client.update_run(state.parent_run_id, status="RUNNING")
             trainable = _trainable(state, space, trial_config(space, space.base.overrides))
             # Errored trials (crashed past max_failures) continue from their last checkpoint, like unfinished ones.
-            tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=True)
+            where = storage.for_tune(experiment_path)
+            tuner = tune.Tuner.restore(where["storage_path"], trainable=trainable, resume_unfinished=True,
+                                       resume_errored=True, storage_filesystem=where.get("storage_filesystem"))
             with legacy_tune_output():  # the output the sweep started with: its run config is restored too
                 results = tuner.fit()
             return _finish(state, space, results, experiment_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -10,14 +9,16 @@ import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from emodistill.errors import EmodistillError
+from emodistill.errors import ConfigError, EmodistillError
 from emodistill.generator import TrainedGenerator, load
+from emodistill.tracking.champion import champion_trial
 from emodistill.tracking.registry import load_champion
-from emodistill.tracking.runs import KIND_TAG, download_generator
-from emodistill.tracking.store import reading_client, search_all_runs
+from emodistill.tracking.runs import KIND_TAG, download_generator, sweep_runs
+from emodistill.tracking.store import failing_fast, reading_client, search_all_runs
 
 
 DEFAULT_OBJECTIVE = "dev_uar_ppc100"
+DEV_PREFIX = "dev_"  # the metrics that may choose: scores on the real dev split
 OBJECTIVE_PARAM = "objective.metric"  # a sweep's parent run records its objective under this param
 
 
@@ -39,36 +40,55 @@ def latest_sweep(client: MlflowClient, experiment_id: str) -> Run | None:
 
 def sweep_objective(experiment: str, tracking_uri: str | None = None) -> str:
     """The objective the experiment's latest sweep recorded (its parent run's param), else dev_uar_ppc100."""
-    client = reading_client(tracking_uri)
-    parent = latest_sweep(client, find_experiment_id(client, experiment))
+    with failing_fast(tracking_uri):
+        client = reading_client(tracking_uri)
+        return recorded_objective(latest_sweep(client, find_experiment_id(client, experiment)))
+
+
+def recorded_objective(parent: Run | None) -> str:
+    """The objective a sweep's parent run recorded, else dev_uar_ppc100."""
     return parent.data.params.get(OBJECTIVE_PARAM, DEFAULT_OBJECTIVE) if parent else DEFAULT_OBJECTIVE
 
 
+def check_choice_metric(metric: str) -> None:
+    """Refuse a metric that is not a dev score: test scores report a choice, they never make one."""
+    if not metric.startswith(DEV_PREFIX):
+        twin = f"; its dev twin is {DEV_PREFIX}{metric}" if metric.startswith("uar_ppc") else ""
+        raise ConfigError(f"metric {metric!r}: only dev scores ({DEV_PREFIX}*) choose a trial, never the test "
+                          f"split's{twin}")
+
+
 def best_run(experiment: str, metric: str | None = None, tracking_uri: str | None = None) -> Run:
-    """The finished trial with the highest `metric` (default: the sweep's recorded objective; NaNs are ignored)."""
-    client = reading_client(tracking_uri)
-    experiment_id = find_experiment_id(client, experiment)
-    metric = metric or sweep_objective(experiment, tracking_uri)
-    trials = search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'")
-    finished = [run for run in trials if run.info.status == "FINISHED"]
-    scored = [run for run in finished if not math.isnan(run.data.metrics.get(metric, math.nan))]
-    if not scored:
+    """The champion of the experiment's latest sweep by `metric` (default: its recorded objective; a dev score), by
+    the rule the sweep registers its champion with (emodistill.tracking.champion; NaNs are ignored)."""
+    if metric is not None:
+        check_choice_metric(metric)
+    with failing_fast(tracking_uri):
+        client = reading_client(tracking_uri)
+        experiment_id = find_experiment_id(client, experiment)
+        parent = latest_sweep(client, experiment_id)
+        metric = metric or recorded_objective(parent)
+        trials = (sweep_runs(client, experiment_id, parent.info.run_id, "trial") if parent
+                  else search_all_runs(client, experiment_id, f"tags.`{KIND_TAG}` = 'trial'"))
+    best = champion_trial(trials, metric)
+    if best is None:
         statuses = dict(Counter(run.info.status for run in trials))
-        metrics = sorted({key for run in finished for key in run.data.metrics})
+        metrics = sorted({key for run in trials if run.info.status == "FINISHED" for key in run.data.metrics})
         raise EmodistillError(f"experiment {experiment!r}: no finished trial has metric {metric!r} "
                               f"(trials by status: {statuses}; metrics of finished trials: {metrics})")
-    return max(scored, key=lambda run: run.data.metrics[metric])
+    return best
 
 
 def best_generator(experiment: str, metric: str | None = None, tracking_uri: str | None = None,
                    champion: bool = False, model_name: str | None = None,
                    cache_dir: str | Path | None = None) -> TrainedGenerator:
-    """The best trial's generator by `metric` (default: the sweep's objective), or with champion=True the
-    registry's champion (`model_name`: the experiment's)."""
-    if champion:
-        return load_champion(model_name or experiment, tracking_uri, cache_dir)
-    run = best_run(experiment, metric, tracking_uri)
-    return load(download_generator(run.info.run_id, tracking_uri, cache_dir))
+    """The best trial's generator by `metric` (see best_run), or with champion=True the registry's champion
+    (`model_name`: the experiment's); a tracking server that does not answer is an error within seconds."""
+    with failing_fast(tracking_uri):
+        if champion:
+            return load_champion(model_name or experiment, tracking_uri, cache_dir)
+        run = best_run(experiment, metric, tracking_uri)
+        return load(download_generator(run.info.run_id, tracking_uri, cache_dir))
 
 
 def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
@@ -81,5 +101,5 @@ def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
     from emodistill.tracking.runs import download_distilled_set
 
     run = best_run(experiment, metric, tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch, failing_fast(tracking_uri):
         return read_table(download_distilled_set(run.info.run_id, ppc, scratch, tracking_uri)).combine_chunks()

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 KIND_TAG = "emodistill.kind"
 FEATURES_TAG = "emodistill.features"
-FOLD_PARAM = "fold"  # a trial's (and a reference's) fold, a param of its MLflow run; none for fixed splits
 VARIANT_TAG = "variant"  # a trial's named variant of the search space (Baseline, +L_DIV, ...), as Tune names it
 ARCH_TAG = "emodistill.arch"
 FAILURE_TAG = "emodistill.failure"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emodistill import storage
 from emodistill.errors import EmodistillError
-from emodistill.tracking.store import artifact_root_for, resolve_tracking_uri, sqlite_path
+from emodistill.tracking.uris import artifact_root_for, resolve_tracking_uri, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class MlflowServer:
         self.stop()
 
 
+JOBS_OFF = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # unless the environment says otherwise
 AUTH_DIR = "mlflow-auth"  # beside the store: the users database, the admin password and the session secret
 ADMIN = "admin"
 
@@ -124,7 +125,7 @@ def auth_settings(directory: Path) -> tuple[dict[str, str], Path]:
 
 
 def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
-                 artifacts_destination: str | Path | None = None, serve_artifacts: bool = True, workers: int = 2,
+                 artifacts_destination: str | Path | None = None, serve_artifacts: bool = True, workers: int = 1,
                  timeout_s: float = 90.0, auth: bool = False) -> MlflowServer:
     """Launch `mlflow server` on `backend_uri` in its own process group; return once GET /health answers.
 
@@ -143,7 +144,9 @@ def start_server(backend_uri: str | None = None, host: str = "127.0.0.1", port: 
         sqlite_path(backend_uri).parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
                "--host", host, "--port", str(port), "--workers", str(workers)]
-    env = dict(os.environ)
+    # MLflow 3 starts a job runner by default (seven huey consumers of ~270 MiB each) that serves only its GenAI
+    # features; emodistill never submits a job. One uvicorn worker runs in the server's own process (no supervisor).
+    env = {**JOBS_OFF, **os.environ}
     password_file = None
     if auth:
         root = sqlite_path(backend_uri).parent if backend_uri.startswith("sqlite:") else Path.cwd()
