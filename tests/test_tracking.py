@@ -20,7 +20,7 @@ from emodistill.errors import ConfigError, EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.features.store import read_table
 from emodistill.tracking import best, registry, runs, store
-from emodistill.tracking.champion import champion_trial
+from emodistill.tracking.champion import FOLD_PARAM, champion_trial
 from emodistill.tracking.server import free_port
 from silent_server import SilentServer
 from toy import LABELS, save_micro_generator
@@ -424,6 +424,6 @@ def test_a_version_description_names_the_fold_its_trial_trained_on(uri):
     parent = runs.start_parent_run("folded", "sweep-folded", {}, None, uri, features="f00d")
     client = store.tracking_client(uri)
     run_id = runs.start_trial_run(client, store.get_or_create_experiment("folded", uri), parent, "gaussian",
-                                  {runs.FOLD_PARAM: 2}, {runs.FEATURES_TAG: "beef"})
+                                  {FOLD_PARAM: 2}, {runs.FEATURES_TAG: "beef"})
     described = registry.version_description(client.get_run(run_id), None)
     assert "Features: fingerprint `beef`, fold 2 (tested on session 2, trained on the others)." in described
