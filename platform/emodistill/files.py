@@ -65,25 +65,35 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     with _sigterm_unwinds():
         try:
-            yield tmp
-            if tmp.is_dir() and target.is_dir():
-                # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-                old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-                os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        except OSError as exc:
-            # Named after the target the user gave, not the temporary name it is built under (pyarrow names none).
-            if exc.filename is None:
-                if exc.errno is not None:  # without an errno, str(exc) would show neither
-                    exc.filename = str(target)
-            elif Path(exc.filename).is_relative_to(tmp):
-                exc.filename = str(target / Path(exc.filename).relative_to(tmp))
-            raise
+            with errors_named_after(target, tmp):
+                yield tmp
+                if tmp.is_dir() and target.is_dir():
+                    # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+                    old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+                    os.replace(target, old)
+                    os.replace(tmp, target)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, target)
         finally:
             _remove(tmp)
+
+
+@contextmanager
+def errors_named_after(target: str | Path, built_at: str | Path | None = None) -> Iterator[None]:
+    """Name an OSError raised inside after `target`, the path the user asked for, when it names no file (pyarrow's and
+    a full disk's name none) or one under `built_at`, the temporary path `target` is built at."""
+    target = Path(target)
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            if exc.errno is not None:  # without an errno, str(exc) would show neither
+                exc.filename = str(target)
+        elif built_at is not None and Path(exc.filename).is_relative_to(built_at):
+            inside = Path(exc.filename).relative_to(built_at)
+            exc.filename = str(target / inside if inside.parts else target)
+        raise
 
 
 def check_replaceable(directory: str | Path, own: Collection[str], what: str,

@@ -20,7 +20,7 @@ from emodistill.features.store import (CORPUS, FEATURE_FILES, SPLITS, default_fo
                                       write_index, write_table)
 from emodistill.features.spill import FrameSpill
 from emodistill.features.upstream import Upstream
-from emodistill.files import atomic_path, check_replaceable
+from emodistill.files import atomic_path, check_replaceable, errors_named_after
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: Feature
         first = default_fold([int(s) for s in folds["sessions"]])
         groups = fold_index([r.utt_id for r in records], [r.session for r in records], first, folds["dev_fraction"],
                             folds["seed"])
-    with FrameSpill(records, meta, directory / f".{name}") as spill:
+    # A full disk while spilling is a failure to write the table: named after it, not after its scratch files.
+    with errors_named_after(directory / f"{name}.arrow"), FrameSpill(records, meta, directory / f".{name}") as spill:
         seconds = 0.0
         for group in groups:
             seconds += extract_split([records[i] for i in group], upstream, bar,
