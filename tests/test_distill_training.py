@@ -245,6 +245,10 @@ def test_a_folder_holding_a_run_is_replaced_only_when_asked(splits, tmp_path):
     with pytest.raises(ConfigError, match="already holds a run .*--overwrite"):
         distill(train, dev, reseeded, tmp_path / "run", progress=False)
     assert (first / "model.safetensors").read_bytes() == before  # nothing of the old run was touched
+    no_sad = train.subset(np.flatnonzero(train.labels != LABELS.index("sad")))
+    with pytest.raises(FeatureTableError, match="no utterance of class"):
+        distill(no_sad, dev, reseeded, tmp_path / "run", overwrite=True, progress=False)
+    assert (tmp_path / "run" / "checkpoints").is_dir()  # an overwrite that is refused loses nothing
     distill(train, dev, reseeded, tmp_path / "run", overwrite=True, progress=False)
     assert (first / "model.safetensors").read_bytes() != before
     assert not (tmp_path / "run" / "checkpoints").exists()  # the old run's checkpoint is not left beside the new one

@@ -85,7 +85,7 @@ class Distiller:
         self.config, self.train, self.features = config, train, features  # features: the tables' fingerprint
         # How dev scores choose the saved generator (metric and scoring settings): a resume must score alike.
         self.selection = selection
-        check_classes(train)
+        check_trainable(train, config)
         if config.loss.lambda_sml > 0 and not pool:
             raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
         self.device = resolve_device(config.train.device)
@@ -386,16 +386,21 @@ def fit_gaussian_generator(train: FeatureSet, config: DistillConfig, features: s
 
 
 def _distill_gaussian(train: FeatureSet, config: DistillConfig, out_dir: Path, evaluate: Evaluate | None,
-                      features: str) -> Path:
-    """Fit the Gaussian baseline (no steps, no checkpoints), evaluate it once at step 0, save it."""
+                      features: str, replace: bool) -> Path:
+    """Fit the Gaussian baseline (no steps, no checkpoints), evaluate it once at step 0, save it (with `replace`,
+    over a run whose checkpoints go)."""
     generator = fit_gaussian_generator(train, config, features)
     if evaluate is not None:
         generator.config["metrics"].update(evaluate(0, generator))
+    if replace:
+        discard_checkpoints(out_dir)
     return save_trained(generator, out_dir / "generator")
 
 
-def _check_training_memory(model: ModelConfig, config: DistillConfig) -> None:
-    """Refuse, before the pool is trained, networks and batches too big for the device."""
+def check_trainable(train: FeatureSet, config: DistillConfig) -> None:
+    """Refuse a training split missing a class, and networks and batches too big for the device."""
+    check_classes(train)
+    model = config.model_for(train.dim, len(train.label_names))
     check_memory(training_bytes(model, config.optim.batch_size),
                  f"config: {model.arch} of model.frames {model.frames}, model.dim {model.dim}, model.g_channels "
                  f"{model.g_channels}, model.noise_dim {model.noise_dim}, optim.batch_size {config.optim.batch_size}",
@@ -416,13 +421,16 @@ def _next_stop(step: int, total: int, *every: int) -> int:
 
 def check_out_dir(out_dir: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to start a run over one already in `out_dir` (a finished generator, or checkpoints) unless resuming
-    it or told to overwrite it; with `overwrite`, the old run's checkpoints go, so none is mixed with the new run."""
+    it or told to overwrite it."""
     found = [name for name in ("generator", "checkpoints") if (out_dir / name).exists()]
-    if not found or resume:
-        return
-    if not overwrite:
+    if found and not resume and not overwrite:
         raise ConfigError(f"{out_dir}: already holds a run ({' and '.join(found)}); resume it with --resume, replace "
                           "it with --overwrite (API: overwrite=True), or choose another --out")
+
+
+def discard_checkpoints(out_dir: Path) -> None:
+    """Remove the checkpoints of the run an overwrite replaces, once the new one has passed its checks: none is
+    mixed with the new run's, and a refused run loses nothing."""
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
 
 
@@ -444,17 +452,19 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     _check_splits(train, dev)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    check_classes(train)
     fingerprint = features_fingerprint or feature_fingerprint(train, dev)
+    replace = overwrite and not resume
     if config.model.arch == "gaussian":
-        return _distill_gaussian(train, config, out_dir, evaluate, fingerprint)
-    _check_training_memory(config.model_for(train.dim, len(train.label_names)), config)
+        return _distill_gaussian(train, config, out_dir, evaluate, fingerprint, replace)
+    check_trainable(train, config)  # before the pool is trained (Distiller checks again: sweep trials build it)
     checkpoints = out_dir / "checkpoints"
     train_cfg = config.train
     if config.loss.lambda_sml > 0 and pool is None:
         pool = train_pool(train, dev, config.pool, pool_cache_dir, fingerprint=fingerprint, progress=progress)
     run = Distiller(train, config, pool if config.loss.lambda_sml > 0 else [], features=fingerprint,
                     selection=None if select is None else {"metric": select, **(selection or {})})
+    if replace:
+        discard_checkpoints(out_dir)
     seconds = 0.0
     state = load_checkpoint(checkpoints) if resume else None
     if state is not None:
