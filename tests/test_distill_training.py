@@ -279,6 +279,12 @@ def test_a_class_without_training_utterances_is_refused_before_training(splits, 
     assert not (tmp_path / "run").exists()
 
 
+def test_a_device_this_machine_lacks_is_refused_by_the_run_naming_its_key(splits):
+    config = load_config("micro", MICRO + ["train.device=cuda:99"])  # validates: a worker elsewhere may have it
+    with pytest.raises(ConfigError, match=r"^'train.device': device 'cuda:99': .*choose 'auto' or 'cpu'"):
+        Distiller(splits[0], config, [])
+
+
 def test_a_damaged_checkpoint_is_one_line(splits, tmp_path):
     train, dev = splits
     config = load_config("micro", MICRO + ["train.steps=2", "train.checkpoint_every=1"])

@@ -12,17 +12,20 @@ from pydantic import AfterValidator
 from emodistill.errors import ConfigError, EmodistillError
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`auto` -> cuda when available, else cpu; anything else is passed to torch.device."""
+def resolve_device(device: str | torch.device, field: str | None = None) -> torch.device:
+    """`auto` -> cuda when available, else cpu; anything else is passed to torch.device and must be usable here
+    (a ConfigError naming `field`, the config key it came from, otherwise)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    where = f"'{field}': " if field else ""
     try:
         resolved = torch.device(device)
     except RuntimeError as exc:
-        raise ConfigError(f"device {device!r} is not a torch device ({exc})") from None
+        raise ConfigError(f"{where}device {device!r} is not a torch device ({exc})") from None
     problem = _unusable(resolved)
     if problem:
-        raise ConfigError(f"device {device!r}: {problem}: choose 'auto' or 'cpu', or install a torch built for it")
+        raise ConfigError(f"{where}device {device!r}: {problem}: choose 'auto' or 'cpu', or install a torch built "
+                          "for it")
     return resolved
 
 
@@ -42,12 +45,13 @@ def _unusable(device: torch.device) -> str | None:
 
 
 def check_device_name(value: str) -> str:
-    """Validate a config's device field: 'auto' or a device string that this torch can use here."""
+    """Validate a config's device field: 'auto' or a device string torch can parse. Whether this machine can use it
+    is checked where it is used (resolve_device): a GPU worker's config validates on a CPU-only driver."""
     if value != "auto":
         try:
-            resolve_device(value)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+            torch.device(value)
+        except RuntimeError as exc:
+            raise ValueError(f"device {value!r} is not a torch device ({exc})") from None
     return value
 
 

@@ -88,7 +88,7 @@ class Distiller:
         check_trainable(train, config)
         if config.loss.lambda_sml > 0 and not pool:
             raise ConfigError("loss.lambda_sml > 0 needs a non-empty downstream pool")
-        self.device = resolve_device(config.train.device)
+        self.device = resolve_device(config.train.device, "train.device")
         # An explicit bf16 holds on the CPU too (slower there than fp32, but the same arithmetic as on a GPU).
         precision = config.train.precision
         self.bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
@@ -404,7 +404,7 @@ def check_trainable(train: FeatureSet, config: DistillConfig) -> None:
     check_memory(training_bytes(model, config.optim.batch_size),
                  f"config: {model.arch} of model.frames {model.frames}, model.dim {model.dim}, model.g_channels "
                  f"{model.g_channels}, model.noise_dim {model.noise_dim}, optim.batch_size {config.optim.batch_size}",
-                 "make the model or the batch smaller", resolve_device(config.train.device))
+                 "make the model or the batch smaller", resolve_device(config.train.device, "train.device"))
 
 
 def _check_splits(train: FeatureSet, dev: FeatureSet) -> None:
