@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from emodistill.errors import CorpusError
-from emodistill.runtime import check_memory
+from emodistill.memory import check_memory
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from emodistill.generator import TrainedGenerator, artifact_config, save_generat
 from emodistill.losses import (class_cross_entropy, critic_loss, diversity_loss, feature_matching,
                                generator_adversarial_loss, gradient_penalty, sml_loss)
 from emodistill.models import ModelConfig, build_discriminator, build_generator, make_latent, training_bytes
-from emodistill.runtime import check_memory, resolve_device
+from emodistill.memory import check_memory
+from emodistill.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from emodistill.features.dataset import FeatureSet
 from emodistill.features.schema import FeatureMeta, feature_schema
 from emodistill.features.store import build_table, write_tables
 from emodistill.models import count_parameters, make_latent
-from emodistill.runtime import check_memory
+from emodistill.memory import check_memory
 
 ROW_OVERHEAD_BYTES = 64  # an Arrow row's strings (utt_id, speaker, label), offsets and validity bits, rounded up
 
