@@ -76,9 +76,10 @@ def run_extract(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     """Print the summary recorded in a feature directory's index, once its tables open and match it."""
     index = read_index(args.dir)
-    open_tables(args.dir)  # a truncated, replaced or unreadable table fails here, naming it
     if args.verify:
-        verify_tables(args.dir)
+        verify_tables(args.dir)  # opens every table, as below, then recomputes its fingerprint
+    else:
+        open_tables(args.dir)  # a truncated, replaced or unreadable table fails here, naming it
     print(format_summary(index, args.dir))
     if args.verify:
         print("  verified: every table's content matches the fingerprint recorded in its index")

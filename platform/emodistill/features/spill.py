@@ -26,8 +26,6 @@ class FrameSpill:
     """The frames of `records` (a table's rows), added in any order, as a table in row order (see the module)."""
 
     def __init__(self, records: Sequence[Utterance], meta: FeatureMeta, scratch: Path):
-        if meta.dtype not in DTYPES:
-            raise FeatureTableError(f"dtype {meta.dtype!r} is not one of {sorted(DTYPES)}")
         self.rows = [record_fields(record) for record in records]
         self.meta, self.scratch = meta, scratch
         self.row_bytes = meta.dim * np.dtype(meta.dtype).itemsize
