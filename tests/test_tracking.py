@@ -19,8 +19,9 @@ from emodistill.cli.main import main
 from emodistill.errors import ConfigError, EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.features.store import read_table
-from emodistill.tracking import best, registry, runs, store
-from emodistill.tracking.champion import FOLD_PARAM, champion_trial
+from emodistill.tracking import best, registry, runs, store, uris
+from emodistill.tracking.champion import champion_trial
+from emodistill.tracking.naming import FOLD_PARAM
 from emodistill.tracking.server import free_port
 from silent_server import SilentServer
 from toy import LABELS, save_micro_generator
@@ -54,16 +55,16 @@ def make_trial(uri, experiment, parent, name, status="FINISHED", metrics=None, g
 def test_tracking_uri_resolution(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert store.resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlruns.db"
+    assert uris.resolve_tracking_uri() == f"sqlite:///{tmp_path}/mlruns.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///sub/env.db")
-    assert store.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/env.db"
-    assert store.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert store.artifact_root_for("sqlite:////data/x/runs.db") == Path("/data/x/mlartifacts")
-    assert store.artifact_root_for("http://host:5000") is None
-    assert store.is_local_uri("sqlite:////data/runs.db") and store.is_local_uri("/data/mlruns")
-    assert not store.is_local_uri("https://mlflow.example.org")
+    assert uris.resolve_tracking_uri() == f"sqlite:///{tmp_path}/sub/env.db"
+    assert uris.resolve_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert uris.artifact_root_for("sqlite:////data/x/runs.db") == Path("/data/x/mlartifacts")
+    assert uris.artifact_root_for("http://host:5000") is None
+    assert uris.is_local_uri("sqlite:////data/runs.db") and uris.is_local_uri("/data/mlruns")
+    assert not uris.is_local_uri("https://mlflow.example.org")
     with pytest.raises(ConfigError, match="sqlite:///"):
-        store.resolve_tracking_uri("sqlite://")
+        uris.resolve_tracking_uri("sqlite://")
 
 
 def test_parent_and_trial_runs_follow_conventions(uri):
@@ -80,7 +81,7 @@ def test_parent_and_trial_runs_follow_conventions(uri):
 
     experiment = client.get_experiment(parent_run.info.experiment_id)
     assert experiment.name == "conventions"
-    assert experiment.artifact_location == (store.artifact_root_for(uri) / "conventions").as_uri()
+    assert experiment.artifact_location == (uris.artifact_root_for(uri) / "conventions").as_uri()
 
     trial = runs.start_trial_run(client, experiment.experiment_id, parent, "trial_0", {"model.arch": "gan_cnn"},
                                  {"ray.trial_id": "abc"})
@@ -178,7 +179,7 @@ def test_champion_is_described_tagged_and_logged_quietly(uri, generator_dir, tmp
     assert "registered" not in capfd.readouterr().err and not [w for w in recwarn if "input example" in str(w.message)]
     client = store.tracking_client(uri)
     model = client.get_registered_model("described")
-    assert f'best_generator("described", tracking_uri="{store.resolve_tracking_uri(uri)}", champion=True)' in \
+    assert f'best_generator("described", tracking_uri="{uris.resolve_tracking_uri(uri)}", champion=True)' in \
         model.description
     assert model.tags == {"emodistill.objective": "dev_uar_ppc10", "emodistill.features": "f00d"}
     described = client.get_model_version("described", str(version))

@@ -16,7 +16,7 @@ import pytest
 
 import emodistill
 from emodistill.errors import EmodistillError
-from emodistill.tracking import runs, store
+from emodistill.tracking import runs, store, uris
 from emodistill.tracking.server import free_port, is_loopback, start_server
 
 
@@ -68,7 +68,7 @@ def test_ui_create_starts_a_new_store_and_stops_on_sigterm(tmp_path):
         first = ui.stdout.readline()
         # The address opens MLflow 3's model-training view, not its GenAI one.
         assert re.match(r"MLflow UI at http://127\.0\.0\.1:\d+/#/experiments\?workflowType=machine_learning ", first)
-        store.check_existing_store(f"sqlite:///{path}")  # the server made the store
+        uris.check_existing_store(f"sqlite:///{path}")  # the server made the store
     finally:
         ui.send_signal(signal.SIGTERM)  # handled as Ctrl-C: the server is stopped
         assert ui.wait(timeout=60) == 0

@@ -13,7 +13,7 @@ import ray
 import torch
 
 from emodistill.errors import ConfigError
-from emodistill.tracking.store import is_local_uri
+from emodistill.tracking.uris import is_local_uri
 
 log = logging.getLogger(__name__)
 

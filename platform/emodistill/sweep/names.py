@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from emodistill.distill.config import DistillConfig
 from emodistill.sweep.space import FOLD_KEY, VARIANT_KEY, GridSearch, SearchSpace
-from emodistill.tracking.champion import SEPARATOR, trial_index
+from emodistill.tracking.naming import SEPARATOR, trial_index
 from emodistill.tracking.runs import ARCH_TAG, VARIANT_TAG
 
 # Short forms of the keys a sweep varies most (others are shown by their last part).

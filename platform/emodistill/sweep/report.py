@@ -34,8 +34,8 @@ from emodistill.evaluate.stats import ci_half_width, mean_ci
 from emodistill.files import read_json
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
 from emodistill.sweep.names import sibling_name
-from emodistill.tracking.champion import (champion_trial, fold_of, mean_over_folds, score, setting_name,
-                                          trial_index)
+from emodistill.tracking.champion import champion_trial, fold_of, mean_over_folds, score
+from emodistill.tracking.naming import setting_name, trial_index
 from emodistill.tracking.best import OBJECTIVE_PARAM, find_experiment_id, latest_sweep
 from emodistill.tracking.registry import CHAMPION
 from emodistill.tracking.runs import FEATURES_TAG, KIND_TAG, VARIANT_TAG, sweep_runs

@@ -39,7 +39,8 @@ from emodistill.sweep.space import GridSearch, SearchSpace, load_space, trial_co
 from emodistill.sweep.state import check_private, record_state, verify_state
 from emodistill.sweep.trainable import TrialContext, distill_trial
 from emodistill.sweep.tuning import evaluation_rounds, param_space, tune_config
-from emodistill.tracking.champion import FOLD_PARAM, SEPARATOR, fold_of
+from emodistill.tracking.champion import fold_of
+from emodistill.tracking.naming import FOLD_PARAM, SEPARATOR
 from emodistill.tracking.registry import register_champion
 from emodistill.tracking.runs import (FAILURE_TAG, KIND_TAG, VARIANT_TAG, download_generator, finish_run,
                                       finished_reference, log_generator_model, log_metrics, log_reference,

@@ -38,7 +38,7 @@ from emodistill.sweep.figures import learning_curves
 from emodistill.sweep.names import trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import FOLD_KEY, SearchSpace, trial_config, trial_overrides
-from emodistill.tracking.champion import FOLD_PARAM
+from emodistill.tracking.naming import FOLD_PARAM
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from mlflow.protos.databricks_pb2 import (INVALID_PARAMETER_VALUE, RESOURCE_ALRE
 from emodistill.errors import EmodistillError, IntegrityError
 from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
-from emodistill.tracking.champion import FOLD_PARAM
+from emodistill.tracking.naming import FOLD_PARAM
 from emodistill.tracking.runs import (ARCH_TAG, FEATURES_TAG, PYFUNC_FILE, VARIANT_TAG, download_generator,
                                       recorded_digests)
 from emodistill.tracking.store import global_tracking_uri, reading_client, tracking_client

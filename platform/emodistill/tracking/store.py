@@ -18,9 +18,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from emodistill import storage
 from emodistill.errors import ConfigError, EmodistillError
-from emodistill.tracking.uris import (  # noqa: F401 (their callers also name them store.*)
-    ARTIFACTS_DIR, DEFAULT_DB, SQLITE_HEADER, SQLITE_PREFIX, artifact_root_for, check_existing_store, is_local_uri,
-    resolve_tracking_uri, sqlite_path)
+from emodistill.tracking.uris import (artifact_root_for, check_existing_store, is_local_uri, resolve_tracking_uri,
+                                      sqlite_path)
 
 # The experiment type MLflow 3's UI opens an experiment in: its model-training view (runs, charts, models), not the
 # GenAI one (traces, judges, prompts) it guesses for an experiment without the tag.
