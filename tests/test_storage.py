@@ -49,13 +49,13 @@ def test_local_folders_read_write_and_stage_in_place(tmp_path):
     target = str(tmp_path / "state" / "sweep.json")
     assert not storage.exists(target)
     storage.write_text(target, "{}")
-    assert storage.exists(target) and storage.read_text(target, missing="?") == "{}"
+    assert storage.exists(target) and storage.read_json(target, dict, missing="?") == {}
     with storage.staged_folder(str(tmp_path / "pool")) as local:
         (local / "member.txt").write_text("weights")
     with storage.local_copy(str(tmp_path / "pool")) as local:
         assert local == tmp_path / "pool" and (local / "member.txt").read_text() == "weights"
     with pytest.raises(ConfigError, match=r"missing\.json: no such state"):
-        storage.read_text(str(tmp_path / "missing.json"), missing="no such state")
+        storage.read_json(str(tmp_path / "missing.json"), dict, missing="no such state")
 
 
 @pytest.mark.slow
@@ -67,7 +67,7 @@ def test_object_storage_round_trip_leaves_no_local_folder(s3_env, tmp_path, monk
     state = storage.join(root, "run", "sweep.json")
     assert not storage.exists(state)
     storage.write_text(state, '{"a": 1}')
-    assert storage.read_text(state, missing="?") == '{"a": 1}'
+    assert storage.read_json(state, dict, missing="?") == {"a": 1}
     with storage.staged_folder(storage.join(root, "pool")) as local:
         (local / "m0").mkdir()
         (local / "m0" / "w.bin").write_bytes(b"\0\1")
@@ -76,7 +76,7 @@ def test_object_storage_round_trip_leaves_no_local_folder(s3_env, tmp_path, monk
         assert (local / "m0" / "w.bin").read_bytes() == b"\0\1"
     assert not local.exists()
     with pytest.raises(ConfigError, match=f"{root}/nothing.json: expected a file"):
-        storage.read_text(storage.join(root, "nothing.json"), missing="expected a file")
+        storage.read_json(storage.join(root, "nothing.json"), dict, missing="expected a file")
     assert os.listdir(tmp_path) == []  # nothing named `s3:` appeared in the working directory
 
 

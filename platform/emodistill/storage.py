@@ -13,13 +13,16 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from emodistill.errors import ConfigError, one_line
-from emodistill.files import MAX_JSON_BYTES, write_text_atomic
+from emodistill.files import MAX_JSON_BYTES, parse_json, write_text_atomic
+
+T = TypeVar("T")
 
 
 def is_uri(location: str | Path) -> bool:
@@ -127,21 +130,16 @@ def exists(location: str) -> bool:
         return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def read_text(location: str, *, missing: str, limit: int = MAX_JSON_BYTES) -> str:
-    """The text file at `location`, of at most `limit` bytes (read no further); a missing, larger or undecodable one
-    raises ConfigError naming it (`missing`: what was expected)."""
+def read_json(location: str, schema: type[T], *, missing: str) -> T:
+    """The JSON file at `location` as `schema` (files.parse_json), read no further than the size bound; a missing,
+    larger or malformed one raises ConfigError naming it (`missing`: what was expected)."""
     fs, path = filesystem(location)
     try:
         with reaching(location), fs.open_input_stream(path) as stream:
-            data = stream.read(limit + 1)
+            data = stream.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{location}: {missing}") from None
-    if len(data) > limit:
-        raise ConfigError(f"{location}: larger than the {limit} bytes a file emodistill writes here holds")
-    try:
-        return data.decode()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{location}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_json(data, schema, location)
 
 
 def write_text(location: str, text: str) -> str:

@@ -18,7 +18,6 @@ from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, build_downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
-from emodistill.files import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +116,7 @@ def train_pool(train: FeatureSet, dev: FeatureSet, config: PoolConfig, cache_dir
     index = storage.join(directory, INDEX_FILE)
     if storage.exists(index):
         log.info("reusing pool from %s", directory)
-        names = parse_json(storage.read_text(index, missing="pool index removed while reading it"), PoolIndex,
-                           index).members
+        names = storage.read_json(index, PoolIndex, missing="pool index removed while reading it").members
         with storage.local_copy(directory) as local:
             return [frozen(load_downstream(local / name)) for name in names]
     members = _train_members(train, dev, config, progress)

@@ -28,7 +28,6 @@ from emodistill.downstream import DownstreamConfig
 from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
-from emodistill.files import parse_json
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
@@ -149,9 +148,9 @@ def resume_sweep(experiment_path: str | Path, *, address: str | None = None,
     experiment_path = storage.resolve(experiment_path)
     check_private(experiment_path)
     location = storage.join(experiment_path, STATE_FILE)
-    state = parse_json(storage.read_text(
-        location, missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune experiment path the "
-                          "sweep printed"), SweepState, location)
+    state = storage.read_json(
+        location, SweepState, missing=f"missing, so {experiment_path} is not a sweep directory; pass the Tune "
+                                      "experiment path the sweep printed")
     check_server(state.tracking_uri)  # before Ray starts, and before a failed resume is recorded there
     client = tracking_client(state.tracking_uri)
     try:
