@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from emodistill.downstream.model import DECODERS, DEFAULT_DECODER, Downstream, build_downstream
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.downstream.model import DEFAULT_DECODER, DecoderName, Downstream, build_downstream
+from emodistill.errors import EmodistillError
 from emodistill.files import atomic_path, read_json
 
 CONFIG_FILE = "config.json"
@@ -31,12 +31,12 @@ def save_downstream(model: Downstream, directory: str | Path, extra: Mapping | N
     return Path(directory)
 
 
-class DownstreamConfig(BaseModel):
-    """A saved downstream's config.json (save_downstream), read strictly."""
+class _SavedDownstream(BaseModel):
+    """A saved downstream's config.json (save_downstream), read strictly (not the training DownstreamConfig)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
-    kind: Literal["emodistill.downstream"]
-    decoder: str = DEFAULT_DECODER  # absent: saved before decoders were chosen by name, the linear head
+    kind: Literal["emodistill.downstream"]  # KIND
+    decoder: DecoderName = DEFAULT_DECODER  # absent: saved before decoders were chosen by name, the linear head
     dim: PositiveInt
     n_classes: PositiveInt
     hidden: PositiveInt
@@ -45,10 +45,8 @@ class DownstreamConfig(BaseModel):
 
 def read_downstream_config(directory: str | Path) -> dict:
     """The parsed config.json of a saved downstream (architecture and the caller's `extra`)."""
-    path = Path(directory) / CONFIG_FILE
-    config = read_json(path, DownstreamConfig, missing="missing; expected a downstream saved by save_downstream")
-    if config.decoder not in DECODERS:
-        raise ConfigError(f"{path}: decoder: is {config.decoder!r}, expected one of {sorted(DECODERS)}")
+    config = read_json(Path(directory) / CONFIG_FILE, _SavedDownstream,
+                       missing="missing; expected a downstream saved by save_downstream")
     return config.model_dump()
 
 
