@@ -77,23 +77,10 @@ def parse_draws(text: str) -> list[Draw]:
 
 def prepare(work: Path, draw: Draw) -> str:
     """The fbank features of the draw's corpus (every fold), synthesised and extracted once under `work`."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
-    from emodistill.corpora.synth import synthesize_corpus
-    from emodistill.features.extract import extract_features
-    from emodistill.features.store import INDEX_NAME
-    from emodistill.features.upstream import make_upstream
+    from emodistill.features.extract import embedded_features
 
-    out = work / "corpora" / f"{draw.preset}-s{draw.seed}"
-    features = out / "features"
-    if not (features / INDEX_NAME).is_file():
-        manifest = out / "corpus" / MANIFEST_NAME
-        if manifest.is_file():
-            records = load_manifest(manifest, strict=True)
-        else:
-            records = synthesize_corpus(out / "corpus", preset=draw.preset, seed=draw.seed, progress=False)
-        extract_features(records, make_upstream("fbank"), features, f"espeak-{draw.preset}-s{draw.seed}",
-                         progress=False)
-    return str(features)
+    return str(embedded_features(work / "corpora" / f"{draw.preset}-s{draw.seed}", draw.preset, draw.seed,
+                                 f"espeak-{draw.preset}-s{draw.seed}", progress=False))
 
 
 _splits: dict[tuple, dict] = {}

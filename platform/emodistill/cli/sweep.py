@@ -102,12 +102,13 @@ def print_report(result) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Corpus synth (--preset) -> fbank features -> smoke sweep -> best generator -> a sampled table."""
+    from emodistill.features.extract import embedded_features
     from emodistill.sweep import run_sweep
     from emodistill.tracking.best import best_generator
 
     started = time.perf_counter()
     out = args.out.resolve()
-    features = demo_features(out, args.preset)
+    features = embedded_features(out, args.preset)
     space = SPACES_DIR / "smoke.yaml"
     if not space.is_file():
         raise ConfigError(f"{space}: the smoke search space is missing; run the demo from a source checkout")
@@ -126,28 +127,3 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"demo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
     print(f"open the MLflow UI: emodistill ui --tracking-uri {tracking_uri}")
     return 0
-
-
-def demo_features(out: Path, preset: str = "small") -> Path:
-    """Fbank features of the embedded corpus of `preset` under `out` (every fold; a sweep runs on fold 1 unless its
-    space lists folds), synthesising the corpus first; both are reused when present."""
-    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
-    from emodistill.corpora.synth import synthesize_corpus
-    from emodistill.features.extract import extract_features
-    from emodistill.features.store import INDEX_NAME, read_index
-    from emodistill.features.upstream import make_upstream
-
-    features = out / "features"
-    if (features / INDEX_NAME).is_file():
-        corpus = read_index(features)["meta"]["corpus"]
-        if corpus != f"espeak-{preset}":
-            raise ConfigError(f"{features}: holds the features of corpus {corpus}, not of preset {preset}; choose "
-                              "another --out (or the preset it was made with)")
-        return features
-    manifest = out / "corpus" / MANIFEST_NAME
-    if manifest.is_file():
-        records = load_manifest(manifest, strict=True)
-    else:
-        records = synthesize_corpus(out / "corpus", preset=preset)
-    extract_features(records, make_upstream("fbank"), features, f"espeak-{preset}")
-    return features

@@ -150,3 +150,29 @@ def _write_split(records: Sequence[Utterance], upstream: Upstream, meta: Feature
     log.debug("extracted %s: %d utterances, %d frames, fingerprint %s", name, table.num_rows,
               summary["frames"], summary["fingerprint"])
     return summary
+
+
+def embedded_features(out: Path, preset: str, seed: int = 0, corpus_name: str | None = None,
+                      progress: bool = True) -> Path:
+    """Fbank features (every fold) of the embedded corpus of `preset` and `seed` under `out`/features, synthesising
+    it under `out`/corpus first; both are reused when present (features of another corpus are refused). The corpus
+    is named `corpus_name`, by default espeak-PRESET."""
+    from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
+    from emodistill.corpora.synth import synthesize_corpus
+    from emodistill.features.store import INDEX_NAME, read_index
+    from emodistill.features.upstream import make_upstream
+
+    name, features = corpus_name or f"espeak-{preset}", out / "features"
+    if (features / INDEX_NAME).is_file():
+        corpus = read_index(features)["meta"]["corpus"]
+        if corpus != name:
+            raise ConfigError(f"{features}: holds the features of corpus {corpus}, not {name} (preset {preset}, "
+                              f"seed {seed}); choose another --out (or the preset it was made with)")
+        return features
+    manifest = out / "corpus" / MANIFEST_NAME
+    if manifest.is_file():
+        records = load_manifest(manifest, strict=True)
+    else:
+        records = synthesize_corpus(out / "corpus", preset=preset, seed=seed, progress=progress)
+    extract_features(records, make_upstream("fbank"), features, name, progress=progress)
+    return features
