@@ -8,24 +8,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
+from pydantic import (BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
                       create_model, field_validator)
 
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, error_message, field_problems, one_line
+from emodistill.strict import CONFIG
 from emodistill.yamlfile import parse_yaml, read_yaml
 from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
 from emodistill.runtime import DeviceName
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # every float finite, a bad key named
 
 # The feature table fixes D and the class count; the config sets the rest of ModelConfig.
 FROM_TABLE = ("dim", "n_classes")
 ModelSection = create_model(
     "ModelSection",
-    __config__=STRICT,
+    __config__=CONFIG,
     __doc__="ModelConfig without dim and n_classes, which come from the feature table at train time.",
     **{name: (field.annotation, field) for name, field in ModelConfig.model_fields.items() if name not in FROM_TABLE},
 )
@@ -34,7 +34,7 @@ ModelSection = create_model(
 class LossConfig(BaseModel):
     """Loss weights of paper Eqs. (1), (4), (5), (8); lambda_div = lambda_sml = 0 is the paper's Baseline."""
 
-    model_config = STRICT
+    model_config = CONFIG
 
     lambda_gp: NonNegativeFloat = 10.0  # λ1, the WGAN-GP penalty
     lambda_cls_real: NonNegativeFloat = 1.0  # λ2, critic CE on real samples
@@ -48,7 +48,7 @@ class LossConfig(BaseModel):
 class OptimConfig(BaseModel):
     """Adam for both networks, WGAN-GP's critic schedule."""
 
-    model_config = STRICT
+    model_config = CONFIG
 
     lr_g: PositiveFloat = 1e-4
     lr_d: PositiveFloat = 1e-4
@@ -77,7 +77,7 @@ class OptimConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Length, seeding, bookkeeping and hardware of a run."""
 
-    model_config = STRICT
+    model_config = CONFIG
 
     steps: PositiveInt = 1000  # generator steps
     seed: int = 0
@@ -97,7 +97,7 @@ PoolPoint = Literal["early", "middle", "converged"] | float
 class PoolConfig(BaseModel):
     """The downstream checkpoints f_θ that L_SML draws from: k seeds x snapshot points."""
 
-    model_config = STRICT
+    model_config = CONFIG
 
     k: PositiveInt = 3
     # "early"/"middle" or a fraction are snapshots at that share of downstream.max_steps;
@@ -117,7 +117,7 @@ class PoolConfig(BaseModel):
 class DistillConfig(BaseModel):
     """Everything a distillation run needs besides the feature tables (and their fold)."""
 
-    model_config = STRICT
+    model_config = CONFIG
 
     data: DataConfig = Field(default_factory=DataConfig)  # how dev is held out, how real features are normalised
     model: ModelSection = Field(default_factory=lambda: ModelSection(frames=32))

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -18,6 +18,7 @@ from emodistill.distill.config import PoolConfig
 from emodistill.downstream import Downstream, build_downstream, load_downstream, save_downstream, train_downstream
 from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
+from emodistill.strict import WRITTEN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ INDEX_FILE = "pool.json"
 class PoolIndex(BaseModel):
     """pool.json: the members of a cached pool, each a downstream folder beside it (a bare name: never a path)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = WRITTEN_FILE
     members: list[str] = Field(min_length=1)
 
     @field_validator("members")

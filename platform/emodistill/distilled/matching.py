@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, Field, PositiveInt
 
 from emodistill.downstream import DECODERS, Downstream, build_downstream
 from emodistill.downstream.batching import make_batch
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
+from emodistill.strict import FROZEN_CONFIG
 
 
 class MatchConfig(BaseModel):
     """Settings of latent distribution matching."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = FROZEN_CONFIG
 
     steps: PositiveInt = 200
-    lr: float = Field(default=0.05, gt=0, allow_inf_nan=False)
-    prior: float = Field(default=0.1, ge=0, allow_inf_nan=False)  # weight of the penalty (|e|^2 / dim - 1)^2
+    lr: float = Field(default=0.05, gt=0)
+    prior: float = Field(default=0.1, ge=0)  # weight of the penalty (|e|^2 / dim - 1)^2
     real_batch: PositiveInt = 64  # real utterances per class and step
     max_frames: PositiveInt = 200  # real utterances cropped to this many frames (a random window)
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, Field, PositiveInt
 
 from emodistill.distilled.matching import MatchConfig, match_latents
 from emodistill.distilled.selection import PICKERS
@@ -27,6 +27,7 @@ from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import build_table, write_table
 from emodistill.generator import TrainedGenerator, class_counts
+from emodistill.strict import FROZEN_CONFIG
 
 Method = Literal["iid", "herding", "cover", "moments", "dm"]
 MAX_CANDIDATES = 1_000_000  # generated candidates per set, all classes together (memory: frames x dim floats each)
@@ -35,7 +36,7 @@ MAX_CANDIDATES = 1_000_000  # generated candidates per set, all classes together
 class SetSpec(BaseModel):
     """How a distilled set is chosen for its budget."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = FROZEN_CONFIG
 
     method: Method = "iid"
     candidates: PositiveInt = Field(default=20, description="herding/cover/moments: candidates drawn per kept sample")

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, PositiveInt
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from emodistill.downstream.model import DEFAULT_DECODER, DecoderName, Downstream, build_downstream
 from emodistill.errors import EmodistillError
 from emodistill.files import atomic_path, read_json
+from emodistill.strict import WRITTEN_FILE
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -34,7 +35,7 @@ def save_downstream(model: Downstream, directory: str | Path, extra: Mapping | N
 class _SavedDownstream(BaseModel):
     """A saved downstream's config.json (save_downstream), read strictly (not the training DownstreamConfig)."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = WRITTEN_FILE
     kind: Literal["emodistill.downstream"]  # KIND
     decoder: DecoderName = DEFAULT_DECODER  # absent: saved before decoders were chosen by name, the linear head
     dim: PositiveInt

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, NonNegativeFloat, PositiveFloat, PositiveInt
 from tqdm.auto import tqdm
 
 from emodistill.downstream.batching import Batch, eval_batches, train_batches
@@ -20,6 +20,7 @@ from emodistill.downstream.model import DEFAULT_DECODER, DecoderName, Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.runtime import DeviceName, resolve_device
+from emodistill.strict import FROZEN_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class DownstreamConfig(BaseModel):
     """Hyper-parameters of the downstream recipe (defaults: s3prl's emotion config, effective batch 32)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = FROZEN_CONFIG
 
     lr: PositiveFloat = 1e-4
     batch_size: PositiveInt = 32

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, Field, PositiveInt, field_validator
 from tqdm.auto import tqdm
 
 from emodistill.downstream import (DECODERS, DEFAULT_DECODER, DownstreamConfig, accuracy, confusion_matrix, predict,
@@ -28,6 +28,7 @@ from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
 from emodistill.features.dataset import FeatureSet
 from emodistill.distill import Evaluate
 from emodistill.generator import TrainedGenerator, class_counts
+from emodistill.strict import CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class InfeasibleBudget(ConfigError):
 class EvalConfig(BaseModel):
     """Budgets (utterances per class), the sampling scenarios, repeats and the downstream recipe."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = CONFIG
 
     # Where distillation differs from selection (1-10 per class) up to the paper's smaller budgets; its 800 and
     # 1800 per class are --budgets away.

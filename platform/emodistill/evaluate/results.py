@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from emodistill.downstream import DEFAULT_DECODER, Downstream
+from emodistill.strict import WRITTEN_FILE
 
 
 @dataclass
@@ -153,7 +154,7 @@ class ReferenceResult:
 class ReferenceRecord(BaseModel):
     """ReferenceResult.to_dict as a sweep logs it (reference.json), read strictly before from_dict rebuilds it."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = WRITTEN_FILE
     uar_real_full: float
     label_names: list[str]
     y_true: list[int]

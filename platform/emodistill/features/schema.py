@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-from pydantic import ConfigDict, with_config
+from pydantic import with_config
 
 from emodistill import __version__
 from emodistill.errors import FeatureTableError
 from emodistill.files import parse_json
+from emodistill.strict import WRITTEN_FILE
 
 METADATA_KEY = b"emodistill"
 DTYPES = {"float32": pa.float32(), "float16": pa.float16()}
@@ -21,7 +22,7 @@ COLUMNS = ("utt_id", "speaker", "gender", "session", "label", "n_frames", "featu
 
 
 # Read strictly (files.parse_json): a field of another type, or one this version does not know, is refused by name.
-@with_config(ConfigDict(strict=True, extra="forbid", allow_inf_nan=False))
+@with_config(WRITTEN_FILE)
 @dataclass
 class FeatureMeta:
     """Schema metadata stored as JSON under the key `emodistill`."""

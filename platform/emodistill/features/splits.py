@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from emodistill.corpora.folds import DevBy
+from emodistill.strict import FROZEN_CONFIG
 
 
 class DataConfig(BaseModel):
@@ -16,7 +17,7 @@ class DataConfig(BaseModel):
     speakers; "speaker": whole training speakers held out, unseen like the test speakers) and `normalize` ("none", or
     "speaker": every real utterance's frames standardised with its speaker's mean and std per dimension)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = FROZEN_CONFIG
 
     dev_by: DevBy = "utterance"
     normalize: Literal["none", "speaker"] = "none"

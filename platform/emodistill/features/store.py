@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, field_validator
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
@@ -32,6 +32,7 @@ from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, check_finite, feature_schema, validate_table
 from emodistill.features.splits import DataConfig, data_fingerprint
 from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
+from emodistill.strict import WRITTEN_FILE
 
 SPLITS = ("train", "dev", "test")
 CORPUS = "corpus"  # the whole-corpus table of a directory with folds
@@ -41,7 +42,7 @@ FEATURE_FILES = frozenset([f"{name}.arrow" for name in (*SPLITS, CORPUS)] + [IND
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    model_config = WRITTEN_FILE
 
 
 class TableSummary(_Strict):

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -22,6 +22,7 @@ from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator, count_parameters
 from emodistill.runtime import resolve_device
+from emodistill.strict import WRITTEN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ WEIGHTS_FILE = "model.safetensors"
 class Normalization(BaseModel):
     """config.json's `normalization`: the per-dimension scale of the module's output."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    model_config = WRITTEN_FILE
     mean: list[float]
     std: list[float]
 
@@ -42,7 +43,7 @@ class Normalization(BaseModel):
 class ArtifactConfig(BaseModel):
     """config.json as artifact_config writes it, read strictly: each field's type and shape is checked by name."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    model_config = WRITTEN_FILE
     format: str
     format_version: int
     package_version: str = ""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from emodistill.strict import CONFIG
 
 # Paper Sec. 5.1: GAN-CNN uses 256 channels, GAN-ATT reduces them to 128.
 PAPER_G_CHANNELS = {"gan_cnn": 256, "gan_att": 128}
@@ -13,7 +15,7 @@ PAPER_G_CHANNELS = {"gan_cnn": 256, "gan_att": 128}
 class ModelConfig(BaseModel):
     """Generator/discriminator architecture; `g_channels=None` resolves to the paper's width for `arch`."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = CONFIG
 
     # gaussian: the fitted class-conditional Gaussian baseline (models/gaussian.py), no GAN; it ignores the
     # channel and attention settings, and its noise is (frames + 1) * dim standard normals.

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from pydantic import ConfigDict, with_config
+from pydantic import with_config
 from ray import tune
 
 from emodistill import storage
@@ -29,6 +29,7 @@ from emodistill.evaluate.baselines import evaluate_baselines
 from emodistill.evaluate.protocol import ReferenceResult, train_reference
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import fold_fingerprint, fold_sessions, load_folds, read_index
+from emodistill.strict import WRITTEN_FILE
 from emodistill.sweep.cluster import check_tracking_uri, connected
 from emodistill.sweep.progress import RoundReporter, legacy_tune_output
 from emodistill.sweep.report import (BASELINE_VARIANT, Predictions, SweepReport, best_trial, log_report,
@@ -55,7 +56,7 @@ REFERENCE_RUN = "reference"
 BASELINE_TAG = "mcnemar.baseline"
 
 
-@with_config(ConfigDict(strict=True, extra="forbid"))  # read back strictly by resume_sweep
+@with_config(WRITTEN_FILE)  # read back strictly by resume_sweep
 @dataclass(frozen=True)
 class SweepState:
     """What a resumed sweep must reuse: where it logs, which parent run, which inputs and space."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.distilled import SetSpec
@@ -25,6 +25,7 @@ from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.features.store import default_fold
+from emodistill.strict import CONFIG
 from emodistill.yamlfile import read_yaml
 
 VARIANT_KEY = "variant"
@@ -34,7 +35,7 @@ TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = CONFIG
 
 
 class Objective(_Strict):

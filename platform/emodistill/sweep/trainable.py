@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from ray import tune
 
 from emodistill.distill.checkpoint import load_checkpoint, save_checkpoint
@@ -33,6 +33,7 @@ from emodistill.evaluate.protocol import EvalConfig, EvalResult, ReferenceResult
 from emodistill.features.dataset import FeatureSet
 from emodistill.files import read_json
 from emodistill.generator import TrainedGenerator, load, save_generator, save_trained
+from emodistill.strict import WRITTEN_FILE
 from emodistill.sweep.cluster import node_identity
 from emodistill.sweep.figures import learning_curves
 from emodistill.sweep.names import trial_name, trial_tags
@@ -61,7 +62,7 @@ class TrialContext:
 class TrialState(BaseModel):
     """trial.json: the run a trial logs to, its step and the test predictions of the checkpoint chosen so far."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = WRITTEN_FILE
     run_id: str
     step: int
     predictions: dict[str, list[int]]
