@@ -129,3 +129,6 @@ def test_json_config_refuses_duplicate_keys_and_deep_nesting(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(ConfigError, match=r"deep.json: not valid JSON \(nested too deeply\)"):
         load_config(tmp_path / "deep.json")
+    (tmp_path / "big.json").write_text('{"train": {"steps": 3}, "pad": "' + "x" * 2**21 + '"}')
+    with pytest.raises(ConfigError, match=r"big.json: \d+ bytes, more than the 1048576 a JSON config may hold"):
+        load_config(tmp_path / "big.json")

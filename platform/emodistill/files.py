@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from emodistill.errors import ConfigError, EmodistillError, field_problems
+from emodistill.errors import ConfigError, EmodistillError, field_problems, os_reason
 
 T = TypeVar("T")
 # Far above any JSON emodistill writes (a results.json of thousands of predictions is a few MiB): a bigger file is
@@ -145,20 +145,32 @@ def parse_json(text: str | bytes, schema: type[T], source: str, *, error: type[E
         raise error(f"{source}: {field_problems(exc)}") from None
 
 
+def read_bounded(path: str | Path, limit: int, what: str, *, missing: str | None = None,
+                 error: type[EmodistillError] = ConfigError) -> bytes:
+    """The bytes of the regular file at `path` (`what`, e.g. "a YAML config"), of at most `limit`; a bigger one, one
+    that is not a regular file (a pipe or a device would be read forever) or one that cannot be read raises `error`
+    naming the path (a missing one with `missing`, when given)."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_file():
+            raise error(f"{path}: not a regular file (expected {what})")
+        size = path.stat().st_size
+        if size > limit:
+            raise error(f"{path}: {size} bytes, more than the {limit} {what} may hold")
+        return path.read_bytes()
+    except FileNotFoundError:
+        if missing is None:
+            raise error(f"{path}: cannot be read (no such file: check the path)") from None
+        raise error(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({os_reason(exc)})") from None
+
+
 def read_json(path: str | Path, schema: type[T], *, missing: str, error: type[EmodistillError] = ConfigError) -> T:
     """The JSON file at `path` as `schema` (see parse_json); a missing, unreadable or oversized one raises `error`
     naming the path (`missing`: what was expected)."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise error(f"{path}: {path.stat().st_size} bytes, more than the {MAX_JSON_BYTES} a file emodistill "
-                        "writes here holds")
-        text = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: {missing}") from None
-    except OSError as exc:
-        raise error(f"{path}: not readable ({exc.strerror or exc})") from None
-    return parse_json(text, schema, str(path), error=error)
+    data = read_bounded(path, MAX_JSON_BYTES, "a file emodistill writes", missing=missing, error=error)
+    return parse_json(data, schema, str(path), error=error)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -12,6 +12,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import ScalarNode
 
 from emodistill.errors import ConfigError, one_line
+from emodistill.files import read_bounded
 
 MAX_BYTES = 1 << 20  # a config or a space is a few KiB; anything near this is not one
 MAX_DEPTH = 64  # deeper than any config's sections; PyYAML's composer recurses, so depth is also a stack bound
@@ -70,15 +71,9 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def read_yaml(path: str | Path) -> Any:
     """The value of the YAML file at `path` (see parse_yaml); a file that cannot be read is a ConfigError too."""
-    path = Path(path)
-    if path.exists() and not path.is_file():  # a pipe or a device would be read forever
-        raise ConfigError(f"{path}: not a regular file (expected a YAML file)")
+    data = read_bounded(path, MAX_BYTES, "a YAML config")
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: {path.stat().st_size} bytes, more than the {MAX_BYTES} a YAML config may hold")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode()
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({one_line(exc.strerror or exc)})") from None
     return parse_yaml(text, str(path))

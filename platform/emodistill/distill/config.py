@@ -13,7 +13,9 @@ from pydantic import (BaseModel, Field, NonNegativeFloat, PositiveFloat, Positiv
 
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, error_message, field_problems, one_line
+from emodistill.files import read_bounded
 from emodistill.strict import CONFIG
+from emodistill.yamlfile import MAX_BYTES as MAX_CONFIG_BYTES
 from emodistill.yamlfile import parse_yaml, read_yaml
 from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
@@ -179,7 +181,7 @@ def read_json_config(path: Path) -> Any:
         return dict(pairs)
 
     try:
-        return json.loads(path.read_text(), object_pairs_hook=refuse_duplicates)
+        return json.loads(read_bounded(path, MAX_CONFIG_BYTES, "a JSON config"), object_pairs_hook=refuse_duplicates)
     except (ValueError, RecursionError) as exc:
         problem = "nested too deeply" if isinstance(exc, RecursionError) else one_line(exc)
         raise ConfigError(f"{path}: not valid JSON ({problem})") from None
