@@ -7,6 +7,7 @@ reads them (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, GOOGLE_A
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import tempfile
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from emodistill.errors import ConfigError, one_line
+from emodistill.errors import OS_ADVICE, ConfigError, one_line
 from emodistill.files import MAX_JSON_BYTES, parse_json, write_text_atomic
 
 T = TypeVar("T")
@@ -46,10 +47,10 @@ def check_writable(location: str | Path) -> None:
     existing = next(p for p in (path, *path.parents) if p.exists())
     where = f"{path}: {existing}" if existing != path else str(path)
     if not existing.is_dir():
-        raise ConfigError(f"{where} is a file where a folder is expected: remove it or choose another path")
+        raise ConfigError(f"{where}: {OS_ADVICE[errno.ENOTDIR]}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        why = "read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY else "no write permission"
-        raise ConfigError(f"{where} cannot be written ({why}): choose a writable folder")
+        code = errno.EROFS if os.statvfs(existing).f_flag & os.ST_RDONLY else errno.EACCES
+        raise ConfigError(f"{where}: {OS_ADVICE[code]}")
 
 
 def join(location: str, *parts: str) -> str:
