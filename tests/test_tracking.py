@@ -297,7 +297,7 @@ def _foreign_sqlite(path: Path) -> None:
 @pytest.mark.parametrize("make, problem", [
     (lambda path: path.write_bytes(b""), "is empty (0 bytes)"),
     (lambda path: path.write_bytes(bytes(range(256)) * 16), "is not an SQLite database"),
-    (lambda path: path.write_bytes(store.SQLITE_HEADER + bytes(range(256)) * 16),
+    (lambda path: path.write_bytes(uris.SQLITE_HEADER + bytes(range(256)) * 16),
      "is not a readable SQLite database (file is not a database)"),
     (_foreign_sqlite, "holds no MLflow schema (no table alembic_version, experiments, runs)"),
 ])

@@ -166,8 +166,9 @@ def embedded_features(out: Path, preset: str, seed: int = 0, corpus_name: str | 
     if (features / INDEX_NAME).is_file():
         corpus = read_index(features)["meta"]["corpus"]
         if corpus != name:
-            raise ConfigError(f"{features}: holds the features of corpus {corpus}, not {name} (preset {preset}, "
-                              f"seed {seed}); choose another --out (or the preset it was made with)")
+            raise ConfigError(f"{features}: holds the features of corpus {corpus}, not of preset {preset}"
+                              f"{f' seed {seed}' if seed else ''}; choose another --out (or the preset it was made "
+                              "with)")
         return features
     manifest = out / "corpus" / MANIFEST_NAME
     if manifest.is_file():
