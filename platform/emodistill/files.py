@@ -158,11 +158,9 @@ def read_bounded(path: str | Path, limit: int, what: str, *, missing: str | None
         if size > limit:
             raise error(f"{path}: {size} bytes, more than the {limit} {what} may hold")
         return path.read_bytes()
-    except FileNotFoundError:
-        if missing is None:
-            raise error(f"{path}: cannot be read (no such file: check the path)") from None
-        raise error(f"{path}: {missing}") from None
     except OSError as exc:
+        if missing is not None and isinstance(exc, FileNotFoundError):
+            raise error(f"{path}: {missing}") from None
         raise error(f"{path}: cannot be read ({os_reason(exc)})") from None
 
 
