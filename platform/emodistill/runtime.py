@@ -18,15 +18,19 @@ def resolve_device(device: str | torch.device, field: str | None = None) -> torc
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     where = f"'{field}': " if field else ""
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"{where}device {device!r} is not a torch device ({exc})") from None
+    resolved = _parsed(device, where)
     problem = _unusable(resolved)
     if problem:
         raise ConfigError(f"{where}device {device!r}: {problem}: choose 'auto' or 'cpu', or install a torch built "
                           "for it")
     return resolved
+
+
+def _parsed(device: str | torch.device, where: str = "") -> torch.device:
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"{where}device {device!r} is not a torch device ({exc})") from None
 
 
 def _unusable(device: torch.device) -> str | None:
@@ -49,9 +53,9 @@ def check_device_name(value: str) -> str:
     is checked where it is used (resolve_device): a GPU worker's config validates on a CPU-only driver."""
     if value != "auto":
         try:
-            torch.device(value)
-        except RuntimeError as exc:
-            raise ValueError(f"device {value!r} is not a torch device ({exc})") from None
+            _parsed(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     return value
 
 
