@@ -15,8 +15,7 @@ from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, error_message, field_problems, one_line
 from emodistill.files import read_bounded
 from emodistill.strict import CONFIG
-from emodistill.yamlfile import MAX_BYTES as MAX_CONFIG_BYTES
-from emodistill.yamlfile import parse_yaml, read_yaml
+from emodistill.yamlfile import MAX_BYTES as MAX_CONFIG_BYTES, parse_yaml, read_yaml
 from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
 from emodistill.runtime import DeviceName

@@ -16,10 +16,10 @@ from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import SUPERB_LABELS, Utterance
 from emodistill.errors import ConfigError, CorpusError, FeatureTableError
 from emodistill.features.schema import DTYPES, FeatureMeta
-from emodistill.features.store import (CORPUS, FEATURE_FILES, SPLITS, default_fold, split_summary,
-                                      write_index, write_table)
+from emodistill.features.store import (CORPUS, FEATURE_FILES, INDEX_NAME, SPLITS, default_fold, read_index,
+                                      split_summary, write_index, write_table)
 from emodistill.features.spill import FrameSpill
-from emodistill.features.upstream import Upstream
+from emodistill.features.upstream import Upstream, make_upstream
 from emodistill.files import atomic_path, check_replaceable, errors_named_after
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,9 @@ def embedded_features(out: Path, preset: str, seed: int = 0, corpus_name: str | 
     """Fbank features (every fold) of the embedded corpus of `preset` and `seed` under `out`/features, synthesising
     it under `out`/corpus first; both are reused when present (features of another corpus are refused). The corpus
     is named `corpus_name`, by default espeak-PRESET."""
+    # The corpus modules are needed only when the features are not there yet.
     from emodistill.corpora.manifest import MANIFEST_NAME, load_manifest
     from emodistill.corpora.synth import synthesize_corpus
-    from emodistill.features.store import INDEX_NAME, read_index
-    from emodistill.features.upstream import make_upstream
 
     name, features = corpus_name or f"espeak-{preset}", out / "features"
     if (features / INDEX_NAME).is_file():
