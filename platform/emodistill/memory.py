@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,24 @@ def available_memory() -> int:
     except OSError:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none."""
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def release_free_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim; nothing where there is none).
+
+    Every batch of a speech encoder has a new length, and oneDNN allocates its convolution buffers for each new
+    shape; glibc's dynamic mmap threshold puts such buffers on the heap, whose freed pages it keeps, so without
+    this the resident memory of an extraction grows with its number of batches (benchmarks/extract_memory.py).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:

@@ -21,6 +21,7 @@ from emodistill.features.store import (CORPUS, FEATURE_FILES, INDEX_NAME, SPLITS
 from emodistill.features.spill import FrameSpill
 from emodistill.features.upstream import Upstream, make_upstream
 from emodistill.files import atomic_path, check_replaceable, errors_named_after
+from emodistill.memory import release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def extract_split(records: Sequence[Utterance], upstream: Upstream, bar: tqdm,
         seconds += sum(len(w) for w in wavs) / upstream.sample_rate
         for i, out in zip(chunk, upstream.batch(wavs)):
             add(i, out)
+        release_free_heap()  # memory bounded by a batch, not by the number of batches
         bar.update(len(chunk))
     return seconds
 
