@@ -213,6 +213,8 @@ CASES = [
                                        "--storage-path", "ro/sweeps"), "ro: the file system is read-only", ("ro",)),
     ("disk-full-features", command("features", "extract", "--corpus", "corpus", "--out", "full/f"),
      "full/f/corpus.arrow: no space left on the device", ("full",)),
+    ("disk-full-corpus", command("corpus", "synth", "--preset", "tiny", "--out", "full/c"),
+     "full/c/wav/Session", ("full",)),
 ]
 
 

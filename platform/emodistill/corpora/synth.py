@@ -8,6 +8,7 @@ distributions around each actor's baseline, under additive noise at a random SNR
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import multiprocessing as mp
@@ -159,12 +160,12 @@ def render(plan: PlannedUtterance, engine: Espeak) -> np.ndarray:
 
 def write_wav(path: Path, wav: np.ndarray) -> None:
     """16-bit PCM wav written atomically, so a crash never leaves a truncated file."""
+    # Encoded in memory and written by Python: libsndfile reports a full disk as "System error." without its errno,
+    # where Python's OSError carries it (and is named after the corpus folder, like every other failed write).
+    encoded = io.BytesIO()
+    sf.write(encoded, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     with atomic_path(path) as tmp:
-        try:
-            sf.write(str(tmp), wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        except sf.LibsndfileError as exc:  # libsndfile says "System error." for a full disk, without the errno
-            raise CorpusError(f"{path}: cannot be written ({exc.error_string}): check that its folder is writable "
-                              "and its disk has free space") from None
+        tmp.write_bytes(encoded.getvalue())
 
 
 _progress: mp.Queue | None = None
