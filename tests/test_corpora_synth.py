@@ -170,7 +170,8 @@ def test_a_synth_interrupted_over_a_corpus_leaves_that_corpus_as_it_was(tiny, tm
     before = _files(out)
     assert "corpus.csv" in before and any(name.endswith(".wav") for name in before)
     # Ctrl+C reaches the terminal's whole foreground group (the workers too); a service manager's SIGTERM the process.
-    proc = subprocess.Popen([EMODISTILL, "corpus", "synth", "--preset", "tiny", "--seed", "1", "--out", str(out)],
+    # `small` (1000 utterances) is still synthesising when the signal lands; `tiny` could finish first.
+    proc = subprocess.Popen([EMODISTILL, "corpus", "synth", "--preset", "small", "--seed", "1", "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         while not list(tmp_path.glob(".corpus.*.tmp/wav/*/*.wav")):  # the new corpus is being built aside
