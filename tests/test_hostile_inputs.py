@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow.ipc as ipc
 import pytest
 import soundfile as sf
 from safetensors.torch import load_file, save_file
@@ -160,6 +161,45 @@ def nan_weights(generator: Path) -> None:
     save_file(weights, generator / "model.safetensors")
 
 
+def features_edit(edit: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+    def setup(case: Path) -> list[str]:
+        shutil.copytree(case.parents[1] / "features", case / "features")
+        edit(case / "features")
+        return ["distill", "--features", str(case / "features"), "--config", "micro", "--out", str(case / "r")]
+    return setup
+
+
+def index_edit(key: str, value: object) -> Callable[[Path], None]:
+    """An edit of features.json's `folds.<key>` (or a top-level `key`) to `value`."""
+    def edit(features: Path) -> None:
+        index = json.loads((features / "features.json").read_text())
+        (index["folds"] if key in index["folds"] else index)[key] = value
+        (features / "features.json").write_text(json.dumps(index))
+    return edit
+
+
+def corpus_bytes(old: bytes, new: bytes) -> Callable[[Path], None]:
+    """An edit of corpus.arrow replacing the first `old` by `new` (of the same length: the size stays recorded)."""
+    def edit(features: Path) -> None:
+        data = (features / "corpus.arrow").read_bytes()
+        assert old in data and len(old) == len(new)
+        (features / "corpus.arrow").write_bytes(data.replace(old, new, 1))
+    return edit
+
+
+def frame_offsets(features: Path) -> bytes:
+    """The int32 list offsets of corpus.arrow's frames, as they lie in the file."""
+    table = ipc.open_file(str(features / "corpus.arrow")).read_all()
+    lengths = table.column("n_frames").to_numpy()
+    return np.concatenate([[0], np.cumsum(lengths)]).astype("<i4")[:4].tobytes()
+
+
+def offset_out_of_bounds(features: Path) -> None:
+    offsets = np.frombuffer(frame_offsets(features), "<i4").copy()
+    offsets[2] = 2**30
+    corpus_bytes(frame_offsets(features), offsets.tobytes())(features)
+
+
 def command(*args: str) -> Callable[[Path], list[str]]:
     def setup(case: Path) -> list[str]:
         return [arg.replace("{case}", str(case)) for arg in args]
@@ -190,6 +230,16 @@ CASES = [
      "space.yaml: line 40: YAML aliases", ()),
     ("features-nan-frame", command("distill", "--features", "nan-features", "--config", "micro", "--out", "{case}/r"),
      "corpus.arrow: utterance 's2_005' has a NaN or infinite value in frame 2", ()),
+    ("features-edited-seed", features_edit(index_edit("seed", 7)), "features.json: fingerprint", ()),
+    ("features-edited-fingerprint", features_edit(index_edit("fingerprint", "0" * 16)),
+     "features.json: fingerprint '0000000000000000' does not match", ()),
+    ("features-negative-dev-fraction", features_edit(index_edit("dev_fraction", -0.5)), "dev_fraction", ()),
+    ("features-session-not-a-number", features_edit(index_edit("sessions", {"1_0": 12, "2": 12})),
+     "sessions ['1_0'] are not session numbers", ()),
+    ("features-bad-utf8", features_edit(corpus_bytes(b"s1_000", b"s1_\xff00")),
+     "corpus.arrow: not a readable Arrow IPC file", ()),
+    ("features-offset-out-of-bounds", features_edit(offset_out_of_bounds),
+     "corpus.arrow: not a readable Arrow IPC file", ()),
     ("generator-huge-frames", generator_edit(huge_frames), "model.safetensors: weights do not match", ()),
     ("generator-nan-weights", generator_edit(nan_weights), "holds NaN or infinite values", ()),
     ("evaluate-huge-budget", command("evaluate", "--generator", "generator", "--features", "features", "--budgets",

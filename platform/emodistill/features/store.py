@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
@@ -62,13 +63,13 @@ class Folds(_Strict):
     """How the folds of a whole-corpus table cut its sessions."""
 
     sessions: dict[str, NonNegativeInt] = Field(min_length=1)  # session number -> utterances
-    dev_fraction: float
+    dev_fraction: float = Field(gt=0, lt=1)
     seed: int
 
     @field_validator("sessions")
     @classmethod
     def _numbered(cls, sessions: dict[str, int]) -> dict[str, int]:
-        bad = [name for name in sessions if not name.isdigit()]
+        bad = [name for name in sessions if not re.fullmatch(r"[0-9]{1,9}", name)]
         if bad:
             raise ValueError(f"sessions {bad} are not session numbers")
         return sessions
@@ -164,8 +165,9 @@ def _open_table(path: Path) -> tuple[pa.Table, FeatureMeta]:
         raise FeatureTableError(f"{path}: feature table not found")
     try:
         table = ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        table.validate(full=True)  # offsets pointing outside the buffers, strings that are not UTF-8
     except (pa.ArrowInvalid, OSError) as exc:
-        raise FeatureTableError(f"{path}: not a readable Arrow IPC file ({exc})") from None
+        raise FeatureTableError(f"{path}: not a readable Arrow IPC file ({one_line(exc)})") from None
     meta = validate_table(table, str(path))
     check_finite(table, str(path))
     return table, meta
@@ -211,6 +213,15 @@ def split_summary(table: pa.Table, path: str | Path, seconds: float | None = Non
     }
 
 
+def combined_fingerprint(entries: dict[str, dict], folds: dict | None) -> str:
+    """A directory's fingerprint: its tables' fingerprints, and with `folds` the cut (dev fraction, seed) too."""
+    tables = {name: entries[name]["fingerprint"] for name in sorted(entries)}
+    if folds is None:
+        return hashlib.sha256(json.dumps(tables).encode()).hexdigest()[:16]
+    cut = {"tables": tables, "dev_fraction": folds["dev_fraction"], "seed": folds["seed"]}
+    return hashlib.sha256(json.dumps(cut, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict], folds: dict | None = None) -> dict:
     """Write `features.json` atomically; its fingerprint combines the table fingerprints (and the folds' cut).
 
@@ -219,14 +230,11 @@ def write_index(directory: str | Path, meta: FeatureMeta, splits: dict[str, dict
     """
     shared = asdict(meta)
     shared.pop("split")
-    tables = {s: splits[s]["fingerprint"] for s in sorted(splits)}
+    combined = combined_fingerprint(splits, folds)
     if folds is None:
-        combined = hashlib.sha256(json.dumps(tables).encode())
-        index = {"meta": shared, "splits": splits, "fingerprint": combined.hexdigest()[:16]}
+        index = {"meta": shared, "splits": splits, "fingerprint": combined}
     else:
-        cut = {"tables": tables, "dev_fraction": folds["dev_fraction"], "seed": folds["seed"]}
-        combined = hashlib.sha256(json.dumps(cut, sort_keys=True).encode())
-        index = {"meta": shared, "tables": splits, "folds": folds, "fingerprint": combined.hexdigest()[:16]}
+        index = {"meta": shared, "tables": splits, "folds": folds, "fingerprint": combined}
     write_text_atomic(Path(directory) / INDEX_NAME, json.dumps(index, indent=2) + "\n")
     return index
 
@@ -242,7 +250,14 @@ def read_index(directory: str | Path) -> dict:
     if (index.folds is None) != (index.tables is None) or (index.tables is None) == (index.splits is None):
         raise FeatureTableError(f"{path}: expected either 'splits' or 'tables' with 'folds'")
     # The absent layout's keys are left out: callers tell the layouts apart by `"folds" in index`.
-    return {key: value for key, value in index.model_dump().items() if value is not None}
+    index = {key: value for key, value in index.model_dump().items() if value is not None}
+    # Pool caches, checkpoints and fold-leak checks key on this fingerprint: an edited cut or table entry must not
+    # keep the fingerprint of the data it no longer describes.
+    found = combined_fingerprint(table_entries(index), index.get("folds"))
+    if found != index["fingerprint"]:
+        raise FeatureTableError(f"{path}: fingerprint {index['fingerprint']!r} does not match its tables and folds "
+                                f"(they give {found!r}): the index was edited; extract the features again")
+    return index
 
 
 def table_entries(index: dict) -> dict[str, dict]:
@@ -342,11 +357,7 @@ def verify_tables(directory: str | Path) -> None:
     entries = table_entries(read_index(directory))
     for name, (table, _) in open_tables(directory).items():
         path = directory / f"{name}.arrow"
-        try:
-            table.validate(full=True)  # offsets and lengths that point outside the file's buffers
-            found = fingerprint(table)
-        except (pa.ArrowInvalid, ValueError) as exc:
-            raise IntegrityError(f"{path}: damaged ({one_line(exc)}); extract the features again") from None
+        found = fingerprint(table)  # open_tables validated its buffers
         if found != entries[name]["fingerprint"]:
             raise IntegrityError(f"{path}: its content fingerprint is {found}, but {INDEX_NAME} recorded "
                                  f"{entries[name]['fingerprint']}: the table changed since it was extracted; extract "
