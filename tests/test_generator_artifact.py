@@ -223,9 +223,9 @@ def _drop_last(values: list) -> list:
 
 @pytest.mark.parametrize("key, change, problem", [
     ("normalization", lambda n: {**n, "mean": _drop_last(n["mean"])},
-     "normalization.mean has 11 values, expected model.dim = 12 finite numbers"),
+     "normalization.mean has 11 values, expected model.dim = 12 numbers in (-1e+06, 1e+06]"),
     ("normalization", lambda n: {**n, "std": [0.0] * 12},
-     "normalization.std has 12 values, expected model.dim = 12 positive numbers"),
+     "normalization.std has 12 values, expected model.dim = 12 numbers in (0, 1e+06]"),
     ("label_names", _drop_last, "label_names ['neu', 'hap', 'ang'] are not model.n_classes = 4 distinct labels"),
     ("class_prior", _drop_last, "class_prior has 3 values, expected model.n_classes = 4 frequencies"),
     ("feature_meta", lambda m: {**m, "labels": ["hap", "neu", "ang", "sad"]},

@@ -23,6 +23,7 @@ import soundfile as sf
 from safetensors.torch import load_file, save_file
 
 import emodistill
+from emodistill.features import dataset_fingerprint
 from sweep_fixtures import DIM, REPO, make_corpus_dir
 from toy import save_micro_generator, toy_meta
 
@@ -79,7 +80,8 @@ def workspace(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     make_corpus_dir(root / "features")
     make_corpus_dir(root / "nan-features", nan_utterance="s2_005")
-    save_micro_generator(root / "generator", DIM, meta=toy_meta(DIM, labels=LABELS, split="train"))
+    save_micro_generator(root / "generator", DIM, meta=toy_meta(DIM, labels=LABELS, split="train"),
+                         features=dataset_fingerprint(root / "features", 1))  # as if trained on fold 1
     (root / "some_file").write_text("not a folder\n")
     mounted = []
     if os.geteuid() == 0:
@@ -153,6 +155,22 @@ def huge_frames(generator: Path) -> None:
     config = json.loads((generator / "config.json").read_text())
     config["model"]["frames"] = 100_000_000
     (generator / "config.json").write_text(json.dumps(config))
+
+
+def config_edit(key: str, value: object) -> Callable[[Path], None]:
+    """An edit of the generator's config.json: its top-level `key` set to `value`."""
+    def edit(generator: Path) -> None:
+        config = json.loads((generator / "config.json").read_text())
+        config[key] = value
+        (generator / "config.json").write_text(json.dumps(config))
+    return edit
+
+
+def float64_weights(generator: Path) -> None:
+    weights = load_file(generator / "model.safetensors")
+    name = next(n for n, t in weights.items() if t.is_floating_point())
+    weights[name] = weights[name].double() * 1e300
+    save_file(weights, generator / "model.safetensors")
 
 
 def nan_weights(generator: Path) -> None:
@@ -241,6 +259,11 @@ CASES = [
     ("features-offset-out-of-bounds", features_edit(offset_out_of_bounds),
      "corpus.arrow: not a readable Arrow IPC file", ()),
     ("generator-huge-frames", generator_edit(huge_frames), "model.safetensors: weights do not match", ()),
+    ("generator-float64-weights", generator_edit(float64_weights), "is torch.float64, expected torch.float32", ()),
+    ("generator-huge-std", generator_edit(config_edit("normalization", {"mean": [0.0] * DIM, "std": [3e38] * DIM})),
+     "normalization.std has 16 values, expected model.dim = 16 numbers in (0, 1e+06]", ()),
+    ("generator-fingerprint-edited", generator_edit(config_edit("features", "not-a-fingerprint")),
+     "config.json: features: String should match pattern '^[0-9a-f]{1,64}$'", ()),
     ("generator-nan-weights", generator_edit(nan_weights), "holds NaN or infinite values", ()),
     ("evaluate-huge-budget", command("evaluate", "--generator", "generator", "--features", "features", "--budgets",
                                      "100000000", "--out", "{case}/ev"), "budget 100000000 per class", ()),

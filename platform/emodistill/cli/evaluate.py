@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -20,6 +21,9 @@ from emodistill.features.store import fold_of, load_splits, read_index, resolve_
 from emodistill.generator import TrainedGenerator
 
 RESULTS_FILE = "results.json"
+
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,7 +119,12 @@ def check_trained_fold(name: str, recorded: str | None, index: dict, fold: int |
                        data: DataConfig | None = None) -> None:
     """Refuse a generator trained on another fold of this feature directory: its training split holds this fold's
     test session, so its score would be on data it learnt from."""
-    if recorded is None or fold is None:
+    if fold is None:
+        return
+    if recorded is None:
+        log.warning("--generator %s records no training-data fingerprint (trained on data from no feature directory, "
+                    "or its config.json was edited): cannot check that it did not learn from fold %d's test session",
+                    name, fold)
         return
     trained_on = fold_of(index, recorded, data)
     if trained_on is not None and trained_on != fold:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -30,6 +30,8 @@ FORMAT = "emodistill-generator"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# Beyond this a mean or spread is no speech feature's: samples scaled by it overflow a downstream's float32.
+MAX_FEATURE_SCALE = 1e6
 
 
 class Normalization(BaseModel):
@@ -56,7 +58,9 @@ class ArtifactConfig(BaseModel):
     num_parameters: int | None = None
     training: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
-    features: str | None = None  # the fingerprint of the fold it learnt from; None: an artifact written before it
+    # The fingerprint of the fold it learnt from; None: trained on data from no feature directory (or written before
+    # the field): evaluate then says it cannot check the fold.
+    features: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
 
     @model_validator(mode="before")
     @classmethod
@@ -149,10 +153,10 @@ def _disagreements(config: ArtifactConfig) -> list[str]:
     if norm is not None:
         for key in ("mean", "std"):
             values = getattr(norm, key)
-            if len(values) != dim or (key == "std" and min(values, default=0) <= 0):
-                kind = "positive" if key == "std" else "finite"
-                problems.append(f"normalization.{key} has {len(values)} values, expected model.dim = {dim} {kind} "
-                                "numbers")
+            low = 0 if key == "std" else -MAX_FEATURE_SCALE
+            if len(values) != dim or not all(low < v <= MAX_FEATURE_SCALE for v in values):
+                problems.append(f"normalization.{key} has {len(values)} values, expected model.dim = {dim} numbers "
+                                f"in ({low:g}, {MAX_FEATURE_SCALE:g}]")
     return problems
 
 
@@ -197,7 +201,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> TrainedGenerat
         weights = load_file(weights_file)
     except SafetensorError as exc:
         raise ConfigError(f"{weights_file}: not a readable safetensors file ({exc})") from None
+    expected = module.state_dict()
     for name, tensor in weights.items():
+        if tensor.dtype != expected[name].dtype:  # a float64 1e300 would load as inf, an int32 as truncated floats
+            raise ConfigError(f"{weights_file}: weight {name!r} is {tensor.dtype}, expected {expected[name].dtype} "
+                              "(a damaged or hand-edited artifact: save it again)")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ConfigError(f"{weights_file}: weight {name!r} holds NaN or infinite values "
                               "(saved from a diverged run?): train the generator again")

@@ -66,6 +66,13 @@ def class_counts(ppc: int | Mapping[str, int], label_names: tuple[str, ...], cla
     return counts
 
 
+def noise_generator(seed: int) -> torch.Generator:
+    """The CPU generator of a sample's noise (the same draw on every device), seeded by `seed` in [0, 2^63)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"sample: seed must be an integer in [0, 2^63), got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
 @dataclass
 class TrainedGenerator:
     """A loaded generator artifact: the module plus what is needed to sample feature tables from it."""
@@ -120,11 +127,15 @@ class TrainedGenerator:
         """Features (n, frames, dim) float32 in the real feature space; noise drawn from `rng` on the CPU."""
         y = torch.as_tensor(labels, dtype=torch.long)
         noise = torch.randn(len(y), self.noise_dim, generator=rng)
-        return self.decode(y, noise).cpu().numpy()
+        features = self.decode(y, noise).cpu().numpy()
+        if not np.isfinite(features).all():
+            raise ConfigError("generator: its samples hold NaN or infinite values (weights or config.json's "
+                              "normalization too large for float32: a damaged or hand-edited artifact)")
+        return features
 
     def generate(self, labels: np.ndarray, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """Features (N, frames, dim) float32 in the real feature space for the given label indexes."""
-        rng = torch.Generator().manual_seed(seed)  # CPU noise: the same draw on every device
+        rng = noise_generator(seed)
         out = [self._generate_batch(labels[start:start + batch_size], rng)
                for start in range(0, len(labels), batch_size)]
         frames, dim = self.config["model"]["frames"], self.config["model"]["dim"]
@@ -145,7 +156,7 @@ class TrainedGenerator:
         ends = np.cumsum(counts)
         total = int(ends[-1]) if len(ends) else 0
         self.check_memory(min(batch_size, total), f"sample: a batch of batch_size {batch_size}")
-        rng = torch.Generator().manual_seed(seed)  # one stream across batches: batch_size never changes the draw
+        rng = noise_generator(seed)  # one stream across batches: batch_size never changes the draw
         meta = self.feature_meta
         for start in range(0, total, batch_size):
             position = np.arange(start, min(start + batch_size, total))
@@ -162,7 +173,9 @@ class TrainedGenerator:
     def sample(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                total: int | None = None, batch_size: int = 256) -> pa.Table:
         """A synthetic feature table: `ppc` utterances per class (or the real prior when balanced=False)."""
-        tables = list(self.sample_batches(ppc, balanced, seed, total, batch_size))
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        self.check_memory(int(counts.sum()))
+        tables = list(self._tables(counts, seed, batch_size))
         return pa.concat_tables(tables) if tables else build_table([], self.feature_meta)
 
     def write_sample(self, path: str | Path, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
