@@ -156,6 +156,13 @@ def test_objective_must_be_an_evaluated_budget(tmp_path):
         load_space(write(tmp_path, data))
 
 
+def test_objective_with_a_trailing_newline_is_refused(tmp_path):
+    data = smoke_dict()
+    data["objective"]["metric"] = "dev_uar_ppc20\n"
+    with pytest.raises(ConfigError, match=r"objective.metric must be dev_uar_ppc<N>, got 'dev_uar_ppc20\\n'"):
+        load_space(write(tmp_path, data))
+
+
 def test_objective_may_not_read_the_test_split(tmp_path):
     data = smoke_dict()
     data["objective"]["metric"] = "uar_ppc20"

@@ -30,7 +30,7 @@ from emodistill.yamlfile import read_yaml
 
 VARIANT_KEY = "variant"
 FOLD_KEY = "fold"  # a trial's fold, in its Tune config when the space lists several
-BUDGET_METRIC = re.compile(r"^dev_uar_ppc(\d+)$")
+BUDGET_METRIC = re.compile(r"dev_uar_ppc([0-9]+)")  # fullmatch: "$" would let a trailing newline through
 TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
 
 
@@ -254,7 +254,7 @@ class SearchSpace(_Strict):
         if TEST_METRIC.match(metric):
             raise ValueError(f"objective.metric {metric!r} is a score on the test split, which no choice may "
                              f"read: use its dev twin 'dev_{metric}'")
-        match = BUDGET_METRIC.match(metric)
+        match = BUDGET_METRIC.fullmatch(metric)
         if not match:
             raise ValueError(f"objective.metric must be dev_uar_ppc<N>, got {metric!r}")
         if int(match.group(1)) not in self.evaluation.budgets:
