@@ -173,9 +173,7 @@ class TrainedGenerator:
     def sample(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                total: int | None = None, batch_size: int = 256) -> pa.Table:
         """A synthetic feature table: `ppc` utterances per class (or the real prior when balanced=False)."""
-        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
-        self.check_memory(int(counts.sum()))
-        tables = list(self._tables(counts, seed, batch_size))
+        tables = list(self._tables(self._counts_in_memory(ppc, balanced, total), seed, batch_size))
         return pa.concat_tables(tables) if tables else build_table([], self.feature_meta)
 
     def write_sample(self, path: str | Path, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
@@ -195,10 +193,15 @@ class TrainedGenerator:
     def sample_features(self, ppc: int | Mapping[str, int], balanced: bool = True, seed: int = 0,
                         total: int | None = None, batch_size: int = 256) -> FeatureSet:
         """`sample(...)` as a FeatureSet straight from the generated arrays (no Arrow table), for training."""
-        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
-        self.check_memory(int(counts.sum()))
+        counts = self._counts_in_memory(ppc, balanced, total)
         labels = np.repeat(np.arange(len(counts)), counts)
         return self.feature_set(labels, self.generate(labels, seed, batch_size))
+
+    def _counts_in_memory(self, ppc: int | Mapping[str, int], balanced: bool, total: int | None) -> np.ndarray:
+        """class_counts for this generator, once that many utterances fit in memory at once."""
+        counts = class_counts(ppc, self.label_names, self.class_prior, balanced, total)
+        self.check_memory(int(counts.sum()))
+        return counts
 
     def check_memory(self, n: int, what: str = "sample") -> None:
         """Raise unless `n` generated utterances fit in memory at once."""
