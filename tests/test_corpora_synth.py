@@ -145,6 +145,30 @@ def test_a_crashed_worker_is_an_error_not_a_hang():
         run_in_fresh_workers(_crash, {"session 2": ("x",)}, workers=1, bar=bar)
 
 
+INTERRUPTED_POOL = """
+import time
+from tqdm import tqdm
+from emodistill.corpora.synth import run_in_fresh_workers
+if __name__ == "__main__":
+    with tqdm(disable=True) as bar:
+        run_in_fresh_workers(time.sleep, {"session 1": (600,), "session 2": (600,)}, workers=1, bar=bar)
+"""
+
+
+def test_ctrl_c_stops_the_workers_and_starts_no_queued_job(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(INTERRUPTED_POOL)
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(5)  # session 1 sleeping in its worker, session 2 queued
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) != 0  # session 2 never starts its ten minutes
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert _group_ends(proc.pid, within=10)
+
+
 def test_unknown_preset_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="huge"):
         synthesize_corpus(tmp_path, preset="huge")
@@ -163,6 +187,17 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _group_ends(pgid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.mark.parametrize(("signum", "group", "status"), [(signal.SIGINT, True, 130), (signal.SIGTERM, False, 143)])
 def test_a_synth_interrupted_over_a_corpus_leaves_that_corpus_as_it_was(tiny, tmp_path, signum, group, status):
     out = tmp_path / "corpus"
@@ -178,7 +213,9 @@ def test_a_synth_interrupted_over_a_corpus_leaves_that_corpus_as_it_was(tiny, tm
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
         os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
-        assert proc.wait(timeout=120) == status
+        # The parent stops its workers at once instead of letting the queued sessions run (minutes on a slow host).
+        assert proc.wait(timeout=30) == status
+        assert _group_ends(proc.pid, within=10)  # no worker outlives it (the forkserver leaves on its own)
     finally:
         if proc.poll() is None:
             proc.kill()

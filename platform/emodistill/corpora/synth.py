@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -174,6 +175,9 @@ _progress: mp.Queue | None = None
 def _init_worker(progress: mp.Queue) -> None:
     global _progress
     _progress = progress
+    # Ctrl+C reaches the terminal's whole process group. A KeyboardInterrupt raised inside espeak-ng's ctypes
+    # callback is swallowed ("Exception ignored"), so a worker could go on writing; the parent stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _synthesize_session(plans: list[PlannedUtterance], wav_dir: Path) -> list[int]:
@@ -187,6 +191,16 @@ def _synthesize_session(plans: list[PlannedUtterance], wav_dir: Path) -> list[in
         lengths.append(len(wav))
         _progress.put(1)
     return lengths
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the pool's queued jobs and end its running workers now (Python 3.11 has no public way to)."""
+    running = list((pool._processes or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in running:
+        process.terminate()
+    for process in running:
+        process.join()
 
 
 def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) -> list:
@@ -203,11 +217,15 @@ def run_in_fresh_workers(fn, jobs: dict[str, tuple], workers: int, bar: tqdm) ->
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(progress_queue,),
                              max_tasks_per_child=1) as pool:
         futures = {name: pool.submit(fn, *args) for name, args in jobs.items()}
-        while not all(f.done() for f in futures.values()) or not progress_queue.empty():
-            try:
-                bar.update(progress_queue.get(timeout=0.5))
-            except queue.Empty:
-                pass
+        try:
+            while not all(f.done() for f in futures.values()) or not progress_queue.empty():
+                try:
+                    bar.update(progress_queue.get(timeout=0.5))
+                except queue.Empty:
+                    pass
+        except BaseException:  # Ctrl+C, SIGTERM: no job still queued may start, none running may go on writing
+            _stop_workers(pool)
+            raise
         broken = [name for name, future in futures.items() if isinstance(future.exception(), BrokenProcessPool)]
         if broken:
             raise CorpusError(f"a worker process died before returning while synthesising {', '.join(broken)} (a "
