@@ -51,6 +51,9 @@ def test_minimal_columns_and_custom_labels(corpus_dir):
 @pytest.mark.parametrize("row, problem", [
     ("audio/a.wav,neu,s,one,F,,", r"m.csv:2: column 'session': 'one' is not an integer"),
     ("audio/a.wav,neu,s,0,F,,", r"m.csv:2: column 'session': '0' must be positive"),
+    ("audio/a.wav,neu,s,1000000000,F,,", r"column 'session': '1000000000' must be positive, at most 999999999"),
+    ("audio/a.wav,neu,s,1,F,inf,", r"m.csv:2: column 'duration': 'inf' must be positive, at most 86400.0"),
+    ("audio/a.wav,neu,s,1,F,nan,", r"m.csv:2: column 'duration': 'nan' must be positive"),
     ("audio/a.wav,neu,s,1,X,,", r"m.csv:2: column 'gender': 'X' is not F, M or empty"),
     ("audio/a.wav,neu,s,1,F,long,", r"m.csv:2: column 'duration': 'long' is not a number"),
     ("audio/a.wav,neu,,1,F,,", r"m.csv:2: column 'speaker': empty"),
@@ -65,6 +68,8 @@ def test_bad_cells_name_line_and_column(corpus_dir, row, problem):
 def test_bad_headers_and_duplicates(corpus_dir):
     with pytest.raises(CorpusError, match="missing required column.* speaker"):
         load_manifest(_write(corpus_dir, "path,label\naudio/a.wav,neu\n"))
+    with pytest.raises(CorpusError, match="column.s. label appear more than once in the header"):
+        load_manifest(_write(corpus_dir, "path,label,speaker,label\naudio/a.wav,neu,s,ang\n"))
     with pytest.raises(CorpusError, match="unknown column.* sesion"):
         load_manifest(_write(corpus_dir, "path,label,speaker,sesion\naudio/a.wav,neu,s,1\n"))
     with pytest.raises(CorpusError, match="header but no rows"):

@@ -134,9 +134,9 @@ def config_override(override: str) -> Callable[[Path], list[str]]:
     return setup
 
 
-def space_file(extra: str) -> Callable[[Path], list[str]]:
+def space_file(extra: str = "", replace: tuple[str, str] = ("", "")) -> Callable[[Path], list[str]]:
     def setup(case: Path) -> list[str]:
-        _write(case / "space.yaml", SMOKE_SPACE.read_text() + extra)
+        _write(case / "space.yaml", SMOKE_SPACE.read_text().replace(*replace) + extra)
         return ["sweep", "--space", str(case / "space.yaml"), "--features", "features",
                 "--storage-path", str(case / "sweeps"), "--tracking-uri", f"sqlite:///{case}/mlruns.db"]
     return setup
@@ -240,10 +240,15 @@ CASES = [
     ("config-infinite", config_override("loss.lambda_sml=.inf"), "'loss.lambda_sml': Input should be a finite", ()),
     ("config-device", config_override("train.device=cuda:99"), "'train.device': device 'cuda:99'", ()),
     ("config-huge-model", config_override("model.frames=100000000"), "model.frames 100000000", ()),
+    ("config-bool-as-count", config_override("train.steps=true"), "'train.steps': Input should be a valid integer", ()),
+    ("config-negative-seed", config_override("train.seed=-1"), "'train.seed': Input should be greater than", ()),
+    ("config-huge-seed", config_override(f"train.seed={2**64}"), "'train.seed': Input should be less than", ()),
     ("distill-huge-selection", command("distill", "--features", "features", "--config", "micro", "--select-ppc",
                                        "100000000", "--out", "{case}/r"),
      "(--select-ppc 100000000, model.frames 32)", ()),
     ("space-duplicate-key", space_file("trials: 3\n"), "space.yaml: line 39: duplicate key 'trials'", ()),
+    ("space-huge-trials", space_file(replace=("trials: 1\n", "trials: 1000000000000\n")),
+     "space.yaml: trials: Input should be less than or equal to 100000", ()),
     ("space-alias-bomb", space_file(ALIAS_BOMB.replace("a:", "xa:").replace("b:", "xb:")),
      "space.yaml: line 40: YAML aliases", ()),
     ("features-nan-frame", command("distill", "--features", "nan-features", "--config", "micro", "--out", "{case}/r"),

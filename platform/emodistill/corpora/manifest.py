@@ -20,6 +20,8 @@ from emodistill.files import atomic_path
 MANIFEST_NAME = "corpus.csv"  # what every `corpus` command writes, and what a corpus folder is read through
 REQUIRED_COLUMNS = ("path", "label", "speaker")
 OPTIONAL_COLUMNS = ("utt_id", "session", "gender", "duration", "split")
+# Sessions are stored as up to nine digits in feature tables; a day of audio is no utterance.
+MAX_NUMBER = {"session": 999_999_999, "duration": 86_400.0}
 SPLITS = ("train", "dev", "test")
 _GENDERS = {"F": "F", "M": "M", "": None}
 
@@ -122,6 +124,9 @@ def _check_columns(csv_path: Path, fieldnames: Sequence[str] | None) -> set[str]
     if not fieldnames:
         raise CorpusError(f"{csv_path}: empty manifest (expected a header with {', '.join(REQUIRED_COLUMNS)})")
     columns = set(fieldnames)
+    repeated = sorted({c for c in fieldnames if fieldnames.count(c) > 1})
+    if repeated:  # DictReader would keep the last of them silently
+        raise CorpusError(f"{csv_path}: column(s) {', '.join(repeated)} appear more than once in the header")
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CorpusError(f"{csv_path}: missing required column(s) {', '.join(missing)} "
@@ -177,6 +182,6 @@ def _parse_number(text: str, kind: type, column: str, at: _Row) -> int | float |
         number = kind(text)
     except ValueError:
         raise at.error(column, f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if not number > 0:
-        raise at.error(column, f"{text!r} must be positive")
+    if not 0 < number <= MAX_NUMBER[column]:  # nan and inf too
+        raise at.error(column, f"{text!r} must be positive, at most {MAX_NUMBER[column]}")
     return number

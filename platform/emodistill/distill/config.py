@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (BaseModel, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError,
+from pydantic import (BaseModel, Field, NonNegativeFloat, PositiveFloat, ValidationError,
                       create_model, field_validator)
 
 from emodistill.downstream import DownstreamConfig
 from emodistill.errors import ConfigError, error_message, field_problems, one_line
 from emodistill.files import read_bounded
-from emodistill.strict import CONFIG
+from emodistill.strict import CONFIG, Int, PositiveInt, Seed
 from emodistill.yamlfile import MAX_BYTES as MAX_CONFIG_BYTES, parse_yaml, read_yaml
 from emodistill.features.splits import DataConfig
 from emodistill.models import ModelConfig
@@ -62,7 +62,7 @@ class OptimConfig(BaseModel):
     # Beyond the paper (0 in its configuration): critic steps before the first generator step, so that the
     # generator's first updates follow a trained critic, not a random one (a generator started well, e.g. at
     # model.mean_path_init gaussian, is otherwise pushed off its start by a critic that knows nothing yet).
-    critic_warmup: int = Field(default=0, ge=0)
+    critic_warmup: Int = Field(default=0, ge=0)
     # Beyond the paper (None: lr_g, as every other generator weight): the learning rate of the generator's mean
     # path (model.mean_path); 0 keeps it where model.mean_path_init started it.
     lr_mean_path: NonNegativeFloat | None = None
@@ -81,9 +81,9 @@ class TrainConfig(BaseModel):
     model_config = CONFIG
 
     steps: PositiveInt = 1000  # generator steps
-    seed: int = 0
-    checkpoint_every: int = Field(default=0, ge=0)  # 0: no intermediate checkpoints
-    eval_every: int = Field(default=0, ge=0)  # 0: never call the on_eval hook
+    seed: Seed = 0
+    checkpoint_every: Int = Field(default=0, ge=0)  # 0: no intermediate checkpoints
+    eval_every: Int = Field(default=0, ge=0)  # 0: never call the on_eval hook
     log_every: PositiveInt = 10
     device: DeviceName = "auto"  # "auto": cuda when available, else cpu
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; bf16: anywhere
@@ -210,10 +210,16 @@ def _describe(exc: ValidationError, source: str) -> str:
     return f"config {source}: " + "; ".join(problems)
 
 
-def load_config(source: str | Path | None = None, overrides: list[str] = (),
+def load_config(source: str | Path | Mapping[str, Any] | None = None, overrides: list[str] = (),
                 settings: Mapping[str, Any] | None = None) -> DistillConfig:
-    """A DistillConfig from a YAML/JSON file or preset name (None: all defaults) with `a.b=value` overrides;
-    `settings` are the source's settings read before (read_settings), so that the file is not opened again."""
+    """A DistillConfig from a YAML/JSON file, preset name or mapping of settings (None: all defaults) with
+    `a.b=value` overrides; `settings` are the source's settings read before (read_settings), so that the file is not
+    opened again."""
+    if isinstance(source, Mapping):
+        source, settings = "<settings>", source
+    elif source is not None and not isinstance(source, str | Path):
+        raise ConfigError(f"config: expected a file, a preset name or a mapping of settings, got "
+                          f"{type(source).__name__}")
     if settings is not None:
         data = copy.deepcopy(dict(settings))
     else:

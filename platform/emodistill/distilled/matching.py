@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, PositiveInt
+from pydantic import BaseModel, Field
 
 from emodistill.downstream import DECODERS, Downstream, build_downstream
 from emodistill.downstream.batching import make_batch
 from emodistill.features.dataset import FeatureSet
 from emodistill.generator import TrainedGenerator
-from emodistill.strict import FROZEN_CONFIG
+from emodistill.strict import FROZEN_CONFIG, PositiveInt
 
 
 class MatchConfig(BaseModel):

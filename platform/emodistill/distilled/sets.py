@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, Field, PositiveInt
+from pydantic import BaseModel, Field
 
 from emodistill.distilled.matching import MatchConfig, match_latents
 from emodistill.distilled.selection import PICKERS
@@ -27,7 +27,7 @@ from emodistill.errors import ConfigError
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.store import build_table, write_table
 from emodistill.generator import TrainedGenerator, class_counts
-from emodistill.strict import FROZEN_CONFIG
+from emodistill.strict import FROZEN_CONFIG, PositiveInt, Seed
 
 Method = Literal["iid", "herding", "cover", "moments", "dm"]
 MAX_CANDIDATES = 1_000_000  # generated candidates per set, all classes together (memory: frames x dim floats each)
@@ -40,7 +40,7 @@ class SetSpec(BaseModel):
 
     method: Method = "iid"
     candidates: PositiveInt = Field(default=20, description="herding/cover/moments: candidates drawn per kept sample")
-    seed: int = 0
+    seed: Seed = 0
     match: MatchConfig = Field(default_factory=MatchConfig, description="dm: the latent optimisation's settings")
 
     def label(self) -> str:

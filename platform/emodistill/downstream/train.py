@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import BaseModel, NonNegativeFloat, PositiveFloat
 from tqdm.auto import tqdm
 
 from emodistill.downstream.batching import Batch, eval_batches, train_batches
@@ -20,7 +20,7 @@ from emodistill.downstream.model import DEFAULT_DECODER, DecoderName, Downstream
 from emodistill.errors import ConfigError, FeatureTableError, TrainingDiverged
 from emodistill.features.dataset import FeatureSet
 from emodistill.runtime import DeviceName, resolve_device
-from emodistill.strict import FROZEN_CONFIG
+from emodistill.strict import FROZEN_CONFIG, PositiveInt, Seed
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class DownstreamConfig(BaseModel):
     eval_every: PositiveInt = 1000
     grad_clip: PositiveFloat | None = 1.0
     patience: PositiveInt | None = None  # evaluations without a dev improvement before stopping; None: never stop early
-    seed: int = 0
+    seed: Seed = 0
     device: DeviceName = "auto"
     max_frames: PositiveInt | None = None  # random crop of longer training utterances
     hidden: PositiveInt = 256

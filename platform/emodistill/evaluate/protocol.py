@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, Field, PositiveInt, field_validator
+from pydantic import BaseModel, Field, field_validator
 from tqdm.auto import tqdm
 
 from emodistill.downstream import (DECODERS, DEFAULT_DECODER, DownstreamConfig, accuracy, confusion_matrix, predict,
@@ -28,7 +28,7 @@ from emodistill.evaluate.stats import McNemarResult, mcnemar, mean_ci
 from emodistill.features.dataset import FeatureSet
 from emodistill.distill import Evaluate
 from emodistill.generator import TrainedGenerator, class_counts
-from emodistill.strict import CONFIG
+from emodistill.strict import CONFIG, PositiveInt, Seed
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class EvalConfig(BaseModel):
     repeats: PositiveInt = 3
     # Frames per utterance of the Gaussian baseline's samples; None: the real training split's median length.
     gaussian_frames: PositiveInt | None = None
-    seed: int = 0
+    seed: Seed = 0
     confidence: float = Field(default=0.95, gt=0, lt=1)
     significance: float = Field(default=0.05, gt=0, lt=1)
     downstream: DownstreamConfig = Field(default_factory=DownstreamConfig)

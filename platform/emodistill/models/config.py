@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from emodistill.strict import CONFIG
+from emodistill.strict import CONFIG, Int
 
 # Paper Sec. 5.1: GAN-CNN uses 256 channels, GAN-ATT reduces them to 128.
 PAPER_G_CHANNELS = {"gan_cnn": 256, "gan_att": 128}
@@ -20,13 +20,13 @@ class ModelConfig(BaseModel):
     # gaussian: the fitted class-conditional Gaussian baseline (models/gaussian.py), no GAN; it ignores the
     # channel and attention settings, and its noise is (frames + 1) * dim standard normals.
     arch: Literal["gan_cnn", "gan_att", "gaussian"] = "gan_att"
-    frames: int = Field(ge=8, description="T, frames per generated sample")
-    dim: int = Field(ge=8, description="D, feature dimension per frame")
-    n_classes: int = Field(ge=2)
-    noise_dim: int = Field(default=100, ge=1)
-    g_channels: int | None = Field(default=None, ge=8)
-    d_channels: int = Field(default=64, ge=1)
-    attention_heads: int = Field(default=4, ge=1)
+    frames: Int = Field(ge=8, description="T, frames per generated sample")
+    dim: Int = Field(ge=8, description="D, feature dimension per frame")
+    n_classes: Int = Field(ge=2)
+    noise_dim: Int = Field(default=100, ge=1)
+    g_channels: Int | None = Field(default=None, ge=8)
+    d_channels: Int = Field(default=64, ge=1)
+    attention_heads: Int = Field(default=4, ge=1)
     # Beyond the paper (both off in its configuration; see benchmarks/RESULTS.md for what they buy):
     # the critic also sees each sample's per-dimension mean and std over time, which its LayerNorms hide ...
     critic_stats: bool = False

@@ -25,13 +25,14 @@ from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.features.store import default_fold
-from emodistill.strict import CONFIG
+from emodistill.strict import CONFIG, Int, NonNegativeInt, PositiveInt, Seed
 from emodistill.yamlfile import read_yaml
 
 VARIANT_KEY = "variant"
 FOLD_KEY = "fold"  # a trial's fold, in its Tune config when the space lists several
 BUDGET_METRIC = re.compile(r"dev_uar_ppc([0-9]+)")  # fullmatch: "$" would let a trailing newline through
 TEST_METRIC = re.compile(r"^uar_ppc(\d+)")
+MAX_TRIALS = 100_000  # far beyond any sweep; a typo of 10**12 is refused instead of queued
 
 
 class _Strict(BaseModel):
@@ -76,12 +77,12 @@ class BaseConfig(_Strict):
 class Evaluation(_Strict):
     """The protocol run every `train.eval_every` steps: budgets (samples per class), scenarios, downstream recipe."""
 
-    budgets: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
-    arch_budgets: dict[str, list[Annotated[int, Field(gt=0)]]] = Field(
+    budgets: list[PositiveInt] = Field(min_length=1)
+    arch_budgets: dict[str, list[PositiveInt]] = Field(
         default_factory=dict, description="extra budgets for one architecture (the paper's 800/1800 for gan_att)")
     imbalanced: bool = Field(default=False, description="also score uar_ppc{N}_imbalanced (real class prior)")
-    repeats: int = Field(default=1, ge=1, description="downstreams trained per budget and evaluation")
-    seed: int = 0
+    repeats: Int = Field(default=1, ge=1, description="downstreams trained per budget and evaluation")
+    seed: Seed = 0
     downstream: dict[str, Any] = Field(default_factory=dict, description="DownstreamConfig overrides")
     decoders: list[DecoderName] = Field(
         default_factory=lambda: [DEFAULT_DECODER],
@@ -133,8 +134,8 @@ class IntParam(_Range):
     """An integer in [low, high]."""
 
     type: Literal["int"]
-    low: int
-    high: int
+    low: Int
+    high: Int
     log: bool = False
     when: dict[str, Any] = Field(default_factory=dict)
 
@@ -154,7 +155,7 @@ class Asha(_Strict):
     """ASHA early stopping, counted in evaluation rounds (one per `train.eval_every` steps)."""
 
     type: Literal["asha"] = "asha"
-    grace_period: int = Field(default=1, ge=1)
+    grace_period: Int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
@@ -176,7 +177,7 @@ class SampledSearch(_Strict):
     """Trials sampled from `params`: random search, or Optuna TPE (define-by-run, so `when` works)."""
 
     type: Literal["random", "optuna"]
-    seed: int = 0
+    seed: Seed = 0
     params: dict[str, Param] = Field(min_length=1)
     scheduler: Asha | None = None
 
@@ -197,16 +198,17 @@ class SearchSpace(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     objective: Objective = Field(default_factory=Objective)
-    trials: int = Field(default=1, ge=1, description="samples for a sampled search; grid repeats otherwise")
-    max_concurrent_trials: int = Field(default=1, ge=1)
-    max_failures: int = Field(default=1, ge=0, description="restarts of a crashed trial from its checkpoint")
+    trials: Int = Field(default=1, ge=1, le=MAX_TRIALS,
+                        description="samples for a sampled search; grid repeats otherwise")
+    max_concurrent_trials: Int = Field(default=1, ge=1)
+    max_failures: Int = Field(default=1, ge=0, description="restarts of a crashed trial from its checkpoint")
     reuse_actors: bool = Field(default=True, description="run later trials in finished trials' worker processes "
                                                          "(spares seconds of imports; false places each trial afresh)")
     resources: Resources = Field(default_factory=Resources)
     base: BaseConfig = Field(default_factory=BaseConfig)
     evaluation: Evaluation
     search: Annotated[GridSearch | SampledSearch, Field(discriminator="type")]
-    folds: list[Annotated[int, Field(ge=0)]] | None = Field(
+    folds: list[NonNegativeInt] | None = Field(
         default=None, min_length=1, description="leave-one-session-out folds (fold K tests on session K); every "
                                                 "setting runs on each; default: fold 1, or the features' fixed splits")
 
