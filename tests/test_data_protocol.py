@@ -66,6 +66,19 @@ def test_a_feature_directory_cut_by_speaker_and_its_fingerprints(tmp_path):
     assert prints[DataConfig()] == dataset_fingerprint(features, 2)  # SUPERB's protocol: the fold's, as before
 
 
+def test_the_python_api_takes_a_mapping_for_the_protocol_and_names_a_bad_one_or_a_bad_fold(tmp_path):
+    features = make_corpus_dir(tmp_path / "f", sessions=5, per_session=12)
+    by_mapping = load_splits(features, 2, {"dev_by": "speaker"})
+    assert by_mapping["dev"].utt_ids == load_splits(features, 2, SPEAKER_DEV)["dev"].utt_ids
+    with pytest.raises(ConfigError, match="data: dev_by: Input should be 'utterance' or 'speaker'"):
+        load_splits(features, 2, {"dev_by": "session"})
+    with pytest.raises(ConfigError, match="data: expected a DataConfig or a mapping of its settings, got str"):
+        load_splits(features, 2, "speaker")
+    for fold in (True, 2.0, "2"):  # True == 1 and 2.0 == 2 would pass a membership test
+        with pytest.raises(ConfigError, match=f"fold must be a session number, got {fold!r}"):
+            load_splits(features, fold)
+
+
 def test_fixed_splits_cannot_be_cut_by_speaker(tmp_path):
     features = make_feature_dir(tmp_path / "fixed")
     with pytest.raises(ConfigError, match="fixed: its splits were fixed .* cannot be held out by speaker"):

@@ -100,6 +100,9 @@ def test_validation_names_what_differs(tmp_path):
         write_table(with_metadata(table, labels=["hap", "ang", "sad"]), tmp_path / "t.arrow")
     with pytest.raises(FeatureTableError, match="lacks the key 'emodistill'"):
         write_table(table.replace_schema_metadata(None), tmp_path / "t.arrow")
+    with pytest.raises(FeatureTableError, match=r"'emodistill.labels' is \['neu', 'neu', 'hap', 'ang', 'sad'\], "
+                                                "expected distinct label names"):
+        write_table(with_metadata(table, labels=["neu", "neu", "hap", "ang", "sad"]), tmp_path / "t.arrow")
     assert not (tmp_path / "t.arrow").exists()
 
 

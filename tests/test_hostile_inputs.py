@@ -270,6 +270,8 @@ CASES = [
     ("generator-fingerprint-edited", generator_edit(config_edit("features", "not-a-fingerprint")),
      "config.json: features: String should match pattern '^[0-9a-f]{1,64}$'", ()),
     ("generator-nan-weights", generator_edit(nan_weights), "holds NaN or infinite values", ()),
+    ("generator-bad-data-protocol", generator_edit(config_edit("training", {"data": {"dev_by": "session"}})),
+     "config.json: training: data.dev_by: Input should be 'utterance' or 'speaker'", ()),
     ("evaluate-huge-budget", command("evaluate", "--generator", "generator", "--features", "features", "--budgets",
                                      "100000000", "--out", "{case}/ev"), "budget 100000000 per class", ()),
     ("tracking-uri-scheme", command("best", "--experiment", "x", "--tracking-uri", "garbage://x"),

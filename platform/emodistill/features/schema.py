@@ -55,6 +55,9 @@ class FeatureMeta:
         if meta.dtype not in DTYPES:
             raise FeatureTableError(f"{source}: metadata 'emodistill.dtype' is {meta.dtype!r}, "
                                     f"expected one of {sorted(DTYPES)}")
+        if len(set(meta.labels)) != len(meta.labels) or not meta.labels:
+            raise FeatureTableError(f"{source}: metadata 'emodistill.labels' is {meta.labels}, expected distinct "
+                                    "label names")
         return meta
 
 

@@ -15,19 +15,20 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, field_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, ValidationError, field_validator
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
-from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, one_line
+from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, field_problems, one_line
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, check_finite, feature_schema, validate_table
@@ -278,6 +279,8 @@ def default_fold(sessions: list[int]) -> int:
 def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | None:
     """The fold a run on `directory` uses: `fold`, or default_fold when not given; None for fixed splits, which
     refuse a fold."""
+    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int | np.integer)):
+        raise ConfigError(f"{directory}: fold must be a session number, got {fold!r}")
     sessions = fold_sessions(index)
     if sessions is None:
         if fold is not None:
@@ -391,18 +394,30 @@ def open_splits(directory: str | Path, fold: int | None = None, data: DataConfig
 
 
 def load_splits(directory: str | Path, fold: int | None = None,
-                data: DataConfig | None = None) -> dict[str, FeatureSet]:
+                data: DataConfig | Mapping[str, Any] | None = None) -> dict[str, FeatureSet]:
     """The train/dev/test splits of `fold` (see resolve_fold) under the data protocol `data` (default SUPERB's) as
     FeatureSets: a fold's splits are views of the whole-corpus table, zero-copy unless normalised."""
     [splits] = load_folds(directory, [fold], data).values()
     return splits
 
 
+def data_config(data: DataConfig | Mapping[str, Any] | None) -> DataConfig:
+    """`data` as a DataConfig: SUPERB's protocol for None, a mapping's settings checked by name."""
+    if data is None or isinstance(data, DataConfig):
+        return data or DataConfig()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"data: expected a DataConfig or a mapping of its settings, got {type(data).__name__}")
+    try:
+        return DataConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"data: {field_problems(exc)}") from None
+
+
 def load_folds(directory: str | Path, folds: list[int | None],
-               data: DataConfig | None = None) -> dict[int | None, dict[str, FeatureSet]]:
+               data: DataConfig | Mapping[str, Any] | None = None) -> dict[int | None, dict[str, FeatureSet]]:
     """Fold -> its train/dev/test FeatureSets, each fold as resolve_fold resolves it (None: the default fold, or
     the fixed splits), the directory's tables opened, validated (and normalised) once for all of them."""
-    data = data or DataConfig()
+    data = data_config(data)
     directory = Path(directory)
     index = read_index(directory)
     folds = [resolve_fold(index, fold, directory) for fold in folds]

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -18,6 +18,7 @@ from torch import nn
 from emodistill import __version__
 from emodistill.errors import ConfigError, field_problems
 from emodistill.features.schema import FeatureMeta
+from emodistill.features.splits import DataConfig
 from emodistill.files import atomic_path, read_json
 from emodistill.generator.sampling import TrainedGenerator
 from emodistill.models import ModelConfig, build_generator, count_parameters
@@ -61,6 +62,16 @@ class ArtifactConfig(BaseModel):
     # The fingerprint of the fold it learnt from; None: trained on data from no feature directory (or written before
     # the field): evaluate then says it cannot check the fold.
     features: str | None = Field(default=None, pattern=r"^[0-9a-f]{1,64}$")
+
+    @field_validator("training")
+    @classmethod
+    def _data_protocol_is_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """training.data is the protocol evaluate and distilled sets re-create the generator's splits with."""
+        try:
+            DataConfig.model_validate(value.get("data", {}))
+        except ValidationError as exc:
+            raise ValueError(field_problems(exc, "data")) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
