@@ -276,6 +276,12 @@ CASES = [
                                      "100000000", "--out", "{case}/ev"), "budget 100000000 per class", ()),
     ("tracking-uri-scheme", command("best", "--experiment", "x", "--tracking-uri", "garbage://x"),
      "tracking URI 'garbage://x': unknown scheme 'garbage'", ()),
+    ("tracking-uri-no-driver", command("best", "--experiment", "x", "--tracking-uri", "mysql://u@localhost/db"),
+     "tracking URI 'mysql://u@localhost/db': cannot load its database driver (No module named 'MySQLdb')", ()),
+    ("tracking-server-down", command("best", "--experiment", "x", "--tracking-uri", "http://127.0.0.1:9"),
+     "tracking server http://127.0.0.1:9 does not answer", ()),  # its retries are no warning lines
+    ("tracking-uri-databricks", command("best", "--experiment", "x", "--tracking-uri", "databricks"),
+     "tracking store databricks: Reading Databricks credential configuration failed", ()),
     ("tracking-uri-not-a-store", command("best", "--experiment", "x", "--tracking-uri", "sqlite:///manifest.csv"),
      "manifest.csv is not an SQLite database", ()),
     ("storage-path-file", command("sweep", "--space", str(SMOKE_SPACE), "--features", "features", "--storage-path",

@@ -24,9 +24,16 @@ QUIET_ENVIRONMENT = {
     # takes, and warns when that happens more than once in 5 s: harmless at one report per evaluation round.
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
-# Ray's notice, at every local start, that it turned token authentication on: emodistill wants it on (README,
-# "Security"), and refuses to start a local cluster with it off.
-RAY_AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+# Loggers whose warnings only precede what emodistill then says itself, shown with --verbose:
+QUIET_LOGGERS = (
+    # Ray's notice, at every local start, that it turned token authentication on: emodistill wants it on (README,
+    # "Security"), and refuses to start a local cluster with it off;
+    "ray._private.authentication.authentication_token_setup",
+    # the retries of a request to a tracking server that does not answer (the error names the server);
+    "urllib3.connectionpool",
+    # MLflow's failure to build a Databricks client (the error that follows says what is missing).
+    "mlflow.utils.databricks_utils",
+)
 DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generator: "
                "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
@@ -66,7 +73,8 @@ def configure_output(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not verbose:
         logging.getLogger("emodistill").setLevel(logging.INFO)
-        logging.getLogger(RAY_AUTH_NOTICE_LOGGER).setLevel(logging.ERROR)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         for name, value in QUIET_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
 

@@ -16,7 +16,8 @@ SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
 # What MLflow can track in: a folder, a database (SQLAlchemy's schemes) or a server.
-TRACKING_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks"})
+DATABASE_SCHEMES = frozenset({"postgresql", "mysql", "mssql"})
+TRACKING_SCHEMES = frozenset({"", "file", "sqlite", "http", "https", "databricks"}) | DATABASE_SCHEMES
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
 
@@ -32,7 +33,21 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     if uri.startswith("sqlite:"):
         # Absolute, so that Ray trials (which run in their own working directory) reach the same file.
         return SQLITE_PREFIX + str(sqlite_path(uri).resolve())
+    if scheme in DATABASE_SCHEMES:
+        check_database_driver(uri)
     return uri
+
+
+def check_database_driver(uri: str) -> None:
+    """Refuse a database URL whose SQLAlchemy driver is not installed, naming the package to install."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(uri).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"tracking URI {uri!r}: cannot load its database driver ({exc}); install it (e.g. "
+                          "pip install psycopg2-binary for postgresql://, PyMySQL for mysql+pymysql://)") from None
 
 
 def sqlite_path(uri: str) -> Path:
