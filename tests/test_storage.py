@@ -36,6 +36,11 @@ def test_uris_are_joined_inside_their_path_and_local_paths_made_absolute(tmp_pat
     assert storage.resolve("s3://bucket/sweeps") == "s3://bucket/sweeps"
     assert storage.join(storage.resolve("sweeps"), "a") == str(tmp_path / "sweeps" / "a")
     assert not storage.is_uri(tmp_path) and not storage.is_uri("sweeps") and storage.is_uri("gs://b/x")
+    # file:// is a local folder (made when missing, written atomically), not an object store
+    assert storage.resolve(f"file://{tmp_path}/a%20b/c") == str(tmp_path / "a b" / "c")
+    assert storage.resolve(f"file://localhost{tmp_path}") == str(tmp_path)
+    with pytest.raises(ConfigError, match="file://host/x: a file:// URI names a folder on this machine"):
+        storage.resolve("file://host/x")
 
 
 def test_uris_resolve_to_the_filesystems_ray_uses():
@@ -43,6 +48,9 @@ def test_uris_resolve_to_the_filesystems_ray_uses():
     assert isinstance(fs, pafs.GcsFileSystem) and path == "bucket/sweeps/run"
     with pytest.raises(ConfigError, match="nosuch://bucket/x: not a location pyarrow.fs can open"):
         storage.filesystem("nosuch://bucket/x")
+    with pytest.raises(ConfigError, match=r"^hdfs://nn:8020/x: cannot reach it \([^\n]*\); endpoints") as refused:
+        storage.filesystem("hdfs://nn:8020/x")  # pyarrow's error lists every place it looked for a JVM
+    assert "\n" not in str(refused.value)
 
 
 def test_local_folders_read_write_and_stage_in_place(tmp_path):

@@ -37,6 +37,11 @@ def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+def first_line(text: Any) -> str:
+    """The first non-blank line of `text` (pyarrow's HDFS error lists every path it tried to load a JVM from)."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
 def error_message(error: dict[str, Any]) -> str:
     """One error of a pydantic ValidationError's `errors()` as one line, without the prefix of a validator's."""
     return one_line(error["msg"]).removeprefix("Value error, ")

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from emodistill.errors import OS_ADVICE, ConfigError, one_line
+from emodistill.errors import OS_ADVICE, ConfigError, first_line
 from emodistill.files import MAX_JSON_BYTES, parse_json, write_text_atomic
 
 T = TypeVar("T")
@@ -32,7 +32,14 @@ def is_uri(location: str | Path) -> bool:
 
 
 def resolve(location: str | Path) -> str:
-    """One spelling of a location for Tune, sweep.json and the CLI: a URI as given, a local path made absolute."""
+    """One spelling of a location for Tune, sweep.json and the CLI: a URI as given, a local path (`file://` URIs
+    too: local folders are made and written atomically) made absolute."""
+    if isinstance(location, str) and location.startswith("file://"):
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(f"{location}: a file:// URI names a folder on this machine (file:///path), not on "
+                              f"{parts.netloc}")
+        location = unquote(parts.path)
     if is_uri(location):
         return str(location)
     return str(Path(location).expanduser().resolve())
@@ -80,8 +87,8 @@ def filesystem(location: str | Path) -> tuple[pafs.FileSystem, str]:
         fs, path = pafs.FileSystem.from_uri(str(location))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConfigError(f"{location}: not a location pyarrow.fs can open ({exc})") from None
-    except OSError as exc:  # e.g. no route to the endpoint while looking up the bucket's region
-        raise ConfigError(f"{location}: cannot reach it ({exc}); {UNREACHABLE_HINT}") from None
+    except OSError as exc:  # e.g. no route to the endpoint while looking up the bucket's region, no JVM for HDFS
+        raise ConfigError(f"{location}: cannot reach it ({first_line(exc)}); {UNREACHABLE_HINT}") from None
     return (_bounded(fs) if isinstance(fs, pafs.S3FileSystem) else fs), path
 
 
@@ -106,7 +113,7 @@ def reaching(location: str) -> Iterator[None]:
     except OSError as exc:
         if not is_uri(location):
             raise
-        raise ConfigError(f"{location}: cannot reach it ({one_line(exc)}); {UNREACHABLE_HINT}") from None
+        raise ConfigError(f"{location}: cannot reach it ({first_line(exc)}); {UNREACHABLE_HINT}") from None
 
 
 def check_reachable(location: str) -> None:
