@@ -179,12 +179,24 @@ def nan_weights(generator: Path) -> None:
     save_file(weights, generator / "model.safetensors")
 
 
-def features_edit(edit: Callable[[Path], None]) -> Callable[[Path], list[str]]:
+def features_edit(edit: Callable[[Path], None], info: bool = False) -> Callable[[Path], list[str]]:
+    """A copy of the features edited by `edit`, then distilled from (or, with `info`, summarised)."""
     def setup(case: Path) -> list[str]:
         shutil.copytree(case.parents[1] / "features", case / "features")
         edit(case / "features")
+        if info:
+            return ["features", "info", str(case / "features")]
         return ["distill", "--features", str(case / "features"), "--config", "micro", "--out", str(case / "r")]
     return setup
+
+
+def meta_edit(key: str, value: object) -> Callable[[Path], None]:
+    """An edit of features.json's `meta.<key>` to `value`."""
+    def edit(features: Path) -> None:
+        index = json.loads((features / "features.json").read_text())
+        index["meta"][key] = value
+        (features / "features.json").write_text(json.dumps(index))
+    return edit
 
 
 def index_edit(key: str, value: object) -> Callable[[Path], None]:
@@ -253,6 +265,8 @@ CASES = [
      "space.yaml: line 40: YAML aliases", ()),
     ("features-nan-frame", command("distill", "--features", "nan-features", "--config", "micro", "--out", "{case}/r"),
      "corpus.arrow: utterance 's2_005' has a NaN or infinite value in frame 2", ()),
+    ("features-edited-meta", features_edit(meta_edit("upstream", "hubert_large_ll60k"), info=True),
+     "features.json: meta upstream differ from", ()),
     ("features-edited-seed", features_edit(index_edit("seed", 7)), "features.json: fingerprint", ()),
     ("features-edited-fingerprint", features_edit(index_edit("fingerprint", "0" * 16)),
      "features.json: fingerprint '0000000000000000' does not match", ()),

@@ -325,6 +325,11 @@ def check_data(index: dict, data: DataConfig, directory: str | Path) -> None:
                           "or use dev_by utterance")
 
 
+def _shared(meta: dict) -> dict:
+    """A table's metadata as the index records it for all tables: without its split and creation time."""
+    return {key: value for key, value in meta.items() if key not in ("split", "created")}
+
+
 def open_tables(directory: str | Path, data: DataConfig | None = None) -> dict[str, tuple[pa.Table, FeatureMeta]]:
     """Memory-map the directory's tables (`corpus`, or `train`, `dev`, `test`), each validated and checked against
     the index; name -> (table, its metadata). With `data.normalize` "speaker", the tables are normalised by speaker
@@ -344,6 +349,10 @@ def open_tables(directory: str | Path, data: DataConfig | None = None) -> dict[s
         # A re-extraction interrupted after some tables leaves tables the index does not describe.
         if meta.created != entry["created"] or path.stat().st_size != entry["bytes"]:
             raise FeatureTableError(f"{path}: does not match {INDEX_NAME} (interrupted extraction?); extract again")
+        edited = sorted(key for key, value in _shared(asdict(meta)).items() if index["meta"].get(key) != value)
+        if edited:  # the index's meta is what `features info` prints and runs record
+            raise FeatureTableError(f"{directory / INDEX_NAME}: meta {', '.join(edited)} differ from {path}'s "
+                                    "metadata (an edited index); extract the features again")
         tables[name] = table, meta
     if data is not None and data.normalize == "speaker":
         normalized = normalize_tables({name: table for name, (table, _) in tables.items()},
