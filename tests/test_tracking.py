@@ -231,6 +231,19 @@ def test_best_run_is_the_highest_finished_trial_by_the_recorded_objective(uri, s
         "config.json", "model.safetensors"]
 
 
+def test_the_python_api_names_a_bad_argument_and_wraps_mlflow_errors(uri, sweep, tmp_path):
+    with pytest.raises(ConfigError, match="metric: expected a metric's name"):
+        best.best_generator("sweep-best", 3, uri, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="experiment: expected an experiment's name, got int"):
+        best.best_generator(5, tracking_uri=uri, cache_dir=tmp_path)
+    for ppc in (0, True, "10"):
+        with pytest.raises(ConfigError, match="ppc: expected a budget of utterances per class"):
+            best.best_distilled_set("sweep-best", ppc, tracking_uri=uri)
+    store_folder = f"file://{tmp_path}/mlruns"  # a store MLflow 3 refuses to open: its error, named after the store
+    with pytest.raises(EmodistillError, match=f"^tracking store {store_folder}: "):
+        best.best_generator("sweep-best", tracking_uri=store_folder, cache_dir=tmp_path)
+
+
 def test_best_run_errors_name_what_exists(uri, sweep):
     with pytest.raises(EmodistillError, match=r"no experiment 'nope'.*existing: \[.*'sweep-best'"):
         best.best_run("nope", tracking_uri=uri)

@@ -24,6 +24,8 @@ OBJECTIVE_PARAM = "objective.metric"  # a sweep's parent run records its objecti
 
 def find_experiment_id(client: MlflowClient, experiment: str) -> str:
     """The id of the experiment named `experiment`; an error naming those that exist if there is none."""
+    if not isinstance(experiment, str):
+        raise ConfigError(f"experiment: expected an experiment's name, got {type(experiment).__name__}")
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -52,6 +54,8 @@ def recorded_objective(parent: Run | None) -> str:
 
 def check_choice_metric(metric: str) -> None:
     """Refuse a metric that is not a dev score: test scores report a choice, they never make one."""
+    if not isinstance(metric, str):
+        raise ConfigError(f"metric: expected a metric's name ({DEV_PREFIX}*), got {type(metric).__name__}")
     if not metric.startswith(DEV_PREFIX):
         twin = f"; its dev twin is {DEV_PREFIX}{metric}" if metric.startswith("uar_ppc") else ""
         raise ConfigError(f"metric {metric!r}: only dev scores ({DEV_PREFIX}*) choose a trial, never the test "
@@ -100,6 +104,8 @@ def best_distilled_set(experiment: str, ppc: int, metric: str | None = None,
     from emodistill.features.store import read_table
     from emodistill.tracking.runs import download_distilled_set
 
-    run = best_run(experiment, metric, tracking_uri)
+    if isinstance(ppc, bool) or not isinstance(ppc, int) or ppc < 1:
+        raise ConfigError(f"ppc: expected a budget of utterances per class (a positive integer), got {ppc!r}")
     with tempfile.TemporaryDirectory(prefix="emodistill-distilled-") as scratch, failing_fast(tracking_uri):
+        run = best_run(experiment, metric, tracking_uri)
         return read_table(download_distilled_set(run.info.run_id, ppc, scratch, tracking_uri)).combine_chunks()

@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from emodistill import storage
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.errors import ConfigError, EmodistillError, mlflow_problem
 from emodistill.tracking.uris import (artifact_root_for, check_existing_store, is_local_uri, resolve_tracking_uri,
                                       sqlite_path)
 
@@ -64,8 +64,9 @@ def reading_client(uri: str | None = None) -> MlflowClient:
 
 @contextmanager
 def failing_fast(uri: str | None = None) -> Iterator[None]:
-    """For the block, MLflow's HTTP requests give up within seconds, and a tracking server that does not answer is
-    an EmodistillError naming `uri`; the user's own MLFLOW_HTTP_REQUEST_* settings win."""
+    """For the block, MLflow's HTTP requests give up within seconds, and a tracking server that does not answer (or
+    any other MLflow error: a refused login, a store MLflow cannot open) is an EmodistillError naming `uri`; the
+    user's own MLFLOW_HTTP_REQUEST_* settings win."""
     previous = {name: os.environ.get(name) for name in FAIL_FAST_HTTP}
     os.environ.update({name: value for name, value in FAIL_FAST_HTTP.items() if previous[name] is None})
     try:
@@ -73,7 +74,7 @@ def failing_fast(uri: str | None = None) -> Iterator[None]:
     except MlflowException as exc:
         cause = exc.__cause__ or exc.__context__
         if not isinstance(cause, requests.RequestException):
-            raise
+            raise EmodistillError(mlflow_problem(exc, uri or os.environ.get("MLFLOW_TRACKING_URI"))) from None
         raise EmodistillError(f"tracking server {resolve_tracking_uri(uri)} does not answer "
                               f"({type(cause).__name__} after {os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name]} "
                               "retries): start it, or check --tracking-uri and $MLFLOW_TRACKING_URI") from None
