@@ -1,6 +1,6 @@
 """Peak memory of `extract_features` with a D = 768 upstream (a tiny random HuBERT of HuBERT Base's width, built
-here), at two corpus sizes: streamed, the anonymous memory (what the process itself holds: frames, model, Python)
-stays near a batch's worth whatever the corpus size, where holding the corpus would grow with it.
+here), at three corpus sizes (x1, x2, x4): streamed, the anonymous memory (what the process itself holds: frames,
+model, Python) stays near a batch's worth whatever the corpus size, where holding the corpus would grow with it.
 
 The extraction runs in a child process that the parent samples every 10 ms: RssAnon (anonymous resident memory)
 is the measure; the table's frames are memory-mapped from disk while it is written and hashed, so VmHWM (which
@@ -97,7 +97,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="extract-memory-") as scratch:
         root = Path(scratch)
         model = tiny_hubert(root / "hubert")
-        for n in (args.utterances, 2 * args.utterances):
+        for n in (args.utterances, 2 * args.utterances, 4 * args.utterances):
             manifest = noise_corpus(root / f"corpus{n}", n, args.seconds)
             rows.append({"utterances": n, **measure(model, manifest, root / f"features{n}")})
             print(f"{n:>6} utterances: table {rows[-1]['table_mib']:>7.1f} MiB, peak RssAnon "

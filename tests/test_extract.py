@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,16 @@ def test_extract_end_to_end(corpus, tmp_path):
     # Each fold has its own fingerprint (checkpoints and pool caches are keyed by it); fold 1 is the default.
     fingerprints = [dataset_fingerprint(out, fold) for fold in (1, 2, 3)]
     assert len(set(fingerprints)) == 3 and dataset_fingerprint(out) == fingerprints[0]
+
+
+def test_extraction_caps_onednn_s_shape_cache_unless_the_user_set_it(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "")  # recorded, so that the test leaves it as it was
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    extract_features(records(corpus), make_upstream("fbank"), tmp_path / "a", "toy", progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "4"  # a primitive per batch length, never reused
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    extract_features(records(corpus), make_upstream("fbank"), tmp_path / "b", "toy", progress=False)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
 
 
 @pytest.mark.parametrize("dev_fraction, seed", [(0.25, 0), (0.5, 3)])

@@ -43,6 +43,18 @@ def release_free_heap() -> None:
         trim(0)
 
 
+# oneDNN keeps the primitive it made for each convolution shape (1024 by default), with its buffers; a speech encoder
+# sees a new shape at every batch length, none of them again, so that cache only grows during an extraction.
+ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+EXTRACTION_ONEDNN_CACHE = "4"
+
+
+def cap_shape_cache() -> None:
+    """Cap oneDNN's primitive cache for an extraction (unless the user set it): read when oneDNN is first used, so
+    it takes effect in a process that has run no convolution yet, such as `emodistill features extract`."""
+    os.environ.setdefault(ONEDNN_CACHE_ENV, EXTRACTION_ONEDNN_CACHE)
+
+
 def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:
     """Raise EmodistillError "`what`: needs about X GiB ..., `advice`" unless `needed` bytes are available on
     `device` (a CUDA device's free memory; the machine's for any other, or None)."""

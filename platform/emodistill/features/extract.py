@@ -21,7 +21,7 @@ from emodistill.features.store import (CORPUS, FEATURE_FILES, INDEX_NAME, SPLITS
 from emodistill.features.spill import FrameSpill
 from emodistill.features.upstream import Upstream, make_upstream
 from emodistill.files import atomic_path, check_replaceable, errors_named_after
-from emodistill.memory import release_free_heap
+from emodistill.memory import cap_shape_cache, release_free_heap
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
+    cap_shape_cache()  # memory bounded by the longest batch, not by the number of batch lengths
     folds = None
     if isinstance(records_or_splits, Mapping):
         splits = dict(records_or_splits)
