@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 from emodistill import generator
 from emodistill.cli.main import main
 from sweep_fixtures import make_corpus_dir, make_feature_dir
@@ -91,3 +97,22 @@ def test_distill_command_keeps_a_finished_run_unless_told_and_resumes_only_with_
     assert "'draws': 1" in capsys.readouterr().err
     assert main(longer) == 0
     assert main([*run, "--overwrite"]) == 0
+
+
+def test_a_sigterm_mid_run_unwinds_like_ctrl_c(tmp_path):
+    """A service manager's SIGTERM runs the command's clean-up (exit 143); it used to end the process on the spot."""
+    features = make_feature_dir(tmp_path / "features")
+    run = tmp_path / "run"
+    command = [str(Path(sys.executable).with_name("emodistill")), "distill", "--features", str(features), "--config",
+               "micro", *MICRO, "--set", "train.steps=100000", "--set", "train.checkpoint_every=1", "--out", str(run)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (run / "checkpoints" / "checkpoint.pt").exists():  # training, inside the command
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not [p.name for p in run.rglob("*") if p.name.startswith(".")]  # no temporary file left

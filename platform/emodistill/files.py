@@ -37,7 +37,7 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def sigterm_unwinds() -> Iterator[None]:
     """SIGTERM, which by default ends the process on the spot, unwinds it like Ctrl+C instead (exit 143), so that
     the `finally` blocks removing temporary files run. Only where the process takes SIGTERM's default action, from
     its main thread (the only one that may set a handler): a handler someone else set (Ray's, in its workers) stays."""
@@ -63,7 +63,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with _sigterm_unwinds():
+    with sigterm_unwinds():
         try:
             with errors_named_after(target, tmp):
                 yield tmp

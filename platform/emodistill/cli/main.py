@@ -84,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command_of(argv)).parse_args(argv)
     configure_output(args.verbose)
+    from emodistill.files import sigterm_unwinds
+
     try:
-        return int(args.func(args) or 0)
+        with sigterm_unwinds():  # a service manager's SIGTERM runs the cleanup Ctrl+C runs (temporary folders too)
+            return int(args.func(args) or 0)
     except EmodistillError as exc:
         return _fail(args.command, str(exc))
     except KeyboardInterrupt:
