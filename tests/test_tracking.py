@@ -366,6 +366,16 @@ def test_the_python_api_gives_up_on_a_server_that_accepts_and_never_answers(tmp_
     assert not set(store.FAIL_FAST_HTTP) & set(os.environ)  # scoped to the call
 
 
+def test_a_trial_s_requests_are_bounded_but_the_user_s_settings_win(monkeypatch):
+    for name in store.TRIAL_HTTP:
+        monkeypatch.setenv(name, "")  # recorded, so that the test leaves the environment as it was
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")
+    store.bound_trial_requests()
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5" and os.environ["AWS_MAX_ATTEMPTS"] == "3"
+
+
 def test_cli_best_and_sample(uri, sweep, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("EMODISTILL_CACHE", str(tmp_path / "cache"))
     assert main(["best", "--experiment", "sweep-best", "--json", "--tracking-uri", uri]) == 0

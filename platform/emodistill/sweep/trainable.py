@@ -40,6 +40,7 @@ from emodistill.sweep.names import trial_name, trial_tags
 from emodistill.sweep.shared import SharedInputs, open_shared_pool, open_shared_splits
 from emodistill.sweep.space import FOLD_KEY, SearchSpace, trial_config, trial_overrides
 from emodistill.tracking.naming import FOLD_PARAM
+from emodistill.tracking.store import bound_trial_requests
 from emodistill.tracking.trial import TrialRun
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Restored:
 
 def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) -> None:
     """Tune function trainable: distil with this trial's overrides, choosing the generator on dev."""
+    bound_trial_requests()  # this worker's process: a tracking server that stays down fails the trial in minutes
     space = context.space
     distill_config = trial_config(space, trial_overrides(space, config))
     fold = config.get(FOLD_KEY, shared.folds[0])

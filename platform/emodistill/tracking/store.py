@@ -33,6 +33,24 @@ FAIL_FAST_HTTP = {
     MLFLOW_HTTP_REQUEST_TIMEOUT.name: "6",
 }
 
+# A trial, which logs for hours, rides out a server restart of a minute or two, but not a server that stays down:
+# then its requests fail within minutes (about 6 x 30 s of timeouts plus 62 s of backoff), the trial errors, and Tune
+# restarts it from its checkpoint (max_failures). Artifacts a trial uploads to S3 itself retry 3 times.
+TRIAL_HTTP = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "5",
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.name: "2",
+    MLFLOW_HTTP_REQUEST_TIMEOUT.name: "30",
+    "AWS_MAX_ATTEMPTS": "3",
+    "AWS_RETRY_MODE": "standard",
+}
+
+
+def bound_trial_requests() -> None:
+    """In a trial's worker process: MLflow's and boto3's requests give up within minutes (TRIAL_HTTP), where their
+    defaults can wait far longer on a server that accepts connections and never answers; the user's settings win."""
+    for name, value in TRIAL_HTTP.items():
+        os.environ.setdefault(name, value)
+
 
 def tracking_client(uri: str | None = None) -> MlflowClient:
     """A client bound to the resolved URI (creating the sqlite file's folder); no global MLflow state."""
