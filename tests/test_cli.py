@@ -104,3 +104,13 @@ def test_verbose_shows_an_internal_error_s_traceback(monkeypatch, capsys):
     assert main(["--verbose", "corpus", "manifest", "--csv", "m.csv", "--out", "out"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and err.rstrip().endswith("and report it)")
+
+
+@pytest.mark.parametrize("command", [["corpus", "synth", "--out", "c"], ["features", "extract", "--corpus", "c",
+                                     "--out", "f"], ["evaluate", "--features", "f"], ["sample", "--experiment", "x",
+                                     "--ppc", "1", "--out", "o"]])
+def test_a_seed_beyond_what_configs_take_is_refused_by_the_parser(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--seed", str(2**32)])
+    assert exit_info.value.code == 2
+    assert "argument --seed: expected an integer in [0, 2^32), got '4294967296'" in capsys.readouterr().err

@@ -68,7 +68,7 @@ def test_bad_cells_name_line_and_column(corpus_dir, row, problem):
 def test_bad_headers_and_duplicates(corpus_dir):
     with pytest.raises(CorpusError, match="missing required column.* speaker"):
         load_manifest(_write(corpus_dir, "path,label\naudio/a.wav,neu\n"))
-    with pytest.raises(CorpusError, match="column.s. label appear more than once in the header"):
+    with pytest.raises(CorpusError, match="column.s. 'label' appear more than once in the header"):
         load_manifest(_write(corpus_dir, "path,label,speaker,label\naudio/a.wav,neu,s,ang\n"))
     with pytest.raises(CorpusError, match="unknown column.* sesion"):
         load_manifest(_write(corpus_dir, "path,label,speaker,sesion\naudio/a.wav,neu,s,1\n"))

@@ -89,13 +89,18 @@ def test_extract_end_to_end(corpus, tmp_path):
 
 
 def test_extraction_caps_onednn_s_shape_cache_unless_the_user_set_it(corpus, tmp_path, monkeypatch):
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "")  # recorded, so that the test leaves it as it was
-    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
-    extract_features(records(corpus), make_upstream("fbank"), tmp_path / "a", "toy", progress=False)
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "4"  # a primitive per batch length, never reused
-    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
-    extract_features(records(corpus), make_upstream("fbank"), tmp_path / "b", "toy", progress=False)
-    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+    name = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+    upstream, seen = make_upstream("fbank"), []
+    batch = upstream.batch
+    monkeypatch.setattr(upstream, "batch", lambda wavs: (seen.append(os.environ.get(name)), batch(wavs))[1])
+    monkeypatch.setenv(name, "")  # recorded, so that the test leaves it as it was
+    monkeypatch.delenv(name)
+    extract_features(records(corpus), upstream, tmp_path / "a", "toy", progress=False)
+    assert set(seen) == {"4"} and name not in os.environ  # a primitive per batch length; Ray workers keep the default
+    monkeypatch.setenv(name, "64")
+    seen.clear()
+    extract_features(records(corpus), upstream, tmp_path / "b", "toy", progress=False)
+    assert set(seen) == {"64"} and os.environ[name] == "64"
 
 
 @pytest.mark.parametrize("dev_fraction, seed", [(0.25, 0), (0.5, 3)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from emodistill.errors import EmodistillError
@@ -49,10 +51,20 @@ ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 EXTRACTION_ONEDNN_CACHE = "4"
 
 
-def cap_shape_cache() -> None:
-    """Cap oneDNN's primitive cache for an extraction (unless the user set it): read when oneDNN is first used, so
-    it takes effect in a process that has run no convolution yet, such as `emodistill features extract`."""
-    os.environ.setdefault(ONEDNN_CACHE_ENV, EXTRACTION_ONEDNN_CACHE)
+@contextmanager
+def shape_cache_capped() -> Iterator[None]:
+    """For the block, oneDNN's primitive cache is capped (unless the user set its size); the environment is restored
+    after, so that processes started later (a sweep's Ray workers) keep oneDNN's default. oneDNN reads the variable
+    when first used, so the cap takes effect in a process that ran no convolution before, such as `features extract`.
+    """
+    if ONEDNN_CACHE_ENV in os.environ:
+        yield
+        return
+    os.environ[ONEDNN_CACHE_ENV] = EXTRACTION_ONEDNN_CACHE
+    try:
+        yield
+    finally:
+        os.environ.pop(ONEDNN_CACHE_ENV, None)
 
 
 def check_memory(needed: int, what: str, advice: str, device: torch.device | None = None) -> None:

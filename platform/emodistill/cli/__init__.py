@@ -23,6 +23,16 @@ def command_help(command: str) -> str:
     return COMMANDS[command][1]
 
 
+def seed(text: str) -> int:
+    """argparse type of a --seed: an integer in [0, 2^32), the range configs take (strict.Seed)."""
+    import argparse
+
+    value = int(text)  # argparse names a ValueError as "invalid seed value"
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^32), got {text!r}")
+    return value
+
+
 def add_fold_argument(parser) -> None:
     """--fold K, for a command that loads a feature directory's splits."""
     parser.add_argument("--fold", type=int, default=None, metavar="K",

@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from emodistill.cli import command_help
+from emodistill.cli import command_help, seed
 from emodistill.corpora import MANIFEST_NAME, SUPERB_LABELS, LoadReport, Utterance, read_iemocap, require_audio
 from emodistill.corpora.audio import audio_duration
 from emodistill.corpora.iemocap import SESSIONS
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth = sources.add_parser("synth", help="the embedded espeak-ng corpus (no download, no licence)")
     synth.add_argument("--preset", default="default",
                        help="corpus size: tiny (tests), small (~1000, the demo), default (IEMOCAP-sized)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument("--seed", type=seed, default=0, help="random seed")
     _add_out(synth)
     synth.set_defaults(func=run_synth)
 

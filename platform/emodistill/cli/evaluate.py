@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
-from emodistill.cli import add_fold_argument, command_help
+from emodistill.cli import add_fold_argument, command_help, seed
 from emodistill.downstream import DECODERS, DEFAULT_DECODER
 from emodistill.errors import ConfigError, field_problems
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
@@ -58,7 +58,7 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--downstream-steps", type=int,
                         help="downstream training steps (default: the SUPERB recipe's 30000); "
                              "dev is evaluated 10 times over them")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="base seed of the repeats")
+    parser.add_argument("--seed", type=seed, default=defaults.seed, help="base seed of the repeats")
     parser.add_argument("--device", default=defaults.downstream.device, help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--decoder", dest="decoders", action="append", choices=sorted(DECODERS), metavar="NAME",
                         help=f"downstream head to train on every draw, repeatable ({', '.join(DECODERS)}); "

@@ -6,7 +6,7 @@ import argparse
 from datetime import timedelta
 from pathlib import Path
 
-from emodistill.cli import command_help
+from emodistill.cli import command_help, seed
 from emodistill.corpora.manifest import group_by_split, manifest_path, read_checked_manifest
 from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     extract.add_argument("--layer", default=None, help="hidden layer: an index or 'last' (--upstream hf; default last)")
     extract.add_argument("--dev-fraction", type=float, default=0.2,
                          help="share of the sessions other than a fold's test session for dev (default 0.2)")
-    extract.add_argument("--seed", type=int, default=0, help="seed of every fold's train/dev cut (default 0)")
+    extract.add_argument("--seed", type=seed, default=0, help="seed of every fold's train/dev cut (default 0)")
     extract.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     extract.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (--upstream hf)")
     extract.add_argument("--batch-size", type=int, help="utterances per forward pass (--upstream hf; default 8)")

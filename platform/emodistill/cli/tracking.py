@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from emodistill.cli import command_help
+from emodistill.cli import command_help, seed
 
 # MLflow 3's UI opens in its GenAI view (traces, judges, prompts) unless the address asks for the model-training one
 # (runs, their metrics and charts, models), whatever the experiments' mlflow.experimentKind tag says.
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     sample.add_argument("--imbalanced", action="store_true", help="follow the real class prior instead of equal counts")
     sample.add_argument("--champion", action="store_true", help="use the registry's champion, not the best run")
     sample.add_argument("--model-name", help="registered model name for --champion (default: the experiment)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=seed, default=0)
     sample.add_argument("--batch-size", type=int, default=256,
                         help="utterances generated and written at once (bounds memory; the draw does not depend on it)")
     sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")

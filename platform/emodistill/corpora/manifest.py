@@ -126,7 +126,8 @@ def _check_columns(csv_path: Path, fieldnames: Sequence[str] | None) -> set[str]
     columns = set(fieldnames)
     repeated = sorted({c for c in fieldnames if fieldnames.count(c) > 1})
     if repeated:  # DictReader would keep the last of them silently
-        raise CorpusError(f"{csv_path}: column(s) {', '.join(repeated)} appear more than once in the header")
+        raise CorpusError(f"{csv_path}: column(s) {', '.join(map(repr, repeated))} appear more than once in the "
+                          "header")
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise CorpusError(f"{csv_path}: missing required column(s) {', '.join(missing)} "

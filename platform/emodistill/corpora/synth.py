@@ -194,12 +194,17 @@ def _synthesize_session(plans: list[PlannedUtterance], wav_dir: Path) -> list[in
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel the pool's queued jobs and end its running workers now (Python 3.11 has no public way to)."""
-    running = list((pool._processes or {}).values())
+    """Cancel the pool's queued jobs and end its workers now (Python 3.11 has no public way to): until its manager
+    thread has gone, since the manager may still be starting a worker for a job it had already handed out."""
+    processes, manager = pool._processes or {}, pool._executor_manager_thread
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in running:
-        process.terminate()
-    for process in running:
+    while True:
+        for process in list(processes.values()):
+            process.terminate()
+        if manager is None or not manager.is_alive():
+            break
+        manager.join(0.1)
+    for process in list(processes.values()):
         process.join()
 
 

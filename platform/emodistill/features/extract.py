@@ -21,7 +21,7 @@ from emodistill.features.store import (CORPUS, FEATURE_FILES, INDEX_NAME, SPLITS
 from emodistill.features.spill import FrameSpill
 from emodistill.features.upstream import Upstream, make_upstream
 from emodistill.files import atomic_path, check_replaceable, errors_named_after
-from emodistill.memory import cap_shape_cache, release_free_heap
+from emodistill.memory import release_free_heap, shape_cache_capped
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,6 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     """
     if dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
-    cap_shape_cache()  # memory bounded by the longest batch, not by the number of batch lengths
     folds = None
     if isinstance(records_or_splits, Mapping):
         splits = dict(records_or_splits)
@@ -118,8 +117,9 @@ def extract_features(records_or_splits: Sequence[Utterance] | Mapping[str, Seque
     # Every split and the index go into a staging folder that replaces `out_dir` as a whole, and only once
     # all of them are written: a failure in a later split leaves the previous folder exactly as it was.
     total = sum(len(records) for records in splits.values())
-    with atomic_path(out_dir) as staging, tqdm(total=total, desc=f"features ({upstream.name})", unit="utt",
-                                               disable=not progress) as bar:
+    # The cap on oneDNN's cache bounds memory by the longest batch, not by the number of batch lengths.
+    with shape_cache_capped(), atomic_path(out_dir) as staging, \
+            tqdm(total=total, desc=f"features ({upstream.name})", unit="utt", disable=not progress) as bar:
         staging.mkdir()
         # The whole-corpus table's metadata names no split: a fold's splits are chosen when it is loaded.
         summaries = {name: _write_split(records, upstream, replace(meta, split=None if folds else name), staging,

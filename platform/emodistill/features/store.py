@@ -292,7 +292,7 @@ def resolve_fold(index: dict, fold: int | None, directory: str | Path) -> int | 
         return default_fold(sessions)
     if fold not in sessions:
         raise ConfigError(f"{directory}: no fold {fold} (fold K tests on session K; sessions: {sessions})")
-    return fold
+    return int(fold)
 
 
 def fold_fingerprint(fingerprint: str, fold: int | None, data: DataConfig | None = None) -> str:

@@ -92,7 +92,7 @@ def failing_fast(uri: str | None = None) -> Iterator[None]:
     except MlflowException as exc:
         cause = exc.__cause__ or exc.__context__
         if not isinstance(cause, requests.RequestException):
-            raise EmodistillError(mlflow_problem(exc, uri or os.environ.get("MLFLOW_TRACKING_URI"))) from None
+            raise EmodistillError(mlflow_problem(exc, resolve_tracking_uri(uri))) from None
         raise EmodistillError(f"tracking server {resolve_tracking_uri(uri)} does not answer "
                               f"({type(cause).__name__} after {os.environ[MLFLOW_HTTP_REQUEST_MAX_RETRIES.name]} "
                               "retries): start it, or check --tracking-uri and $MLFLOW_TRACKING_URI") from None

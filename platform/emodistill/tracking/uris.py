@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlparse
 
-from emodistill.errors import ConfigError, EmodistillError
+from emodistill.errors import ConfigError, EmodistillError, one_line
 
 SQLITE_PREFIX = "sqlite:///"
 DEFAULT_DB = "mlruns.db"
 ARTIFACTS_DIR = "mlartifacts"
 # What MLflow can track in: a folder, a database (SQLAlchemy's schemes) or a server.
 DATABASE_SCHEMES = frozenset({"postgresql", "mysql", "mssql"})
+# SQLAlchemy's driver name -> the package that provides it (`postgresql+psycopg2://` names its driver).
+DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000",
+                   "mysqldb": "mysqlclient", "pymysql": "PyMySQL", "mysqlconnector": "mysql-connector-python",
+                   "pyodbc": "pyodbc", "pymssql": "pymssql"}
 TRACKING_SCHEMES = frozenset({"", "file", "sqlite", "http", "https", "databricks"}) | DATABASE_SCHEMES
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 MLFLOW_TABLES = frozenset({"alembic_version", "experiments", "runs"})
@@ -44,10 +48,20 @@ def check_database_driver(uri: str) -> None:
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
-        make_url(uri).get_dialect().import_dbapi()
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise ConfigError(f"tracking URI {uri!r}: cannot load its database driver ({exc}); install it (e.g. "
-                          "pip install psycopg2-binary for postgresql://, PyMySQL for mysql+pymysql://)") from None
+        url = make_url(uri)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"tracking URI: not a database URL ({one_line(exc)})") from None
+    shown = url.render_as_string(hide_password=True)
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError as exc:
+        raise ConfigError(f"tracking URI {shown!r}: SQLAlchemy has no dialect {url.drivername!r} "
+                          f"({one_line(exc)})") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(f"tracking URI {shown!r}: cannot load its database driver ({one_line(exc)}); install "
+                          f"{DRIVER_PACKAGES.get(dialect.driver, 'its driver')}") from None
 
 
 def sqlite_path(uri: str) -> Path:
