@@ -145,6 +145,12 @@ def test_a_crashed_worker_is_an_error_not_a_hang():
         run_in_fresh_workers(_crash, {"session 2": ("x",)}, workers=1, bar=bar)
 
 
+def _as_in_a_terminal() -> None:
+    """In the child: Ctrl+C's default action, as a command started from a terminal has. A test run started in the
+    background (`pytest &` in a script) passes SIGINT on ignored, and Python then leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 INTERRUPTED_POOL = """
 import time
 from tqdm import tqdm
@@ -158,7 +164,8 @@ if __name__ == "__main__":
 def test_ctrl_c_stops_the_workers_and_starts_no_queued_job(tmp_path):
     script = tmp_path / "pool.py"
     script.write_text(INTERRUPTED_POOL)
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
     try:
         time.sleep(5)  # session 1 sleeping in its worker, session 2 queued
         os.killpg(proc.pid, signal.SIGINT)
@@ -207,7 +214,8 @@ def test_a_synth_interrupted_over_a_corpus_leaves_that_corpus_as_it_was(tiny, tm
     # Ctrl+C reaches the terminal's whole foreground group (the workers too); a service manager's SIGTERM the process.
     # `small` (1000 utterances) is still synthesising when the signal lands; `tiny` could finish first.
     proc = subprocess.Popen([EMODISTILL, "corpus", "synth", "--preset", "small", "--seed", "1", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_in_a_terminal)
     try:
         while not list(tmp_path.glob(".corpus.*.tmp/wav/*/*.wav")):  # the new corpus is being built aside
             assert proc.poll() is None, proc.stderr.read()
