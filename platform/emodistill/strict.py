@@ -17,4 +17,5 @@ Int = Annotated[int, Strict()]
 PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 # A seed every generator takes (numpy's legacy ones stop at 2^32), with room for the offsets derived seeds add.
-Seed = Annotated[int, Strict(), Field(ge=0, lt=2**32)]
+SEED_LIMIT = 2**32
+Seed = Annotated[int, Strict(), Field(ge=0, lt=SEED_LIMIT)]

@@ -27,8 +27,10 @@ def seed(text: str) -> int:
     """argparse type of a --seed: an integer in [0, 2^32), the range configs take (strict.Seed)."""
     import argparse
 
+    from emodistill.strict import SEED_LIMIT
+
     value = int(text)  # argparse names a ValueError as "invalid seed value"
-    if not 0 <= value < 2**32:
+    if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^32), got {text!r}")
     return value
 
