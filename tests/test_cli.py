@@ -114,3 +114,15 @@ def test_a_seed_beyond_what_configs_take_is_refused_by_the_parser(command, capsy
         main([*command, "--seed", str(2**32)])
     assert exit_info.value.code == 2
     assert "argument --seed: expected an integer in [0, 2^32), got '4294967296'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["distill"], "emodistill distill: error: the following arguments are required: --features "
+                  "(see emodistill distill --help)"),
+    (["corpus", "synth", "--out", "c", "--seed", "two"], "emodistill corpus synth: error: argument --seed: "),
+    (["no-such-command"], "emodistill: error: argument COMMAND: invalid choice: 'no-such-command'"),
+])
+def test_a_command_line_argparse_refuses_is_one_line_without_the_usage(argv, expected):
+    run = subprocess.run([sys.executable, "-m", "emodistill.cli.main", *argv], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith(expected), run.stderr

@@ -38,10 +38,18 @@ DESCRIPTION = ("Distil a speech-emotion corpus into a small conditional generato
                "corpus -> features -> distill -> evaluate -> sweep -> best/sample/ui.")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line, like every other bad input's (argparse prints its usage first)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {printable(message)} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: only the subcommands of `command`'s module when it is known, every stage's for an
     unknown one (argparse then lists the choices), bare command names when there is none."""
-    parser = argparse.ArgumentParser(prog="emodistill", description=DESCRIPTION)
+    parser = OneLineParser(prog="emodistill", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"emodistill {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="everything: debug messages, every library's logs, warnings and progress bars, Tune's "
