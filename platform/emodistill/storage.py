@@ -39,6 +39,9 @@ def resolve(location: str | Path) -> str:
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(f"{location}: a file:// URI names a folder on this machine (file:///path), not on "
                               f"{parts.netloc}")
+        if parts.query or parts.fragment:  # they would be dropped, and a local folder takes no options
+            raise ConfigError(f"{location}: a file:// URI takes no query or fragment (file:///path); a '?' or '#' in "
+                              "a folder's name is written %3F or %23")
         location = unquote(parts.path)
     if is_uri(location):
         return str(location)
