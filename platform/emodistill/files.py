@@ -145,6 +145,15 @@ def parse_json(text: str | bytes, schema: type[T], source: str, *, error: type[E
         raise error(f"{source}: {field_problems(exc)}") from None
 
 
+def validate(data: object, schema: type[T], source: str, *, error: type[EmodistillError] = ConfigError) -> T:
+    """`data` (parsed YAML, a mapping of settings) validated as `schema`; a field of the wrong type or shape raises
+    `error` naming `source` and the field."""
+    try:
+        return _adapter(schema).validate_python(data)
+    except ValidationError as exc:
+        raise error(f"{source}: {field_problems(exc)}") from None
+
+
 def read_bounded(path: str | Path, limit: int, what: str, *, missing: str | None = None,
                  error: type[EmodistillError] = ConfigError) -> bytes:
     """The bytes of the regular file at `path` (`what`, e.g. "a YAML config"), of at most `limit`; a bigger one, one

@@ -6,18 +6,18 @@ import argparse
 import logging
 from pathlib import Path
 
-from pydantic import ValidationError
 
 from emodistill import generator as generator_artifact
 from emodistill.cli import add_fold_argument, command_help, seed
 from emodistill.downstream import DECODERS, DEFAULT_DECODER
-from emodistill.errors import ConfigError, field_problems
+from emodistill.errors import ConfigError
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.evaluate.report import render_markdown, write_results
 from emodistill.evaluate.suite import evaluate_all
 from emodistill.features.splits import DataConfig
 from emodistill.features.store import fold_of, load_splits, read_index, resolve_fold, train_bytes
+from emodistill.files import validate
 from emodistill.generator import TrainedGenerator
 
 RESULTS_FILE = "results.json"
@@ -90,14 +90,11 @@ def eval_config(args: argparse.Namespace) -> EvalConfig:
     if args.downstream_steps is not None:
         downstream["max_steps"] = args.downstream_steps
         downstream["eval_every"] = max(1, args.downstream_steps // 10)
-    try:
-        return EvalConfig(budgets=args.budgets, repeats=args.repeats, imbalanced=args.imbalanced,
-                          full_data=args.full_data, minority_budget=args.minority_budget, seed=args.seed,
-                          downstream=downstream, decoders=[DEFAULT_DECODER, *(args.decoders or [])],
-                          select={"method": args.select, "candidates": args.candidates},
-                          soft_labels=args.soft_labels)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid evaluation settings: {field_problems(exc)}") from None
+    return validate({"budgets": args.budgets, "repeats": args.repeats, "imbalanced": args.imbalanced,
+                     "full_data": args.full_data, "minority_budget": args.minority_budget, "seed": args.seed,
+                     "downstream": downstream, "decoders": [DEFAULT_DECODER, *(args.decoders or [])],
+                     "select": {"method": args.select, "candidates": args.candidates},
+                     "soft_labels": args.soft_labels}, EvalConfig, "invalid evaluation settings")
 
 
 def generator_dirs(specs: list[str]) -> dict[str, Path]:

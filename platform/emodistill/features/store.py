@@ -24,16 +24,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
-from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, ValidationError, field_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, NonNegativeInt, field_validator
 
 from emodistill.corpora.folds import fold_index
 from emodistill.corpora.records import Utterance
-from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, field_problems, one_line
+from emodistill.errors import ConfigError, EmodistillError, FeatureTableError, IntegrityError, one_line
 from emodistill.features.dataset import FeatureSet
 from emodistill.features.normalize import normalize_tables
 from emodistill.features.schema import DTYPES, FeatureMeta, check_finite, feature_schema, validate_table
 from emodistill.features.splits import DataConfig, data_fingerprint
-from emodistill.files import atomic_path, check_free_space, read_json, write_text_atomic
+from emodistill.files import atomic_path, check_free_space, read_json, validate, write_text_atomic
 from emodistill.strict import WRITTEN_FILE
 
 SPLITS = ("train", "dev", "test")
@@ -416,10 +416,7 @@ def data_config(data: DataConfig | Mapping[str, Any] | None) -> DataConfig:
         return data or DataConfig()
     if not isinstance(data, Mapping):
         raise ConfigError(f"data: expected a DataConfig or a mapping of its settings, got {type(data).__name__}")
-    try:
-        return DataConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"data: {field_problems(exc)}") from None
+    return validate(data, DataConfig, "data")
 
 
 def load_folds(directory: str | Path, folds: list[int | None],

@@ -16,15 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from emodistill.distill.config import DistillConfig, load_config, read_settings
 from emodistill.distilled import SetSpec
 from emodistill.downstream import DEFAULT_DECODER, DownstreamConfig
 from emodistill.downstream.model import DecoderName
-from emodistill.errors import ConfigError, field_problems
+from emodistill.errors import ConfigError
 from emodistill.evaluate.protocol import EvalConfig
 from emodistill.features.store import default_fold
+from emodistill.files import validate
 from emodistill.strict import CONFIG, Int, NonNegativeInt, PositiveInt, Seed
 from emodistill.yamlfile import read_yaml
 
@@ -349,7 +350,4 @@ def load_space(path: str | Path) -> SearchSpace:
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return SearchSpace.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {field_problems(exc)}") from None
+    return validate(data, SearchSpace, str(path))
