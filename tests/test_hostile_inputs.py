@@ -6,6 +6,7 @@ The read-only and full file systems are real tmpfs mounts (as root; skipped with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -190,20 +191,13 @@ def features_edit(edit: Callable[[Path], None], info: bool = False) -> Callable[
     return setup
 
 
-def meta_edit(key: str, value: object) -> Callable[[Path], None]:
-    """An edit of features.json's `meta.<key>` to `value`."""
+def index_edit(field: str, value: object) -> Callable[[Path], None]:
+    """An edit of features.json's `field` (dotted: `meta.upstream`, `folds.seed`, `fingerprint`) to `value`."""
+    *sections, key = field.split(".")
+
     def edit(features: Path) -> None:
         index = json.loads((features / "features.json").read_text())
-        index["meta"][key] = value
-        (features / "features.json").write_text(json.dumps(index))
-    return edit
-
-
-def index_edit(key: str, value: object) -> Callable[[Path], None]:
-    """An edit of features.json's `folds.<key>` (or a top-level `key`) to `value`."""
-    def edit(features: Path) -> None:
-        index = json.loads((features / "features.json").read_text())
-        (index["folds"] if key in index["folds"] else index)[key] = value
+        functools.reduce(lambda part, name: part[name], sections, index)[key] = value
         (features / "features.json").write_text(json.dumps(index))
     return edit
 
@@ -265,13 +259,13 @@ CASES = [
      "space.yaml: line 40: YAML aliases", ()),
     ("features-nan-frame", command("distill", "--features", "nan-features", "--config", "micro", "--out", "{case}/r"),
      "corpus.arrow: utterance 's2_005' has a NaN or infinite value in frame 2", ()),
-    ("features-edited-meta", features_edit(meta_edit("upstream", "hubert_large_ll60k"), info=True),
+    ("features-edited-meta", features_edit(index_edit("meta.upstream", "hubert_large_ll60k"), info=True),
      "features.json: meta upstream differ from", ()),
-    ("features-edited-seed", features_edit(index_edit("seed", 7)), "features.json: fingerprint", ()),
+    ("features-edited-seed", features_edit(index_edit("folds.seed", 7)), "features.json: fingerprint", ()),
     ("features-edited-fingerprint", features_edit(index_edit("fingerprint", "0" * 16)),
      "features.json: fingerprint '0000000000000000' does not match", ()),
-    ("features-negative-dev-fraction", features_edit(index_edit("dev_fraction", -0.5)), "dev_fraction", ()),
-    ("features-session-not-a-number", features_edit(index_edit("sessions", {"1_0": 12, "2": 12})),
+    ("features-negative-dev-fraction", features_edit(index_edit("folds.dev_fraction", -0.5)), "dev_fraction", ()),
+    ("features-session-not-a-number", features_edit(index_edit("folds.sessions", {"1_0": 12, "2": 12})),
      "sessions ['1_0'] are not session numbers", ()),
     ("features-bad-utf8", features_edit(corpus_bytes(b"s1_000", b"s1_\xff00")),
      "corpus.arrow: not a readable Arrow IPC file", ()),
