@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from emodistill import generator
 from emodistill.cli.main import main
 from sweep_fixtures import make_corpus_dir, make_feature_dir
@@ -33,18 +35,19 @@ def test_distill_command_rejects_a_typo(tmp_path, capsys):
     assert "unknown key 'loss.lamda_sml'" in capsys.readouterr().err
 
 
-def test_distill_command_chooses_its_checkpoint_on_dev(tmp_path, capsys):
+@pytest.mark.parametrize("decoder, metric", [("linear", "dev_uar_ppc3"), ("mean_std_mlp", "dev_uar_ppc3_mean_std_mlp")])
+def test_distill_command_chooses_its_checkpoint_on_dev(tmp_path, capsys, decoder, metric):
     features = make_feature_dir(tmp_path / "features")
     code = main(["distill", "--features", str(features), "--config", "micro", *MICRO, "--set", "train.steps=4",
                  "--set", "train.eval_every=2", "--select-ppc", "3", "--select-draws", "2",
-                 "--select-downstream-steps", "4", "--out", str(tmp_path / "run")])
+                 "--select-downstream-steps", "4", "--select-decoder", decoder, "--out", str(tmp_path / "run")])
     out = capsys.readouterr().out
     assert code == 0
     metrics = generator.load(tmp_path / "run" / "generator").config["metrics"]
-    assert metrics["selected_step"] in (2, 4) and metrics["selected_by"] == "dev_uar_ppc3"
-    assert 0.0 <= metrics["dev_uar_ppc3"] <= 1.0
+    assert metrics["selected_step"] in (2, 4) and metrics["selected_by"] == metric
+    assert 0.0 <= metrics[metric] <= 1.0
     assert not any(key.startswith("uar_") for key in metrics)  # nothing read the test split
-    assert f"chosen at step {metrics['selected_step']} of 4 by dev_uar_ppc3" in out
+    assert f"chosen at step {metrics['selected_step']} of 4 by {metric}" in out
 
 
 def test_distill_command_rejects_a_zero_selection_budget(tmp_path, capsys):
@@ -95,6 +98,8 @@ def test_distill_command_keeps_a_finished_run_unless_told_and_resumes_only_with_
     assert "cannot resume, the checkpoint was chosen on dev with" in capsys.readouterr().err
     assert main([*longer, "--select-draws", "2"]) == 2
     assert "'draws': 1" in capsys.readouterr().err
+    assert main([*longer, "--select-decoder", "mean_std_mlp"]) == 2
+    assert "dev_uar_ppc3_mean_std_mlp" in capsys.readouterr().err
     assert main(longer) == 0
     assert main([*run, "--overwrite"]) == 0
 

@@ -11,9 +11,9 @@ from emodistill import generator
 from emodistill.cli import add_fold_argument, command_help
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
-from emodistill.downstream import DownstreamConfig
+from emodistill.downstream import DECODERS, DEFAULT_DECODER, DownstreamConfig
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import dev_selection
+from emodistill.evaluate.protocol import decoder_key, dev_selection
 from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.generator.sampling import check_sample_memory
 from emodistill.runtime import cache_dir
@@ -45,6 +45,10 @@ def register(subparsers) -> None:
                         help="samples and downstreams averaged per scoring, against the luck of a draw (default 2)")
     select.add_argument("--select-downstream-steps", type=int, default=1000, metavar="S",
                         help="steps of each scoring downstream, dev checked 10 times (default 1000)")
+    select.add_argument("--select-decoder", choices=list(DECODERS), default=DEFAULT_DECODER,
+                        help="the scoring downstream's head (default linear). The `small` preset's mean path fixes "
+                             "each sample's mean frame, which is all the linear head reads, so it scores every "
+                             "checkpoint alike; mean_std_mlp also reads the frames' spread (benchmarks/RESULTS.md)")
     parser.set_defaults(func=run_distill)
 
 
@@ -60,11 +64,11 @@ def run_distill(args: argparse.Namespace) -> int:
                         f"dev selection (--select-ppc {args.select_ppc}, model.frames {config.model.frames})")
     print(f"config ({args.config}):")
     print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip())
-    downstream = DownstreamConfig(max_steps=args.select_downstream_steps,
+    downstream = DownstreamConfig(max_steps=args.select_downstream_steps, decoder=args.select_decoder,
                                   eval_every=max(1, args.select_downstream_steps // 10), device=config.train.device)
     evaluate = dev_selection(splits["train"], splits["dev"], args.select_ppc, args.select_draws, downstream,
                              seed=config.train.seed)
-    metric = f"dev_uar_ppc{args.select_ppc}"
+    metric = decoder_key(f"dev_uar_ppc{args.select_ppc}", args.select_decoder)
     selection = {"draws": args.select_draws, "downstream_steps": args.select_downstream_steps}
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume, overwrite=args.overwrite,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),

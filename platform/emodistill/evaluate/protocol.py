@@ -261,8 +261,9 @@ def draw_of(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], confi
 
 def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, downstream: DownstreamConfig,
                   seed: int = 0) -> Evaluate:
-    """An `evaluate` for `distill`'s checkpoint selection that never reads test: `dev_uar_ppc{ppc}`, the mean best
-    dev UAR of `draws` downstreams trained on `ppc` samples per class.
+    """An `evaluate` for `distill`'s checkpoint selection that never reads test: `dev_uar_ppc{ppc}` (suffixed
+    `_{decoder}` for a downstream other than linear), the mean best dev UAR of `draws` downstreams trained on `ppc`
+    samples per class.
 
     Every evaluation uses the same draw seeds (common random numbers), so two checkpoints differ by their
     generators, not by the luck of the draw.
@@ -277,7 +278,7 @@ def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, down
             trained = train_downstream(draw(counts, seed_d), dev, downstream.model_copy(update={"seed": seed_d}),
                                        progress=False)
             scores.append(trained.dev_uar)
-        return {f"dev_uar_ppc{ppc}": float(np.mean(scores))}
+        return {decoder_key(f"dev_uar_ppc{ppc}", downstream.decoder): float(np.mean(scores))}
 
     return evaluate
 
