@@ -128,10 +128,10 @@ def budget_counts(train, budget: str) -> dict[str, int]:
 
 
 def train_generator(features: str, fold: int, protocol: str, preset: str, overrides: list[str], seed: int, out: str,
-                    pools: str) -> dict:
+                    pools: str, choose_by: str = "linear") -> dict:
     """Distil one generator on a draw, choosing its checkpoint on dev (SELECT_DRAWS draws at ppc 100 every
-    train.eval_every steps); its learning curve (dev and test UAR at each evaluation: test is only recorded, never
-    read by the choice) and its cost."""
+    train.eval_every steps, each scored by a `choose_by` downstream); its learning curve (dev and test UAR at each
+    evaluation, by the same decoder: test is only recorded, never read by the choice) and its cost."""
     s = splits(features, fold, protocol)
     data = PROTOCOLS[protocol]
     config = load_config(preset, [*overrides, f"train.seed={seed}", "train.device=cpu",
@@ -139,20 +139,21 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
     record = Path(out) / RECORD_FILE
     if record.is_file():  # trained by an earlier run with the same config: its record, curve included
         earlier = json.loads(record.read_text())
-        if earlier.get("config") == config.model_dump(mode="json"):
+        if (earlier.get("config"), earlier.get("decoder", "linear")) == (config.model_dump(mode="json"), choose_by):
             return earlier
     counts = budget_counts(s["train"], f"ppc{SELECT_PPC}")
+    metric = f"dev_uar_ppc{SELECT_PPC}" + ("" if choose_by == "linear" else f"_{choose_by}")
     curve, started = [], time.perf_counter()
 
     def evaluate(step, generator):
         seeds = [repeat_seed(seed, d) for d in range(SELECT_DRAWS)]
-        cells = [score(s, generator.sample_features(counts, seed=d), d) for d in seeds]
+        cells = [score(s, generator.sample_features(counts, seed=d), d, choose_by) for d in seeds]
         curve.append({"step": step, "seconds": time.perf_counter() - started,
                       "dev": float(np.mean([c["dev"] for c in cells])),
                       "test": float(np.mean([c["uar"] for c in cells]))})
-        return {f"dev_uar_ppc{SELECT_PPC}": curve[-1]["dev"]}
+        return {metric: curve[-1]["dev"]}
 
-    path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select=f"dev_uar_ppc{SELECT_PPC}",
+    path = distill(s["train"], s["dev"], config, out, evaluate=evaluate, select=metric,
                    pool_cache_dir=pools, features_fingerprint=dataset_fingerprint(features, fold, data),
                    overwrite=True, progress=False)  # this script caches by its own record, not by the run folder
     generator = load(path)
@@ -162,7 +163,7 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
               "seconds_to_selected": chosen["seconds"] if chosen else None,
               "chosen_dev": chosen["dev"] if chosen else None, "chosen_test": chosen["test"] if chosen else None,
               "steps": generator.config["metrics"]["steps"], "parameters": generator.num_parameters,
-              "config": config.model_dump(mode="json")}
+              "decoder": choose_by, "config": config.model_dump(mode="json")}
     record.write_text(json.dumps(result))
     return result
 

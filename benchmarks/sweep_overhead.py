@@ -37,6 +37,7 @@ from emodistill.evaluate.protocol import evaluate_generator, train_reference  # 
 from emodistill.features.store import load_splits  # noqa: E402
 from emodistill.sweep import load_space, run_sweep  # noqa: E402
 from emodistill.sweep.space import trial_config, trial_overrides  # noqa: E402
+from emodistill.tracking.runs import KIND_TAG  # noqa: E402
 from sweep_fixtures import make_feature_dir, micro_space  # noqa: E402
 
 MIB = 2**20
@@ -53,12 +54,14 @@ def write_space(path: Path, trials: int, concurrency: int, cpu: float) -> Path:
     return path
 
 
-def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> float:
-    """The sweep's work without the platform: reference, then each trial's distill() + evaluations."""
+def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> tuple[float, float]:
+    """The sweep's work without the platform: reference, then each trial's distill() + evaluations; (seconds in
+    all, seconds of the reference)."""
     space = load_space(space_path)
     started = time.perf_counter()
     splits = load_splits(features)
     reference = train_reference(splits, DownstreamConfig(**space.evaluation.downstream), space.evaluation.seed)
+    reference_s = time.perf_counter() - started
     config = trial_config(space, trial_overrides(space, {"variant": "baseline"}))
     eval_config = space.evaluation.eval_config(config.model.arch)
 
@@ -70,7 +73,23 @@ def plain_loop(space_path: Path, features: Path, trials: int, out: Path) -> floa
     for i in range(trials):
         distill(splits["train"], splits["dev"], config, out / f"loop{i}", pool=pool, evaluate=evaluate,
                 select=space.objective.metric, overwrite=True, progress=False)  # a rerun with the same --out
-    return time.perf_counter() - started
+    return time.perf_counter() - started, reference_s
+
+
+def sweep_phases(tracking_uri: str, experiment_id: str, started: float, ended: float) -> dict[str, float]:
+    """Where a sweep's seconds went, from its trials' MLflow runs (wall-clock start and end, in ms) and the sweep's
+    own start and end (time.time()): before the first trial's run (checks, reference, worker start-up and imports),
+    inside the trials' runs, between them (Tune's scheduling and checkpoint syncing), and after the last one (the
+    comparison figure, the model logged and registered)."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(tracking_uri).search_runs([experiment_id])
+    trials = sorted((r.info.start_time / 1000, r.info.end_time / 1000) for r in runs
+                    if r.data.tags.get(KIND_TAG) == "trial")
+    return {"before_first_trial_s": round(trials[0][0] - started, 1),
+            "in_trials_s": round(sum(end - start for start, end in trials), 1),
+            "between_trials_s": round(sum(b[0] - a[1] for a, b in zip(trials, trials[1:])), 1),
+            "after_last_trial_s": round(ended - trials[-1][1], 1), "trial_runs": len(trials)}
 
 
 def own_cluster() -> str:
@@ -159,11 +178,12 @@ def main() -> None:
     ray_init = time.perf_counter() - started
 
     serial = write_space(work / "serial.yaml", args.trials, concurrency=1, cpu=1)
-    started = time.perf_counter()
-    run_sweep(serial, small, name="overhead", tracking_uri=f"sqlite:///{work / 'mlruns.db'}",
-              storage_path=work / "sweeps")
+    started, wall = time.perf_counter(), time.time()
+    result = run_sweep(serial, small, name="overhead", tracking_uri=f"sqlite:///{work / 'mlruns.db'}",
+                       storage_path=work / "sweeps")
     sweep_s = time.perf_counter() - started
-    loop_s = plain_loop(serial, small, args.trials, work)
+    phases = sweep_phases(f"sqlite:///{work / 'mlruns.db'}", result.experiment_id, wall, wall + sweep_s)
+    loop_s, reference_s = plain_loop(serial, small, args.trials, work)
 
     memory = {concurrency: memory_run(write_space(work / f"mem{concurrency}.yaml", 4, concurrency, cpu=0.5),
                                       big, work, f"memory-{concurrency}")
@@ -171,6 +191,7 @@ def main() -> None:
     ray.shutdown()
     summary = {"trials": args.trials, "ray_init_s": round(ray_init, 1), "sweep_s": round(sweep_s, 1),
                "loop_s": round(loop_s, 1), "overhead_per_trial_s": round((sweep_s - loop_s) / args.trials, 1),
+               "loop_reference_s": round(reference_s, 1), "sweep_phases": phases,
                "feature_table_mib": round(big_mib, 1), "memory": memory}
     print(json.dumps(summary, indent=2))
     print(markdown(summary))
@@ -182,6 +203,13 @@ def markdown(s: dict) -> str:
         f"| sweep of {s['trials']} micro trials, 1 at a time (after ray.init {s['ray_init_s']} s) | {s['sweep_s']} s |",
         f"| the same runs in a plain loop | {s['loop_s']} s |",
         f"| platform overhead per trial | {s['overhead_per_trial_s']} s |",
+        f"| ... the sweep before its first trial's run (checks, reference, worker start-up) / the loop's reference "
+        f"| {s['sweep_phases']['before_first_trial_s']} s / {s['loop_reference_s']} s |",
+        f"| ... inside the {s['sweep_phases']['trial_runs']} trials' runs / the loop's trials "
+        f"| {s['sweep_phases']['in_trials_s']} s / {round(s['loop_s'] - s['loop_reference_s'], 1)} s |",
+        f"| ... between the trials' runs | {s['sweep_phases']['between_trials_s']} s |",
+        f"| ... after the last trial's run (figure, model logged and registered) "
+        f"| {s['sweep_phases']['after_last_trial_s']} s |",
     ]
     for concurrency, m in s["memory"].items():
         rows.append(f"| 4 trials, {concurrency} at a time, one {s['feature_table_mib']} MiB train table: object store "
