@@ -139,6 +139,9 @@ def parse_args(argv) -> argparse.Namespace:
     args.decoders = ["linear"] + [d for d in args.decoders if d != "linear"]
     if args.protocols and DIV_SML not in args.variants:
         parser.error(f"--protocols measures {DIV_SML!r}: --variants must include it")
+    if args.write and not {BASELINE, DIV_SML} <= set(args.variants):
+        parser.error(f"RESULTS.md's section checks the targets, which compare {DIV_SML!r} with the {BASELINE!r}: "
+                     "--variants without them needs --no-write")
     return args
 
 
@@ -332,6 +335,9 @@ def render(report: dict) -> str:
     draws = report["draws"]
     sizes = "; ".join(f"{d} {s['train']}/{s['dev']}/{s['test']}" for d, s in report["sizes"].items())
     flags = f" --steps {report['steps']}" if report["steps"] else ""
+    for flag, default in (("budgets", BUDGETS), ("decoders", DECODERS), ("variants", (BASELINE, DIV_SML))):
+        if list(report[flag]) != list(default):
+            flags += f" --{flag} " + " ".join(f'"{v}"' if " " in v else v for v in report[flag])
     lines = [f"Command: `python benchmarks/distill_quality.py --draws {','.join(_draw_arg(d) for d in draws)} "
              f"--seeds {n}{' --protocols ' + ' '.join(report['protocols'][1:]) if len(report['protocols']) > 1 else ''}"
              f"{flags}` — "
@@ -561,7 +567,7 @@ def learning_curve_figure(report: dict, stem: Path) -> None:
         ax.axhline(25.0, color="grey", linestyle=":", label="chance")
         ax.set_title(draw, fontsize=9)
         ax.set_xlabel("generator step")
-    axes[0][0].set_ylabel("UAR at 100 samples per class (%)")
+    axes[0][0].set_ylabel("UAR at 100 per class, by the choosing decoder (%)")
     axes[0][-1].legend(fontsize=6)
     fig.suptitle(f"GAN-ATT learning curves, mean of {len(report['seeds'])} seeds (dev chooses the checkpoint; test "
                  "is only recorded)", fontsize=10)

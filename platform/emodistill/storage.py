@@ -39,7 +39,7 @@ def resolve(location: str | Path) -> str:
         if parts.netloc not in ("", "localhost"):
             raise ConfigError(f"{location}: a file:// URI names a folder on this machine (file:///path), not on "
                               f"{parts.netloc}")
-        if parts.query or parts.fragment:  # they would be dropped, and a local folder takes no options
+        if "?" in location or "#" in location:  # a query or fragment would be dropped (a local folder takes none)
             raise ConfigError(f"{location}: a file:// URI takes no query or fragment (file:///path); a '?' or '#' in "
                               "a folder's name is written %3F or %23")
         location = unquote(parts.path)

@@ -6,7 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-
 from emodistill import generator as generator_artifact
 from emodistill.cli import add_fold_argument, command_help, seed
 from emodistill.downstream import DECODERS, DEFAULT_DECODER
