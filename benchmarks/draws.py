@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "platform"))  # 
 from emodistill.distill import distill, load_config  # noqa: E402
 from emodistill.downstream import (Downstream, DownstreamConfig, accuracy, build_downstream, predict,  # noqa: E402
                                    train_downstream, uar)
-from emodistill.evaluate.protocol import decoder_key, repeat_seed  # noqa: E402
+from emodistill.evaluate.protocol import repeat_seed, selection_metric  # noqa: E402
 from emodistill.evaluate.stats import mcnemar, mean_ci  # noqa: E402
 from emodistill.features.splits import DataConfig  # noqa: E402
 from emodistill.features.store import dataset_fingerprint, load_splits  # noqa: E402
@@ -142,7 +142,7 @@ def train_generator(features: str, fold: int, protocol: str, preset: str, overri
         if (earlier.get("config"), earlier.get("decoder", "linear")) == (config.model_dump(mode="json"), choose_by):
             return earlier
     counts = budget_counts(s["train"], f"ppc{SELECT_PPC}")
-    metric = decoder_key(f"dev_uar_ppc{SELECT_PPC}", choose_by)
+    metric = selection_metric(SELECT_PPC, choose_by)
     curve, started = [], time.perf_counter()
 
     def evaluate(step, generator):

@@ -13,7 +13,7 @@ from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
 from emodistill.downstream import DECODERS, DEFAULT_DECODER, DownstreamConfig
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import decoder_key, dev_selection
+from emodistill.evaluate.protocol import dev_selection, selection_metric
 from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.generator.sampling import check_sample_memory
 from emodistill.runtime import cache_dir
@@ -68,7 +68,7 @@ def run_distill(args: argparse.Namespace) -> int:
                                   eval_every=max(1, args.select_downstream_steps // 10), device=config.train.device)
     evaluate = dev_selection(splits["train"], splits["dev"], args.select_ppc, args.select_draws, downstream,
                              seed=config.train.seed)
-    metric = decoder_key(f"dev_uar_ppc{args.select_ppc}", args.select_decoder)
+    metric = selection_metric(args.select_ppc, args.select_decoder)
     selection = {"draws": args.select_draws, "downstream_steps": args.select_downstream_steps}
     path = distill(splits["train"], splits["dev"], config, args.out, resume=args.resume, overwrite=args.overwrite,
                    pool_cache_dir=args.pool_cache or cache_dir("pools"),

@@ -259,11 +259,15 @@ def draw_of(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], confi
     return distilled_draw(generator, splits["train"], config.select, reference.model if reference else None)
 
 
+def selection_metric(ppc: int, decoder: str = DEFAULT_DECODER) -> str:
+    """The name of dev_selection's score: `dev_uar_ppc{ppc}`, suffixed `_{decoder}` for decoders other than linear."""
+    return decoder_key(f"dev_uar_ppc{ppc}", decoder)
+
+
 def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, downstream: DownstreamConfig,
                   seed: int = 0) -> Evaluate:
-    """An `evaluate` for `distill`'s checkpoint selection that never reads test: `dev_uar_ppc{ppc}` (suffixed
-    `_{decoder}` for a downstream other than linear), the mean best dev UAR of `draws` downstreams trained on `ppc`
-    samples per class.
+    """An `evaluate` for `distill`'s checkpoint selection that never reads test: `selection_metric(ppc, decoder)`,
+    the mean best dev UAR of `draws` downstreams (of `downstream`'s decoder) trained on `ppc` samples per class.
 
     Every evaluation uses the same draw seeds (common random numbers), so two checkpoints differ by their
     generators, not by the luck of the draw.
@@ -278,7 +282,7 @@ def dev_selection(train: FeatureSet, dev: FeatureSet, ppc: int, draws: int, down
             trained = train_downstream(draw(counts, seed_d), dev, downstream.model_copy(update={"seed": seed_d}),
                                        progress=False)
             scores.append(trained.dev_uar)
-        return {decoder_key(f"dev_uar_ppc{ppc}", downstream.decoder): float(np.mean(scores))}
+        return {selection_metric(ppc, downstream.decoder): float(np.mean(scores))}
 
     return evaluate
 
