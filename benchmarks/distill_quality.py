@@ -275,9 +275,9 @@ def _preds(rows, source, budget, draw, seeds) -> list[list[int]]:
 
 
 def _cost(result: dict) -> dict:
-    return {key: result.get(key, "linear") if key == "decoder" else result[key]
-            for key in ("selected_step", "seconds", "seconds_to_selected", "chosen_dev", "chosen_test", "steps",
-                        "parameters", "curve", "decoder")}
+    kept = ("selected_step", "seconds", "seconds_to_selected", "chosen_dev", "chosen_test", "steps", "parameters",
+            "curve")
+    return {**{key: result[key] for key in kept}, "decoder": result.get("decoder", "linear")}  # absent: before it
 
 
 def summarise(rows: dict, draws: list[str], seeds: list[int]) -> tuple[dict, dict]:
