@@ -286,6 +286,39 @@ def test_sweep_prints_a_line_per_evaluation_round_and_per_failed_trial(smoke):
     assert diverged[-1].endswith("NaN/inf)") and all("retrying it from" in line for line in diverged[:-1])
 
 
+def test_a_sweep_chooses_by_the_dev_score_of_another_decoder(cluster, features, tmp_path):
+    """Objective dev_uar_ppc10_mean_std_mlp: each trial keeps the checkpoint that the mean+std MLP scored best on
+    dev, whatever the linear head scored, and the best trial is the one with the highest such score."""
+    space = micro_space(tmp_path / "space.yaml", objective={"metric": "dev_uar_ppc10_mean_std_mlp", "mode": "max"})
+    data = yaml.safe_load(space.read_text())
+    data["base"]["overrides"].update({"train.steps": 6, "train.eval_every": 1})  # six checkpoints to choose from
+    data["evaluation"]["decoders"] = ["mean_std_mlp"]
+    data["evaluation"]["downstream"].update({"max_steps": 100, "eval_every": 20})
+    data["search"]["variants"] = {name: data["search"]["variants"][name] for name in ("baseline", "div")}
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    result = run_sweep(space, features, name="decoder-objective", tracking_uri=uri, storage_path=tmp_path / "sweeps")
+    client = MlflowClient(uri)
+    assert client.get_run(result.parent_run_id).data.params["objective.metric"] == "dev_uar_ppc10_mean_std_mlp"
+    values, disagree = {}, False
+    for trial in result.trials.values():
+        run = client.get_run(trial["run_id"])
+        chosen, best = first_best(client, run.info.run_id, "dev_uar_ppc10_mean_std_mlp")
+        assert run.data.metrics["selected_step"] == chosen and run.data.metrics["dev_uar_ppc10_mean_std_mlp"] == best
+        values[run.info.run_id] = best
+        disagree |= first_best(client, run.info.run_id, "dev_uar_ppc10")[0] != chosen
+    assert disagree, "the linear head's best step is the same in every trial: the test could not tell them apart"
+    assert result.best_run_id == max(values, key=values.get) and result.best_value == max(values.values())
+
+
+def first_best(client: MlflowClient, run_id: str, metric: str) -> tuple[int, float]:
+    """(step, value) of the first maximum of a trial's dev curve of `metric`, evaluated at steps 1-6."""
+    curve = sorted((m.step, m.value) for m in client.get_metric_history(run_id, f"curve/{metric}"))
+    assert [step for step, _ in curve] == [1, 2, 3, 4, 5, 6], curve
+    best = max(value for _, value in curve)
+    return next(step for step, value in curve if value == best), best
+
+
 def test_interrupted_optuna_sweep_resumes_from_its_checkpoints(cluster, features, tmp_path):
     space = micro_space(tmp_path / "space.yaml")
     data = yaml.safe_load(space.read_text())

@@ -159,8 +159,25 @@ def test_objective_must_be_an_evaluated_budget(tmp_path):
 def test_objective_with_a_trailing_newline_is_refused(tmp_path):
     data = smoke_dict()
     data["objective"]["metric"] = "dev_uar_ppc20\n"
-    with pytest.raises(ConfigError, match=r"objective.metric must be dev_uar_ppc<N>, got 'dev_uar_ppc20\\n'"):
+    with pytest.raises(ConfigError, match=r"objective.metric must be dev_uar_ppc<N> or dev_uar_ppc<N>_<decoder>, got "
+                                         r"'dev_uar_ppc20\\n'"):
         load_space(write(tmp_path, data))
+
+
+@pytest.mark.parametrize("decoders, error", [
+    (["mean_std_mlp"], None),
+    ([], r"'dev_uar_ppc20_mean_std_mlp' is scored by the mean_std_mlp decoder: add it to evaluation.decoders "
+         r"\['linear'\]"),
+])
+def test_objective_may_be_another_evaluated_decoders_dev_score(tmp_path, decoders, error):
+    data = smoke_dict()
+    data["objective"]["metric"] = "dev_uar_ppc20_mean_std_mlp"
+    data["evaluation"]["decoders"] = decoders
+    if error is None:
+        assert load_space(write(tmp_path, data)).objective.metric == "dev_uar_ppc20_mean_std_mlp"
+    else:
+        with pytest.raises(ConfigError, match=error):
+            load_space(write(tmp_path, data))
 
 
 def test_objective_may_not_read_the_test_split(tmp_path):

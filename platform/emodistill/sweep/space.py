@@ -23,7 +23,7 @@ from emodistill.distilled import SetSpec
 from emodistill.downstream import DEFAULT_DECODER, DownstreamConfig
 from emodistill.downstream.model import DecoderName
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import EvalConfig
+from emodistill.evaluate.protocol import EvalConfig, split_decoder
 from emodistill.features.store import default_fold
 from emodistill.files import validate
 from emodistill.strict import CONFIG, Int, NonNegativeInt, PositiveInt, Seed
@@ -42,7 +42,8 @@ class _Strict(BaseModel):
 
 class Objective(_Strict):
     """The metric the sweep optimises: a dev score (choices never read the test split), reported by every trial
-    at every evaluation; it also picks each trial's checkpoint, the searcher's next trials and the champion."""
+    at every evaluation; it also picks each trial's checkpoint, the searcher's next trials and the champion.
+    `dev_uar_ppc<N>` is the linear head's; `dev_uar_ppc<N>_<decoder>` that of another of `evaluation.decoders`."""
 
     metric: str = "dev_uar_ppc100"
     mode: Literal["max"] = "max"  # every objective is a UAR
@@ -257,12 +258,16 @@ class SearchSpace(_Strict):
         if TEST_METRIC.match(metric):
             raise ValueError(f"objective.metric {metric!r} is a score on the test split, which no choice may "
                              f"read: use its dev twin 'dev_{metric}'")
-        match = BUDGET_METRIC.fullmatch(metric)
+        condition, decoder = split_decoder(metric)
+        match = BUDGET_METRIC.fullmatch(condition)
         if not match:
-            raise ValueError(f"objective.metric must be dev_uar_ppc<N>, got {metric!r}")
+            raise ValueError(f"objective.metric must be dev_uar_ppc<N> or dev_uar_ppc<N>_<decoder>, got {metric!r}")
         if int(match.group(1)) not in self.evaluation.budgets:
             raise ValueError(f"objective.metric {metric!r} needs budget {match.group(1)} "
                              f"in evaluation.budgets {self.evaluation.budgets}")
+        if decoder not in self.evaluation.decoders:
+            raise ValueError(f"objective.metric {metric!r} is scored by the {decoder} decoder: add it to "
+                             f"evaluation.decoders {self.evaluation.decoders}")
         if any(k.startswith("pool.") for k in self.varied_keys()):
             raise ValueError("the search may not vary 'pool.*': the checkpoint pool is trained once per sweep")
         if any(k.startswith("data.") for k in self.varied_keys()):
