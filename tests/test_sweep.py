@@ -28,7 +28,7 @@ from emodistill.features import dataset
 from emodistill.features.schema import validate_table
 from emodistill.features.store import load_splits, read_table
 from emodistill.sweep import run_sweep
-from emodistill.sweep.report import load_report
+from emodistill.sweep.report import legend, load_report
 from emodistill.sweep.shared import open_shared_splits, share_inputs, table_from_buffer
 from emodistill.tracking.best import best_run
 from emodistill.tracking.registry import champion_run_id
@@ -309,6 +309,17 @@ def test_a_sweep_chooses_by_the_dev_score_of_another_decoder(cluster, features, 
         disagree |= first_best(client, run.info.run_id, "dev_uar_ppc10")[0] != chosen
     assert disagree, "the linear head's best step is the same in every trial: the test could not tell them apart"
     assert result.best_run_id == max(values, key=values.get) and result.best_value == max(values.values())
+    # The report shows the scores of the head that chose, the reference's and the baselines' included.
+    report = load_report("decoder-objective", uri)
+    assert report.decoder == "mean_std_mlp"
+    assert "a downstream (the mean_std_mlp decoder, which scores the objective;" in legend(report)
+    for row in report.rows:
+        (run,) = row.runs
+        assert (row.cells[10].dev, row.cells[10].test) == (run.data.metrics["dev_uar_ppc10_mean_std_mlp"],
+                                                           run.data.metrics["uar_ppc10_mean_std_mlp"])
+    (reference,) = client.search_runs([result.experiment_id], "tags.`emodistill.kind` = 'baseline'")
+    assert report.reference == reference.data.metrics["uar_real_full_mean_std_mlp"]
+    assert report.baselines["gaussian"][10] == reference.data.metrics["gaussian.uar_ppc10_mean_std_mlp"]
 
 
 def first_best(client: MlflowClient, run_id: str, metric: str) -> tuple[int, float]:

@@ -29,7 +29,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 from emodistill.errors import EmodistillError
+from emodistill.downstream import DEFAULT_DECODER
 from emodistill.evaluate import mcnemar
+from emodistill.evaluate.protocol import decoder_key, split_decoder
 from emodistill.evaluate.stats import ci_half_width, mean_ci
 from emodistill.files import read_json
 from emodistill.sweep.figures import figure_svg, learning_curves_by_setting, uar_by_budget
@@ -99,6 +101,16 @@ class SweepReport:
     # The baseline ladder and the Gaussian the reference runs scored: source -> budget -> test UAR (mean over folds)
     baselines: dict[str, dict[int, float]] = field(default_factory=dict)
 
+    @property
+    def decoder(self) -> str:
+        """The decoder whose scores the table shows: the one that scores the objective (linear for
+        `dev_uar_ppc<N>`)."""
+        return split_decoder(self.objective)[1]
+
+    def key(self, n: int) -> str:
+        """The condition key of budget `n` under the report's decoder (`ppc100`, `ppc100_mean_std_mlp`)."""
+        return decoder_key(f"ppc{n}", self.decoder)
+
     def versus_random(self, cell: Cell | None, n: int) -> float | None:
         """UAR points of `cell` above the random real subset of budget `n` (None when either is unknown)."""
         random = self.baselines.get(RANDOM_SOURCE, {}).get(n)
@@ -161,10 +173,12 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
                  predictions: Predictions) -> SweepReport:
     """The report of the sweep whose parent run is `parent` and whose runs are `children`."""
     trials = [run for run in children if run.data.tags.get(KIND_TAG) == "trial"]
-    references = {fold_of(run): run.data.metrics["uar_real_full"] for run in children
-                  if run.data.tags.get(KIND_TAG) == "baseline" and "uar_real_full" in run.data.metrics}
-    references = dict(sorted(references.items(), key=lambda item: (item[0] is None, item[0])))
     objective = parent.data.params.get(OBJECTIVE_PARAM, "")
+    decoder = split_decoder(objective)[1]  # the table shows the scores of the head that chose
+    real = decoder_key("uar_real_full", decoder)
+    references = {fold_of(run): run.data.metrics[real] for run in children
+                  if run.data.tags.get(KIND_TAG) == "baseline" and real in run.data.metrics}
+    references = dict(sorted(references.items(), key=lambda item: (item[0] is None, item[0])))
     finished = [run for run in trials if run.info.status == "FINISHED"]
     rows = _rows(finished, objective)
     folds = sorted({fold_of(run) for run in finished}, key=lambda f: (f is None, f)) or [None]
@@ -172,7 +186,7 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     # failed.
     references = {fold: value for fold, value in references.items() if fold in folds} or references
     baselines = _baselines([run for run in children if run.data.tags.get(KIND_TAG) == "baseline"
-                            and fold_of(run) in references])
+                            and fold_of(run) in references], decoder)
     report = SweepReport(
         experiment=experiment, parent_run_id=parent.info.run_id, objective=objective,
         budgets=sorted({n for row in rows for run in row.runs for n in _budgets(run)}),
@@ -189,14 +203,16 @@ def sweep_report(client: MlflowClient, parent: Run, children: list[Run], experim
     return report
 
 
-def _baselines(references: list[Run]) -> dict[str, dict[int, float]]:
-    """Source -> budget -> its test UAR `{source}.uar_ppc{N}`, averaged over the reference runs (one per fold)."""
+def _baselines(references: list[Run], decoder: str) -> dict[str, dict[int, float]]:
+    """Source -> budget -> its test UAR by `decoder` (`{source}.uar_ppc{N}`, suffixed with any decoder but linear),
+    averaged over the reference runs (one per fold)."""
     values: dict[str, dict[int, list[float]]] = {}
     for run in references:
         for key, value in run.data.metrics.items():
             source, dot, metric = key.rpartition(".")
-            if dot and metric.startswith("uar_ppc") and metric[7:].isdigit():
-                values.setdefault(source, {}).setdefault(int(metric[7:]), []).append(value)
+            condition, scored_with = split_decoder(metric)
+            if dot and scored_with == decoder and condition.startswith("uar_ppc") and condition[7:].isdigit():
+                values.setdefault(source, {}).setdefault(int(condition[7:]), []).append(value)
     return {source: {n: statistics.fmean(v) for n, v in sorted(budgets.items())} for source, budgets in values.items()}
 
 
@@ -222,18 +238,19 @@ def _budgets(run: Run) -> list[int]:
     return [int(key[7:]) for key in run.data.metrics if key.startswith("uar_ppc") and key[7:].isdigit()]
 
 
-def _cell(runs: list[Run], n: int, repeats: int) -> Cell | None:
-    """The cell of `runs` (trials of one setting, on one fold) at budget `n`; None when none scored it."""
-    scored = [run.data.metrics for run in runs if f"uar_ppc{n}" in run.data.metrics]
+def _cell(runs: list[Run], key: str, repeats: int) -> Cell | None:
+    """The cell of `runs` (trials of one setting, on one fold) at condition `key` (`ppc{N}`, suffixed with a decoder
+    but linear); None when none scored it."""
+    scored = [run.data.metrics for run in runs if f"uar_{key}" in run.data.metrics]
     if not scored:
         return None
-    tests = [m[f"uar_ppc{n}"] for m in scored]
-    devs = [m[f"dev_uar_ppc{n}"] for m in scored if f"dev_uar_ppc{n}" in m]
+    tests = [m[f"uar_{key}"] for m in scored]
+    devs = [m[f"dev_uar_{key}"] for m in scored if f"dev_uar_{key}" in m]
     if len(tests) > 1:
         ci = mean_ci(tests, CONFIDENCE)
         test, half = ci.mean, ci.high - ci.mean
     else:  # one trial: the spread of its evaluation repeats, when there were several
-        test, std = tests[0], scored[0].get(f"uar_ppc{n}_std")
+        test, std = tests[0], scored[0].get(f"uar_{key}_std")
         half = ci_half_width(std, repeats, CONFIDENCE) if repeats > 1 and std is not None else None
     return Cell(test=test, half_width=half, dev=statistics.fmean(devs) if devs else None)
 
@@ -251,16 +268,16 @@ def _fill(client: MlflowClient, row: Row, report: SweepReport) -> None:
     at each step)."""
     for n in report.budgets:
         if report.several_folds:
-            folds = {fold: _cell([r for r in row.runs if fold_of(r) == fold], n, report.repeats)
+            folds = {fold: _cell([r for r in row.runs if fold_of(r) == fold], report.key(n), report.repeats)
                      for fold in report.folds}
             folds = {fold: cell for fold, cell in folds.items() if cell is not None}
             cell = _fold_cell(folds) if folds else None
         else:
-            cell = _cell(row.runs, n, report.repeats)
+            cell = _cell(row.runs, report.key(n), report.repeats)
         if cell is None:
             continue
         row.cells[n] = cell
-        row.curves[n] = {split: _mean_curve(client, row.runs, f"{prefix}uar_ppc{n}")
+        row.curves[n] = {split: _mean_curve(client, row.runs, f"{prefix}uar_{report.key(n)}")
                          for split, prefix in (("dev", "dev_"), ("test", ""))}
 
 
@@ -285,14 +302,14 @@ def _compare(row: Row, report: SweepReport, predictions: Predictions) -> None:
         if not report.several_folds:
             pvalues = predictions.pvalues(row.best.info.run_id, sibling.best.info.run_id)
             for n, cell in row.cells.items():
-                setattr(cell, attribute, pvalues.get(f"ppc{n}"))
+                setattr(cell, attribute, pvalues.get(report.key(n)))
             continue
         for fold, ours in row.best_by_fold.items():
             theirs = sibling.best_by_fold.get(fold)
             pvalues = {} if theirs is None else predictions.pvalues(ours.info.run_id, theirs.info.run_id)
             for n, cell in row.cells.items():
                 if fold in cell.folds:
-                    setattr(cell.folds[fold], attribute, pvalues.get(f"ppc{n}"))
+                    setattr(cell.folds[fold], attribute, pvalues.get(report.key(n)))
         for cell in row.cells.values():
             values = [getattr(c, attribute) for c in cell.folds.values()]
             setattr(cell, attribute, max(values) if values and None not in values else None)
@@ -388,10 +405,13 @@ def legend(report: SweepReport) -> str:
               if report.repeats > 1 else "over the row's trials (none shown for a single trial: one evaluation "
                                          "repeat)")
     chance = f" Chance: {_percent(report.chance)} %." if report.chance else ""
+    scored_by = ("" if report.decoder == DEFAULT_DECODER else
+                 f" (the {report.decoder} decoder, which scores the objective; the reference's and baselines' too)")
+    head = (f"Test UAR (%) on the real test split of a downstream{scored_by} trained only on generated data, at each "
+            f"budget (utterances per class)")
     if report.several_folds:
         folds = ", ".join(map(str, report.folds))
-        return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
-                f"(utterances per class): mean ± standard deviation over the {len(report.folds)} folds ({folds}; "
+        return (f"{head}: mean ± standard deviation over the {len(report.folds)} folds ({folds}; "
                 f"each fold's value is the mean over its trials, see the per-fold table), as SUPERB reports; (×) "
                 f"ratio to the real-data reference (its mean over the folds); dev: the mean over the folds of the dev "
                 f"UAR (%) that chose each generator's checkpoint; vs random: UAR points above the random real subset "
@@ -399,8 +419,7 @@ def legend(report: SweepReport) -> str:
                 f"from the Baseline, ‡ from +L_SML (same architecture and settings; on each fold, the best trials "
                 f"on {report.objective}); in the mean row, only when it does on every fold. Per fold, ± is the "
                 f"half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}.{chance}")
-    return (f"Test UAR (%) on the real test split of a downstream trained only on generated data, at each budget "
-            f"(utterances per class); ± half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}; "
+    return (f"{head}; ± half-width of the {100 * CONFIDENCE:.0f} % confidence interval {spread}; "
             f"(×) ratio to the real-data reference; dev: the dev UAR (%) that chose each generator's checkpoint; vs "
             f"random: UAR points above the random real subset of the same budget (the baselines' rows: the ladder "
             f"and the Gaussian scored by the reference run). † McNemar (two-sided, p < {SIGNIFICANCE}) differs from "
@@ -422,7 +441,7 @@ def summary(report: SweepReport) -> str:
     best = best_trial(report)
     if best is not None:
         metrics = best.data.metrics
-        budget = report.objective.removeprefix("dev_uar_ppc")
+        test = report.objective.removeprefix("dev_")  # its test twin
         if report.several_folds:
             row = next(row for row in report.rows if row.best is best)
             text += (f" Best setting on the mean {report.objective} over folds: `{row.name}` "
@@ -430,7 +449,7 @@ def summary(report: SweepReport) -> str:
         else:
             text += " Best on dev"
         text += (f": `{best.info.run_name}` ({report.objective} {_percent(metrics[report.objective])} %, "
-                 f"test uar_ppc{budget} {_percent(metrics.get(f'uar_ppc{budget}'))} %)")
+                 f"test {test} {_percent(metrics.get(test))} %)")
         text += f", registered as {report.champion} (alias {CHAMPION})." if report.champion else "."
     return text
 

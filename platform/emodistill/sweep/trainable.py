@@ -6,7 +6,9 @@
 
 A trial trains and scores on one fold's splits (its config's `fold`, else the sweep's only fold), viewed in the
 shared whole-corpus table, and compares with that fold's pool and reference.
-Only dev scores choose (the objective must be a `dev_uar_ppc<N>`); test scores are reported beside them. A
+Only dev scores choose (the objective must be a `dev_uar_ppc<N>`, or `dev_uar_ppc<N>_<decoder>` for another
+head); test scores are reported beside them, and the learning curves logged with the generator are the objective
+head's. A
 trial that Tune restarts after a crash restores its checkpoint (the trainer's state, the MLflow run id, the
 chosen checkpoint's test predictions), continues from the same step and keeps logging into the same run.
 """
@@ -29,7 +31,8 @@ from emodistill.distill.config import DistillConfig
 from emodistill.distill.trainer import Distiller, fit_gaussian_generator
 from emodistill.errors import TrainingDiverged
 from emodistill.distilled import write_distilled_set
-from emodistill.evaluate.protocol import EvalConfig, EvalResult, ReferenceResult, balanced_budgets, evaluate_generator
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, decoder_key,
+                                          evaluate_generator, split_decoder)
 from emodistill.features.dataset import FeatureSet
 from emodistill.files import read_json
 from emodistill.generator import TrainedGenerator, load, save_generator, save_trained
@@ -106,7 +109,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
         result = evaluate(generator)
         generator.config["metrics"].update(result.metrics)
         _finish(run, lambda folder: save_trained(generator, folder), 0, result.metrics, result.predictions_json(),
-                splits["test"], lambda g, folder: _write_sets(g, splits["train"], evaluation, reference, folder))
+                splits["test"], lambda g, folder: _write_sets(g, splits["train"], evaluation, reference, folder),
+                objective)
         tune.report({**result.metrics, "step": 0})
         return
 
@@ -138,7 +142,8 @@ def distill_trial(config: dict, *, shared: SharedInputs, context: TrialContext) 
     scores = {k: v for k, v in chosen.items() if k not in ("selected_step", "selected_by")}
     _finish(run, lambda folder: save_generator(module, folder, **trainer.artifact_fields(metrics)),
             chosen["selected_step"], scores, predictions, splits["test"],
-            lambda generator, folder: _write_sets(generator, splits["train"], evaluation, reference, folder))
+            lambda generator, folder: _write_sets(generator, splits["train"], evaluation, reference, folder),
+            objective)
     # The last report carries the chosen checkpoint's scores: what a searcher learns from this trial.
     tune.report({**scores, "step": trainer.step, "selected_step": chosen["selected_step"]})
 
@@ -185,12 +190,13 @@ def _write_sets(generator: TrainedGenerator, train: FeatureSet, evaluation: Eval
 
 
 def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict, predictions: dict,
-            test: FeatureSet, sets: Callable[[TrainedGenerator, Path], None]) -> None:
+            test: FeatureSet, sets: Callable[[TrainedGenerator, Path], None], objective: str) -> None:
     """Log the chosen generator (`save` writes it to a folder), its distilled sets (`sets` writes them), its scores
-    and predictions, the learning curves; end the run FINISHED."""
+    and predictions, the learning curves of the head that scores `objective`; end the run FINISHED."""
     run.log_selected(step, scores)
     budgets = sorted({int(k.rsplit("ppc", 1)[1]) for k in scores if k.startswith("uar_ppc") and k[7:].isdigit()})
-    curves = {n: {"dev": run.curve(f"dev_uar_ppc{n}"), "test": run.curve(f"uar_ppc{n}")} for n in budgets}
+    keys = {n: decoder_key(f"ppc{n}", split_decoder(objective)[1]) for n in budgets}
+    curves = {n: {"dev": run.curve(f"dev_uar_{key}"), "test": run.curve(f"uar_{key}")} for n, key in keys.items()}
     results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves}
     # The worker keeps nothing: the generator and its sets go to MLflow from a scratch folder of this node.
     with tempfile.TemporaryDirectory(prefix="emodistill-generator-") as scratch:
