@@ -444,6 +444,19 @@ def test_a_champion_whose_code_was_replaced_is_refused(uri, generator_dir, tmp_p
         registry.load_champion("champ-code", uri, cache_dir=tmp_path)
 
 
+def test_a_version_description_shows_the_scores_of_the_decoder_that_chose(uri):
+    parent = runs.start_parent_run("by-head", "sweep-by-head", {}, None, uri)
+    client = store.tracking_client(uri)
+    run_id = runs.start_trial_run(client, store.get_or_create_experiment("by-head", uri), parent, "gan_att", {}, {})
+    runs.log_metrics(client, run_id, {"dev_uar_ppc10": 0.31, "uar_ppc10": 0.32, "dev_uar_ppc10_mean_std_mlp": 0.51,
+                                      "uar_ppc10_mean_std_mlp": 0.52}, step=4)
+    described = registry.version_description(client.get_run(run_id), "dev_uar_ppc10_mean_std_mlp")
+    assert "chosen by `dev_uar_ppc10_mean_std_mlp` = 0.510" in described
+    assert "| dev UAR (mean_std_mlp decoder) | test UAR (mean_std_mlp decoder) |" in described
+    assert "| 10 | 0.510 | 0.520 |" in described
+    assert "| 10 | 0.310 | 0.320 |" in registry.version_description(client.get_run(run_id), "dev_uar_ppc10")
+
+
 def test_a_version_description_names_the_fold_its_trial_trained_on(uri):
     parent = runs.start_parent_run("folded", "sweep-folded", {}, None, uri, features="f00d")
     client = store.tracking_client(uri)

@@ -12,7 +12,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import (INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST,
                                           ErrorCode)
 
+from emodistill.downstream import DEFAULT_DECODER
 from emodistill.errors import EmodistillError, IntegrityError
+from emodistill.evaluate.protocol import decoder_key, split_decoder
 from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.naming import FOLD_PARAM
@@ -82,12 +84,15 @@ def version_description(run: Run, objective: str | None) -> str:
     """A version's description (markdown): the trial, its dev and test UAR per budget, its features and fold."""
     metrics, tags = run.data.metrics, run.data.tags
     budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
-    rows = [f"| {n} | {_score(metrics.get(f'dev_uar_ppc{n}'))} | {_score(metrics.get(f'uar_ppc{n}'))} |"
-            for n in budgets]
+    decoder = split_decoder(objective or "")[1]  # the scores of the head that chose
+    keys = {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
+    rows = [f"| {n} | {_score(metrics.get(f'dev_uar_{key}'))} | {_score(metrics.get(f'uar_{key}'))} |"
+            for n, key in keys.items()]
     chosen = f", chosen by `{objective}` = {_score(metrics.get(objective))}" if objective else ""
     step = metrics.get("selected_step")
+    head = "UAR" if decoder == DEFAULT_DECODER else f"UAR ({decoder} decoder)"
     lines = [f"Trial `{run.info.run_name}` (run `{run.info.run_id}`){chosen}.", "",
-             "| utterances per class | dev UAR | test UAR |", "| --- | --- | --- |", *rows, ""]
+             f"| utterances per class | dev {head} | test {head} |", "| --- | --- | --- |", *rows, ""]
     if step is not None:
         lines.append(f"Its generator is the checkpoint chosen on dev at step {int(step)}.")
     fold = run.data.params.get(FOLD_PARAM)
