@@ -274,7 +274,10 @@ def build_report(args, draws, protocols, variants, seeds, trained, cells, jobs: 
         report["mcnemar"][protocol] = {}
         for name in variants:
             base = baseline_of(name)
-            if name == base or name not in rows or base not in rows:
+            if name == base or name not in rows:
+                continue
+            if base not in rows:  # said in the report: a comparison left out is not a comparison that held
+                report["mcnemar"][protocol][name] = {"versus": base, "p": {}}
                 continue
             report["mcnemar"][protocol][name] = {"versus": base, "p": {
                 budget: {decoder: {d: median_p(y_true[d], _preds(rows, name, budget, decoder, d, seeds),
@@ -287,9 +290,11 @@ def build_report(args, draws, protocols, variants, seeds, trained, cells, jobs: 
     return report
 
 
-def baseline_of(name: str) -> str:
-    """The Baseline a variant is compared with: the one whose checkpoints the same decoder chooses."""
-    return BASELINE_MS if VARIANTS[name].choose_by == VARIANTS[BASELINE_MS].choose_by else BASELINE
+def baseline_of(name: str) -> str | None:
+    """The Baseline a variant is compared with: the one whose checkpoints the same decoder chooses (None: the script
+    has no such Baseline)."""
+    baselines = (BASELINE, BASELINE_MS)
+    return next((b for b in baselines if VARIANTS[b].choose_by == VARIANTS[name].choose_by), None)
 
 
 def _preds(rows, source, budget, decoder, draw, seeds) -> list[list[int]]:
@@ -433,6 +438,9 @@ def _mcnemar(report: dict) -> list[str]:
              "| generator | against | budget | decoder | " + " | ".join(report["draws"]) + " |",
              "| --- | --- | --- | --- |" + " --- |" * len(report["draws"])]
     for name, comparison in report["mcnemar"][main].items():
+        if not comparison["p"]:
+            lines.append(f"| {name} | {comparison['versus'] or 'no Baseline chosen the same way'} | — | — | "
+                         + " | ".join("not trained" for _ in report["draws"]) + " |")
         for budget, decoders in comparison["p"].items():
             for decoder, per_draw in decoders.items():
                 lines.append(f"| {name} | {comparison['versus']} | {budget} | {decoder} | "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -306,6 +307,10 @@ def test_a_sweep_chooses_by_the_dev_score_of_another_decoder(cluster, features, 
         chosen, best = first_best(client, run.info.run_id, "dev_uar_ppc10_mean_std_mlp")
         assert run.data.metrics["selected_step"] == chosen and run.data.metrics["dev_uar_ppc10_mean_std_mlp"] == best
         values[run.info.run_id] = best
+        results = json.loads(Path(client.download_artifacts(run.info.run_id, "results.json", str(tmp_path)))
+                             .read_text())  # its learning curves are the head's that chose
+        assert results["curves_decoder"] == "mean_std_mlp"
+        assert max(value for _, value in results["curves"]["10"]["dev"]) == best
         disagree |= first_best(client, run.info.run_id, "dev_uar_ppc10")[0] != chosen
     assert disagree, "the linear head's best step is the same in every trial: the test could not tell them apart"
     assert result.best_run_id == max(values, key=values.get) and result.best_value == max(values.values())

@@ -28,8 +28,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from emodistill.errors import EmodistillError
 from emodistill.downstream import DEFAULT_DECODER
+from emodistill.errors import EmodistillError
 from emodistill.evaluate import mcnemar
 from emodistill.evaluate.protocol import decoder_key, split_decoder
 from emodistill.evaluate.stats import ci_half_width, mean_ci

@@ -195,9 +195,11 @@ def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict
     and predictions, the learning curves of the head that scores `objective`; end the run FINISHED."""
     run.log_selected(step, scores)
     budgets = sorted({int(k.rsplit("ppc", 1)[1]) for k in scores if k.startswith("uar_ppc") and k[7:].isdigit()})
-    keys = {n: decoder_key(f"ppc{n}", split_decoder(objective)[1]) for n in budgets}
+    decoder = split_decoder(objective)[1]
+    keys = {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
     curves = {n: {"dev": run.curve(f"dev_uar_{key}"), "test": run.curve(f"uar_{key}")} for n, key in keys.items()}
-    results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves}
+    results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves,
+               "curves_decoder": decoder}
     # The worker keeps nothing: the generator and its sets go to MLflow from a scratch folder of this node.
     with tempfile.TemporaryDirectory(prefix="emodistill-generator-") as scratch:
         generator_dir = save(Path(scratch) / "generator")
