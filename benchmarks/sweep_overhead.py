@@ -111,10 +111,12 @@ class StartMarks:
 
     def __init__(self):
         self.times: dict[str, float] = {}
-        self.originals = [(owner, name, getattr(owner, name)) for _, owner, name in self.STEPS]
+        self.originals: list[tuple[object, str, object]] = []  # what __exit__ puts back
 
     def __enter__(self) -> StartMarks:
-        for (label, owner, name), (_, _, original) in zip(self.STEPS, self.originals):
+        for label, owner, name in self.STEPS:
+            original = getattr(owner, name)
+            self.originals.append((owner, name, original))
             setattr(owner, name, self._timed(label, original))
         return self
 

@@ -8,9 +8,8 @@ A trial trains and scores on one fold's splits (its config's `fold`, else the sw
 shared whole-corpus table, and compares with that fold's pool and reference.
 Only dev scores choose (the objective must be a `dev_uar_ppc<N>`, or `dev_uar_ppc<N>_<decoder>` for another
 head); test scores are reported beside them, and the learning curves logged with the generator are the objective
-head's. A
-trial that Tune restarts after a crash restores its checkpoint (the trainer's state, the MLflow run id, the
-chosen checkpoint's test predictions), continues from the same step and keeps logging into the same run.
+head's. A trial that Tune restarts after a crash restores its checkpoint (the trainer's state, the MLflow run id,
+the chosen checkpoint's test predictions), continues from the same step and keeps logging into the same run.
 """
 
 from __future__ import annotations
