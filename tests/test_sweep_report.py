@@ -34,21 +34,46 @@ def _predictions(right: int) -> list[int]:
 
 
 def _trial(uri: str, experiment_id: str, parent: str, name: str, variant: str, index: int, scores: dict,
-           right: int) -> None:
-    """A finished trial as the sweep logs it: learning curves at steps 2 and 4, the dev-chosen scores, predictions."""
+           right: int, suffix: str = "") -> None:
+    """A finished trial as the sweep logs it: learning curves at steps 2 and 4, the dev-chosen scores, predictions.
+    With a `suffix` (`_mean_std_mlp`), those are that decoder's, and the linear head, which every sweep scores too,
+    gets other ones (0.1 higher, every prediction right)."""
     run = TrialRun.open(uri, experiment_id, parent, name, {"model.arch": "gan_cnn"},
                         {"variant": variant, "emodistill.arch": "gan_cnn", "ray.trial_id": f"abcde_{index:05d}"})
+    heads = {suffix: (0.0, _predictions(right))} | ({"": (0.1, Y_TRUE)} if suffix else {})
     for step, late in ((2, 0.0), (4, 0.05)):
-        run.log_evaluation(step, {f"{prefix}uar_ppc{n}": value - 0.05 + late
-                                  for n, (dev, test, _) in scores.items()
+        run.log_evaluation(step, {f"{prefix}uar_ppc{n}{head}": value - 0.05 + late + shift
+                                  for head, (shift, _) in heads.items() for n, (dev, test, _) in scores.items()
                                   for prefix, value in (("dev_", dev), ("", test))})
-    selected = {}
-    for n, (dev, test, std) in scores.items():
-        selected.update({f"dev_uar_ppc{n}": dev, f"uar_ppc{n}": test, f"uar_ppc{n}_std": std})
+    selected, predictions = {}, {"y_true": Y_TRUE}
+    for head, (shift, predicted) in heads.items():
+        for n, (dev, test, std) in scores.items():
+            selected.update({f"dev_uar_ppc{n}{head}": dev + shift, f"uar_ppc{n}{head}": test + shift,
+                             f"uar_ppc{n}{head}_std": std})
+            predictions[f"ppc{n}{head}"] = predicted
     run.log_selected(4, selected)
-    run.client.log_dict(run.run_id, {"y_true": Y_TRUE, **{f"ppc{n}": _predictions(right) for n in scores}},
-                        PREDICTIONS_FILE)
+    run.client.log_dict(run.run_id, predictions, PREDICTIONS_FILE)
     run.finish()
+
+
+def _sweep(uri: str, experiment: str, suffix: str = "") -> str:
+    """A sweep's parent run (objective `dev_uar_ppc10{suffix}`), its reference at 50 % UAR under that decoder (the
+    linear head's at 70 %, which a decoder objective must not show), and the TRIALS; returns the parent's id."""
+    parent = runs.start_parent_run(experiment, experiment, {"objective.metric": f"dev_uar_ppc10{suffix}",
+                                                            "evaluation.repeats": 3},
+                                   {"emodistill.space": "smoke"}, uri, features="f00d")
+    client = store.tracking_client(uri)
+    experiment_id = client.get_run(parent).info.experiment_id
+    reference = client.create_run(experiment_id, run_name="reference",
+                                  tags={runs.KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent}).info.run_id
+    scores = {"uar_real_full": 0.5, "random.uar_ppc10": 0.40, "random.uar_ppc20": 0.45, "kmeans.uar_ppc10": 0.43,
+              "kmeans.acc_ppc10": 0.44}
+    others = {"uar_real_full": 0.7, "random.uar_ppc10": 0.65} if suffix else {}
+    runs.log_metrics(client, reference, {f"{key}{suffix}": value for key, value in scores.items()} | others, step=0)
+    runs.finish_run(client, reference)
+    for trial in TRIALS:
+        _trial(uri, experiment_id, parent, *trial, suffix=suffix)
+    return parent
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +81,29 @@ def sweep(tmp_path_factory):
     """Experiment `report-test`: a reference at 50 % UAR, Baseline, +L_SML and two seeds of +L_DIV +L_SML (3
     evaluation repeats each), and a failed +L_DIV."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlruns.db'}"
-    parent = runs.start_parent_run(EXPERIMENT, EXPERIMENT, {"objective.metric": "dev_uar_ppc10",
-                                                            "evaluation.repeats": 3},
-                                   {"emodistill.space": "smoke"}, uri, features="f00d")
-    client = store.tracking_client(uri)
-    experiment_id = client.get_run(parent).info.experiment_id
-    reference = client.create_run(experiment_id, run_name="reference",
-                                  tags={runs.KIND_TAG: "baseline", MLFLOW_PARENT_RUN_ID: parent}).info.run_id
-    runs.log_metrics(client, reference, {"uar_real_full": 0.5, "random.uar_ppc10": 0.40, "random.uar_ppc20": 0.45,
-                                         "kmeans.uar_ppc10": 0.43, "kmeans.acc_ppc10": 0.44}, step=0)
-    runs.finish_run(client, reference)
-    for trial in TRIALS:
-        _trial(uri, experiment_id, parent, *trial)
+    parent = _sweep(uri, EXPERIMENT)
+    experiment_id = store.tracking_client(uri).get_run(parent).info.experiment_id
     failed = TrialRun.open(uri, experiment_id, parent, "gan_cnn · div", {}, {"variant": "div"})
     failed.fail("training diverged: loss is nan at step 3")
     return uri, parent
+
+
+def test_a_report_of_a_decoder_objective_shows_that_decoders_scores_everywhere(tmp_path):
+    """Chosen by the mean+std MLP: its cells, reference, baselines, marks, curves, axes and table records."""
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    parent = _sweep(uri, "decoder-test", "_mean_std_mlp")
+    report = load_report("decoder-test", uri)
+    assert report.decoder == "mean_std_mlp" and report.reference == 0.5
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in to_markdown(report).splitlines()
+            if line.startswith("| ")}
+    assert rows["random (baseline)"] == "| random (baseline) | — | — | 40.00 (0.80×) | — | — | 45.00 (0.90×) | — | — |"
+    assert "| 45.00 ± 4.97 † (0.90×) | 40.00 | +5.00 |" in rows["gan_cnn · sml"]
+    assert "the mean_std_mlp decoder, which scores the objective" in to_markdown(report)
+    assert report.rows[1].curves[10]["test"] == [(2, pytest.approx(0.40)), (4, pytest.approx(0.45))]
+    assert uar_by_budget(report).axes[0].get_ylabel() == "test UAR (%, mean_std_mlp head)"
+    assert learning_curves_by_setting(report).axes[0].get_ylabel() == "UAR (%, mean_std_mlp head)"
+    assert set(table_data(report)["decoder"]) == {"mean_std_mlp"}
+    plt.close("all")
 
 
 def test_report_has_a_row_per_setting_with_its_ci_ratio_marks_and_dev_uar(sweep):
@@ -132,6 +165,7 @@ def test_report_is_logged_to_the_parent_run(sweep, tmp_path):
     table = json.loads(open(client.download_artifacts(parent, "report/table.json", str(tmp_path))).read())
     records = [dict(zip(table["columns"], values)) for values in table["data"]]
     assert records[0]["setting"] == "real data (reference)" and records[0]["test_uar"] == 0.5
+    assert {r["decoder"] for r in records} == {"linear"}
     div_sml = next(r for r in records if r["setting"] == "gan_cnn · div_sml" and r["ppc"] == 10)
     assert div_sml["trials"] == 2 and div_sml["ci_low"] < 0.53 < div_sml["ci_high"]
     assert div_sml["mcnemar_p_vs_baseline"] < 0.05 and div_sml["mcnemar_p_vs_sml"] < 0.05

@@ -21,8 +21,9 @@ DPI = 150  # PNGs of about 1100 px wide: readable in MLflow's artifact viewer wi
 
 
 def learning_curves(curves: dict[int, dict[str, list[tuple[int, float]]]], selected_step: int,
-                    title: str) -> Figure:
-    """Dev (dashed) and test (solid) UAR over a trial's generator steps, a colour per budget; the chosen step marked."""
+                    title: str, decoder: str) -> Figure:
+    """Dev (dashed) and test (solid) UAR by `decoder` over a trial's generator steps, a colour per budget; the chosen
+    step marked."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for i, (n, splits) in enumerate(sorted(curves.items())):
         for split, style in (("test", "-"), ("dev", "--")):
@@ -32,7 +33,7 @@ def learning_curves(curves: dict[int, dict[str, list[tuple[int, float]]]], selec
                 ax.plot(steps, values, style, marker="o", color=f"C{i}", label=f"{split}, {n} per class")
     ax.axvline(selected_step, color="grey", linestyle=":", label=f"chosen on dev (step {selected_step})")
     ax.set_xlabel("generator step")
-    ax.set_ylabel("UAR")
+    ax.set_ylabel(f"UAR ({decoder} head)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     return fig
@@ -68,7 +69,7 @@ def uar_by_budget(report: SweepReport) -> Figure:
     ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.set_xlabel("utterances per class (generated, balanced)")
-    ax.set_ylabel("test UAR (%)")
+    ax.set_ylabel(f"test UAR (%, {report.decoder} head)")
     known = any(_spread(cell) is not None for row in report.rows for cell in row.cells.values())
     title = ("bars: standard deviation over folds" if report.several_folds else "bars: 95 % confidence interval"
              ) if known else "one trial, one repeat: no interval"
@@ -102,7 +103,7 @@ def learning_curves_by_setting(report: SweepReport) -> Figure:
         ax.set_xlabel("generator step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("UAR (%)")
+    axes[0][0].set_ylabel(f"UAR (%, {report.decoder} head)")
     handles = [Line2D([], [], color=colours[row.name], label=row.name) for row in report.rows]
     handles += [Line2D([], [], color="black", linestyle=style, label=split)
                 for split, style in (("test split", "-"), ("dev split", "--"))]

@@ -504,8 +504,8 @@ def _record(setting: str, trials: int | None, n: int | None, test: float, cell: 
 
 
 def table_data(report: SweepReport) -> dict[str, list]:
-    """The table in long form (one record per setting and budget, numbers as fractions) for MLflow's table view;
-    over several folds, with `fold` (none for the mean over folds) and `test_std`, and a record per fold too."""
+    """The table in long form (one record per setting and budget, numbers as fractions, the scoring decoder named)
+    for MLflow's table view; over several folds, with `fold` (none for the mean over folds) and `test_std`, and a record per fold too."""
     records = []
     if report.reference is not None:
         records.append({**_record("real data (reference)", None, None, report.reference, None, report.reference),
@@ -531,6 +531,7 @@ def table_data(report: SweepReport) -> dict[str, list]:
                 trials = sum(fold_of(run) == fold for run in row.runs)
                 records.append({**_record(row.name, trials, n, one.test, one, report.references.get(fold)),
                                 "fold": fold, "test_std": None})
+    records = [{**record, "decoder": report.decoder} for record in records]  # the head every score is by
     return {key: [record[key] for record in records] for key in records[0]} if records else {}
 
 

@@ -204,5 +204,5 @@ def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict
         generator_dir = save(Path(scratch) / "generator")
         sets(load(generator_dir), Path(scratch) / "distilled")
         run.log_outcome(generator_dir, results, {"y_true": test.labels.tolist(), **predictions},
-                        learning_curves(curves, step, run.name), Path(scratch) / "distilled")
+                        learning_curves(curves, step, run.name, decoder), Path(scratch) / "distilled")
     run.finish()
