@@ -93,7 +93,7 @@ def test_a_report_of_a_decoder_objective_shows_that_decoders_scores_everywhere(t
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     parent = _sweep(uri, "decoder-test", "_mean_std_mlp")
     report = load_report("decoder-test", uri)
-    assert report.decoder == "mean_std_mlp" and report.reference == 0.5
+    assert report.parent_run_id == parent and report.decoder == "mean_std_mlp" and report.reference == 0.5
     rows = {line.split(" | ")[0].lstrip("| "): line for line in to_markdown(report).splitlines()
             if line.startswith("| ")}
     assert rows["random (baseline)"] == "| random (baseline) | — | — | 40.00 (0.80×) | — | — | 45.00 (0.90×) | — | — |"

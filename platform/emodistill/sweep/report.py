@@ -505,7 +505,8 @@ def _record(setting: str, trials: int | None, n: int | None, test: float, cell: 
 
 def table_data(report: SweepReport) -> dict[str, list]:
     """The table in long form (one record per setting and budget, numbers as fractions, the scoring decoder named)
-    for MLflow's table view; over several folds, with `fold` (none for the mean over folds) and `test_std`, and a record per fold too."""
+    for MLflow's table view; over several folds, with `fold` (none for the mean over folds) and `test_std`, and a
+    record per fold too."""
     records = []
     if report.reference is not None:
         records.append({**_record("real data (reference)", None, None, report.reference, None, report.reference),
