@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.covariance import ledoit_wolf
 
 from emodistill.distill.data import STATS_CHUNK, Normalization
 from emodistill.errors import FeatureTableError
@@ -55,6 +54,8 @@ def fit_gaussian(features: FeatureSet, model_config: ModelConfig, normalization:
         few = [name for name, n in zip(features.label_names, counts) if n < 2]
         raise FeatureTableError(f"a Gaussian per class needs at least 2 training utterances of each class; "
                                 f"{few} have fewer")
+    from sklearn.covariance import ledoit_wolf  # 1.4 s to import: only where a Gaussian is fitted
+
     module = GaussianGenerator(model_config)
     means = utterance_means(features, normalization)
     for c in range(len(features.label_names)):
