@@ -98,7 +98,7 @@ def test_distill_command_keeps_a_finished_run_unless_told_and_resumes_only_with_
     assert "cannot resume, the checkpoint was chosen on dev with" in capsys.readouterr().err
     assert main([*longer, "--select-draws", "2"]) == 2
     assert "'draws': 1" in capsys.readouterr().err
-    assert main([*longer, "--select-decoder", "mean_std_mlp"]) == 2
+    assert main([*longer, "--select-decoder", "linear"]) == 2  # the default is mean_std_mlp
     assert "dev_uar_ppc3_mean_std_mlp" in capsys.readouterr().err
     assert main(longer) == 0
     assert main([*run, "--overwrite"]) == 0

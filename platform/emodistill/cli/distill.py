@@ -11,9 +11,9 @@ from emodistill import generator
 from emodistill.cli import add_fold_argument, command_help
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
-from emodistill.downstream import DECODERS, DEFAULT_DECODER, DownstreamConfig
+from emodistill.downstream import DECODERS, DownstreamConfig
 from emodistill.errors import ConfigError
-from emodistill.evaluate.protocol import dev_selection, selection_metric
+from emodistill.evaluate.protocol import SELECT_DECODER, dev_selection, selection_metric
 from emodistill.features.store import dataset_fingerprint, load_splits
 from emodistill.generator.sampling import check_sample_memory
 from emodistill.runtime import cache_dir
@@ -45,10 +45,10 @@ def register(subparsers) -> None:
                         help="samples and downstreams averaged per scoring, against the luck of a draw (default 2)")
     select.add_argument("--select-downstream-steps", type=int, default=1000, metavar="S",
                         help="steps of each scoring downstream, dev checked 10 times (default 1000)")
-    select.add_argument("--select-decoder", choices=list(DECODERS), default=DEFAULT_DECODER,
-                        help="the scoring downstream's head (default linear). The `small` preset's mean path fixes "
-                             "each sample's mean frame, which is all the linear head reads, so it scores every "
-                             "checkpoint alike; mean_std_mlp also reads the frames' spread (benchmarks/RESULTS.md)")
+    select.add_argument("--select-decoder", choices=list(DECODERS), default=SELECT_DECODER,
+                        help=f"the scoring downstream's head (default {SELECT_DECODER}: it reads each sample's mean "
+                             "frame and its spread over time; the linear head reads the mean only, which the `small` "
+                             "preset's mean path fixes, so it scores every checkpoint alike; benchmarks/RESULTS.md)")
     parser.set_defaults(func=run_distill)
 
 

@@ -259,6 +259,12 @@ def draw_of(generator: TrainedGenerator, splits: Mapping[str, FeatureSet], confi
     return distilled_draw(generator, splits["train"], config.select, reference.model if reference else None)
 
 
+# The head that chooses a checkpoint by default. The linear head reads only each sample's mean frame, which the
+# `small` preset's mean path fixes, so it scores every checkpoint alike; the mean+std MLP also reads the frames'
+# spread and chose checkpoints 13.9 UAR points better on that head, equal on linear (benchmarks/RESULTS.md).
+SELECT_DECODER = "mean_std_mlp"
+
+
 def selection_metric(ppc: int, decoder: str = DEFAULT_DECODER) -> str:
     """The name of dev_selection's score: `dev_uar_ppc{ppc}`, suffixed `_{decoder}` for decoders other than linear."""
     return decoder_key(f"dev_uar_ppc{ppc}", decoder)
