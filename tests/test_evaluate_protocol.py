@@ -11,7 +11,7 @@ from emodistill import generator
 from emodistill.errors import ConfigError, FeatureTableError
 from emodistill.evaluate import (EvalConfig, EvalResult, ReferenceResult, compare_predictions, evaluate_generator,
                                  mcnemar, train_reference)
-from emodistill.evaluate.protocol import conditions, evaluate_source, generator_draw, repeat_seed
+from emodistill.evaluate.protocol import conditions, evaluate_source, generator_draw, objective_keys, repeat_seed
 from evaluate_helpers import micro_generator, quick_downstream, toy_splits
 
 
@@ -40,6 +40,14 @@ def test_conditions_follow_budgets_and_the_real_prior(splits):
     assert found["ppc5_imbalanced"] == [8, 6, 4, 2]
     assert found["full"] == [10, 10, 10, 10]
     assert found["full_imbalanced"] == [16, 12, 8, 4]
+
+
+def test_objective_keys_are_the_balanced_budgets_under_the_head_that_scores_the_objective():
+    metrics = {"uar_ppc100": 0.5, "uar_ppc10": 0.4, "uar_ppc10_imbalanced": 0.3, "uar_full": 0.6, "dev_uar_ppc5": 0.1,
+               "uar_ppc10_attentive": 0.2}
+    assert objective_keys(metrics, "dev_uar_ppc10") == {10: "ppc10", 100: "ppc100"}
+    assert objective_keys(metrics, None) == {10: "ppc10", 100: "ppc100"}
+    assert objective_keys(metrics, "dev_uar_ppc100_attentive") == {10: "ppc10_attentive", 100: "ppc100_attentive"}
 
 
 def test_generator_metrics_repeats_and_mcnemar(splits, gen, reference):

@@ -133,6 +133,14 @@ def split_decoder(key: str) -> tuple[str, str]:
     return key, DEFAULT_DECODER
 
 
+def objective_keys(metrics, objective: str | None) -> dict[int, str]:
+    """Budget N -> condition key of `ppcN` under the head that scores `objective` (linear for None), for every
+    balanced test score `uar_ppcN` in `metrics`, ascending."""
+    decoder = split_decoder(objective or "")[1]
+    budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
+    return {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
+
+
 def balanced_budgets(keys, decoder: str = DEFAULT_DECODER) -> list[tuple[int, str]]:
     """(N, key) of the balanced per-class conditions `ppc{N}` scored with `decoder` among `keys`, ascending."""
     out = []

@@ -30,7 +30,7 @@ from emodistill.distill.config import DistillConfig
 from emodistill.distill.trainer import Distiller, fit_gaussian_generator
 from emodistill.errors import TrainingDiverged
 from emodistill.distilled import write_distilled_set
-from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, decoder_key,
+from emodistill.evaluate.protocol import (EvalConfig, EvalResult, ReferenceResult, balanced_budgets, objective_keys,
                                           evaluate_generator, split_decoder)
 from emodistill.features.dataset import FeatureSet
 from emodistill.files import read_json
@@ -193,11 +193,9 @@ def _finish(run: TrialRun, save: Callable[[Path], Path], step: int, scores: dict
     """Log the chosen generator (`save` writes it to a folder), its distilled sets (`sets` writes them), its scores
     and predictions, the learning curves of the head that scores `objective`; end the run FINISHED."""
     run.log_selected(step, scores)
-    budgets = sorted({int(k.rsplit("ppc", 1)[1]) for k in scores if k.startswith("uar_ppc") and k[7:].isdigit()})
-    decoder = split_decoder(objective)[1]
-    keys = {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
+    keys, decoder = objective_keys(scores, objective), split_decoder(objective)[1]
     curves = {n: {"dev": run.curve(f"dev_uar_{key}"), "test": run.curve(f"uar_{key}")} for n, key in keys.items()}
-    results = {"metrics": scores, "selected_step": step, "budgets": budgets, "curves": curves,
+    results = {"metrics": scores, "selected_step": step, "budgets": list(keys), "curves": curves,
                "curves_decoder": decoder}
     # The worker keeps nothing: the generator and its sets go to MLflow from a scratch folder of this node.
     with tempfile.TemporaryDirectory(prefix="emodistill-generator-") as scratch:

@@ -14,7 +14,7 @@ from mlflow.protos.databricks_pb2 import (INVALID_PARAMETER_VALUE, RESOURCE_ALRE
 
 from emodistill.downstream import DEFAULT_DECODER
 from emodistill.errors import EmodistillError, IntegrityError
-from emodistill.evaluate.protocol import decoder_key, split_decoder
+from emodistill.evaluate.protocol import objective_keys, split_decoder
 from emodistill.files import file_sha256
 from emodistill.generator import TrainedGenerator, load
 from emodistill.tracking.naming import FOLD_PARAM
@@ -83,9 +83,8 @@ prefer `best_generator`, which checks that code's digest.
 def version_description(run: Run, objective: str | None) -> str:
     """A version's description (markdown): the trial, its dev and test UAR per budget, its features and fold."""
     metrics, tags = run.data.metrics, run.data.tags
-    budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
-    decoder = split_decoder(objective or "")[1]  # the scores of the head that chose
-    keys = {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
+    keys = objective_keys(metrics, objective)  # the scores of the head that chose
+    decoder = split_decoder(objective or "")[1]
     rows = [f"| {n} | {_score(metrics.get(f'dev_uar_{key}'))} | {_score(metrics.get(f'uar_{key}'))} |"
             for n, key in keys.items()]
     chosen = f", chosen by `{objective}` = {_score(metrics.get(objective))}" if objective else ""
