@@ -45,11 +45,14 @@ def run_emodistill(args: list[str], cwd: Path, cache: Path) -> subprocess.Comple
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under `root` (relative path) -> the SHA-256 of its bytes; folders as 'dir'."""
+    """Every file under `root` (relative path) -> the SHA-256 of its bytes; folders as 'dir', links by target."""
     out = {}
     for path in sorted(root.rglob("*")):
         key = str(path.relative_to(root))
-        out[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_symlink():
+            out[key] = f"link to {os.readlink(path)}"
+        else:
+            out[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
     return out
 
 
@@ -224,6 +227,11 @@ def offset_out_of_bounds(features: Path) -> None:
     corpus_bytes(frame_offsets(features), offsets.tobytes())(features)
 
 
+def out_in_a_symlink_loop(case: Path) -> list[str]:
+    (case / "loop").symlink_to("loop")
+    return ["corpus", "synth", "--preset", "tiny", "--out", str(case / "loop")]
+
+
 def command(*args: str) -> Callable[[Path], list[str]]:
     def setup(case: Path) -> list[str]:
         return [arg.replace("{case}", str(case)) for arg in args]
@@ -240,6 +248,7 @@ CASES = [
     ("manifest-bad-cell", manifest_bad_session, "m.csv:2: column 'session': 'one' is not an integer", ()),
     ("config-duplicate-key", config_file("train:\n  steps: 3\nloss: {}\ntrain:\n  steps: 100000\n"),
      "config.yaml: line 4: duplicate key 'train' (first at line 1)", ()),
+    ("config-empty", config_file("# to do\n"), "config.yaml: holds no settings (empty, or comments only)", ()),
     ("config-alias-bomb", config_file(ALIAS_BOMB), "config.yaml: line 2: YAML aliases", ()),
     ("config-deep-json", config_file("[" * 200_000 + "]" * 200_000, "deep.json"),
      "deep.json: not valid JSON (nested too deeply)", ()),
@@ -247,6 +256,7 @@ CASES = [
     ("config-device", config_override("train.device=cuda:99"), "'train.device': device 'cuda:99'", ()),
     ("config-huge-model", config_override("model.frames=100000000"), "model.frames 100000000", ()),
     ("config-bool-as-count", config_override("train.steps=true"), "'train.steps': Input should be a valid integer", ()),
+    ("config-huge-count", config_override(f"train.steps={10**23}"), "'train.steps': out of range: an integer", ()),
     ("config-negative-seed", config_override("train.seed=-1"), "'train.seed': Input should be greater than", ()),
     ("config-huge-seed", config_override(f"train.seed={2**64}"), "'train.seed': Input should be less than", ()),
     ("distill-huge-selection", command("distill", "--features", "features", "--config", "micro", "--select-ppc",
@@ -282,6 +292,9 @@ CASES = [
      "config.json: training: data.dev_by: Input should be 'utterance' or 'speaker'", ()),
     ("evaluate-huge-budget", command("evaluate", "--generator", "generator", "--features", "features", "--budgets",
                                      "100000000", "--out", "{case}/ev"), "budget 100000000 per class", ()),
+    ("evaluate-huge-repeats", command("evaluate", "--generator", "generator", "--features", "features", "--repeats",
+                                      "1000000000000", "--out", "{case}/ev"),
+     "repeats: Input should be less than or equal to 1000", ()),
     ("tracking-uri-scheme", command("best", "--experiment", "x", "--tracking-uri", "garbage://x"),
      "tracking URI 'garbage://x': unknown scheme 'garbage'", ()),
     ("tracking-uri-no-driver", command("best", "--experiment", "x", "--tracking-uri", "mysql://u@localhost/db"),
@@ -294,8 +307,13 @@ CASES = [
      "manifest.csv is not an SQLite database", ()),
     ("storage-path-file", command("sweep", "--space", str(SMOKE_SPACE), "--features", "features", "--storage-path",
                                   "some_file/sweeps"), "some_file: a file stands where a folder is expected", ()),
+    ("out-in-a-symlink-loop", out_in_a_symlink_loop, "loop: too many levels of symbolic links", ()),
     ("out-under-a-file", command("corpus", "manifest", "--csv", "manifest.csv", "--out", "some_file/c"),
      "some_file", ()),
+    # Checked before the evaluation (the budget here would be refused by it), not found when it is written.
+    ("evaluate-out-under-a-file", command("evaluate", "--generator", "generator", "--features", "features",
+                                          "--budgets", "100000000", "--out", "some_file/ev"),
+     "some_file: a file stands where a folder is expected", ()),
     ("read-only-corpus", command("corpus", "manifest", "--csv", "manifest.csv", "--out", "ro/c"),
      "ro/c: the file system is read-only", ("ro",)),
     ("read-only-features", command("features", "extract", "--corpus", "corpus", "--out", "ro/f"),

@@ -76,6 +76,7 @@ OS_ADVICE = {
 OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory", re.IGNORECASE)  # torch's allocators' words
 ALLOCATION = re.compile(r"tried to allocate [\d.]+ ?\w+", re.IGNORECASE)
 ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")  # pyarrow's OSErrors carry the errno only in their message
+SYMLINK_LOOP = re.compile(r"^Symlink loop from '(.*)'$")  # Path.resolve's RuntimeError before Python 3.13
 
 
 def os_reason(exc: OSError) -> str:
@@ -112,6 +113,8 @@ def external_problem(exc: BaseException, path: Any = None) -> str | None:
     """A user-fixable error of the system or of a library as one line; None for what must be an internal bug."""
     if isinstance(exc, OSError):
         return os_problem(exc, path)
+    if isinstance(exc, RuntimeError) and (loop := SYMLINK_LOOP.match(str(exc))):
+        return f"{loop.group(1)}: {OS_ADVICE[errno.ELOOP]}"
     if isinstance(exc, RecursionError):
         where = f"{path}: " if path is not None else "an input file: "
         return f"{where}nested too deeply (thousands of brackets?): check the JSON and YAML files given"

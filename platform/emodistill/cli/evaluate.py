@@ -18,6 +18,7 @@ from emodistill.features.splits import DataConfig
 from emodistill.features.store import fold_of, load_splits, read_index, resolve_fold, train_bytes
 from emodistill.files import validate
 from emodistill.generator import TrainedGenerator
+from emodistill.storage import check_writable
 
 RESULTS_FILE = "results.json"
 
@@ -152,6 +153,7 @@ def data_protocol(args: argparse.Namespace, generators: dict[str, TrainedGenerat
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate the generators (none for `baselines`) and the baselines; write results.json and figures."""
     config = eval_config(args)
+    check_writable(args.out)  # before the evaluation, not after it: a file or a read-only folder in the way
     dirs = generator_dirs(args.generator)
     generators = {name: generator_artifact.load(path) for name, path in dirs.items()}
     data = data_protocol(args, generators)

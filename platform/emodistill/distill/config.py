@@ -163,8 +163,9 @@ def read_settings(source: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config {source}: no such file, and not a preset (presets: {preset_names()})")
     data = read_json_config(path) if path.suffix == ".json" else read_yaml(path)
-    if data is None:
-        return {}
+    if data is None:  # an empty file, or one of comments only: a truncated or unsaved config, not "all defaults"
+        raise ConfigError(f"{path}: holds no settings (empty, or comments only): expected a mapping of sections, "
+                          f"e.g. train: {{steps: 400}}, or a preset name ({', '.join(preset_names())})")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top, got {type(data).__name__}")
     return data

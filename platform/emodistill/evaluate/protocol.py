@@ -50,7 +50,7 @@ class EvalConfig(BaseModel):
     imbalanced: bool = False  # also draw each budget's total with the real training prior
     full_data: bool = False  # also evaluate at the real training split's size
     minority_budget: bool = False  # also evaluate at ppc = the real minority class's count (paper Table 3)
-    repeats: PositiveInt = 3
+    repeats: PositiveInt = Field(default=3, le=1000)  # each keeps its predictions: bounded, far above what a CI needs
     # Frames per utterance of the Gaussian baseline's samples; None: the real training split's median length.
     gaussian_frames: PositiveInt | None = None
     seed: Seed = 0
