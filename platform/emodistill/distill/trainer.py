@@ -481,22 +481,21 @@ def distill(train: FeatureSet, dev: FeatureSet, config: DistillConfig, out_dir: 
     evaluated: dict[str, float] = {}
     eval_every = train_cfg.eval_every if evaluate is not None else 0
     started = time.perf_counter() - seconds
-    bar = tqdm(total=train_cfg.steps, initial=run.step, desc="distill", disable=not progress)
-    while run.step < train_cfg.steps:
-        stop = _next_stop(run.step, train_cfg.steps, train_cfg.log_every, eval_every, train_cfg.checkpoint_every)
-        n = stop - run.step
-        for step, losses in run.train_steps(n).items():
-            if on_log:
-                on_log(step, losses)
-        bar.update(n)
-        bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("loss_d", "loss_g", "wasserstein") if k in losses})
-        if eval_every and stop % eval_every == 0:
-            evaluated = dict(run.evaluate(lambda generator: evaluate(stop, generator)))
-            if select:
-                run.select(evaluated, select)
-        if train_cfg.checkpoint_every and (stop % train_cfg.checkpoint_every == 0 or stop == train_cfg.steps):
-            save_checkpoint(checkpoints, run.state(time.perf_counter() - started))
-    bar.close()
+    with tqdm(total=train_cfg.steps, initial=run.step, desc="distill", disable=not progress) as bar:
+        while run.step < train_cfg.steps:
+            stop = _next_stop(run.step, train_cfg.steps, train_cfg.log_every, eval_every, train_cfg.checkpoint_every)
+            n = stop - run.step
+            for step, losses in run.train_steps(n).items():
+                if on_log:
+                    on_log(step, losses)
+            bar.update(n)
+            bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("loss_d", "loss_g", "wasserstein") if k in losses})
+            if eval_every and stop % eval_every == 0:
+                evaluated = dict(run.evaluate(lambda generator: evaluate(stop, generator)))
+                if select:
+                    run.select(evaluated, select)
+            if train_cfg.checkpoint_every and (stop % train_cfg.checkpoint_every == 0 or stop == train_cfg.steps):
+                save_checkpoint(checkpoints, run.state(time.perf_counter() - started))
     module, chosen = run.selected()
     metrics = {**losses, **(chosen or evaluated), "steps": run.step,
                "train_seconds": round(time.perf_counter() - started, 3)}

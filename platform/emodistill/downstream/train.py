@@ -128,33 +128,32 @@ def train_downstream(train: FeatureSet, dev: FeatureSet, config: DownstreamConfi
     best_uar, best_step, best_state, best_seconds = -1.0, 0, None, 0.0
     snapshots, stale, step = [], 0, 0
     start = time.perf_counter()
-    bar = tqdm(range(1, config.max_steps + 1), desc="downstream", disable=not progress, leave=False)
-    for step in bar:
-        batch = next(batches)
-        if noise is not None:
-            batch = replace(batch, x=batch.x + noise * torch.from_numpy(rng.standard_normal(batch.x.shape,
-                                                                                            dtype=np.float32)))
-        loss = _train_step(model, optimizer, batch.to(device), config.grad_clip, soft)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"downstream loss is {loss} at step {step} (lr {config.lr})")
-        if step in snapshot_steps:
-            snapshots.append(_cpu_state(model))
-        evaluate_now = step % config.eval_every == 0 or step == config.max_steps
-        if not evaluate_now:
-            continue
-        dev_uar = uar(dev.labels, predict(model, dev, device=device))
-        model.train()
-        bar.set_postfix(loss=f"{loss:.3f}", dev_uar=f"{dev_uar:.3f}")
-        log.debug("step %d: loss %.4f, dev UAR %.4f", step, loss, dev_uar)
-        if dev_uar > best_uar:
-            best_uar, best_step, best_state = dev_uar, step, _cpu_state(model)
-            best_seconds, stale = time.perf_counter() - start, 0
-        else:
-            stale += 1
-            if config.patience is not None and stale >= config.patience:
-                log.debug("no dev improvement in %d evaluations: stopping at step %d", stale, step)
-                break
-    bar.close()
+    with tqdm(range(1, config.max_steps + 1), desc="downstream", disable=not progress, leave=False) as bar:
+        for step in bar:
+            batch = next(batches)
+            if noise is not None:
+                batch = replace(batch, x=batch.x + noise * torch.from_numpy(rng.standard_normal(batch.x.shape,
+                                                                                                dtype=np.float32)))
+            loss = _train_step(model, optimizer, batch.to(device), config.grad_clip, soft)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"downstream loss is {loss} at step {step} (lr {config.lr})")
+            if step in snapshot_steps:
+                snapshots.append(_cpu_state(model))
+            evaluate_now = step % config.eval_every == 0 or step == config.max_steps
+            if not evaluate_now:
+                continue
+            dev_uar = uar(dev.labels, predict(model, dev, device=device))
+            model.train()
+            bar.set_postfix(loss=f"{loss:.3f}", dev_uar=f"{dev_uar:.3f}")
+            log.debug("step %d: loss %.4f, dev UAR %.4f", step, loss, dev_uar)
+            if dev_uar > best_uar:
+                best_uar, best_step, best_state = dev_uar, step, _cpu_state(model)
+                best_seconds, stale = time.perf_counter() - start, 0
+            else:
+                stale += 1
+                if config.patience is not None and stale >= config.patience:
+                    log.debug("no dev improvement in %d evaluations: stopping at step %d", stale, step)
+                    break
     total_seconds = time.perf_counter() - start
     if len(snapshots) < len(snapshot_steps):
         log.warning("early stop at step %d: %d of %d snapshots taken", step, len(snapshots), len(snapshot_steps))

@@ -171,23 +171,22 @@ def evaluate_source(name: str, draw: Draw, splits: Mapping[str, FeatureSet], con
         raise ConfigError(f"{name}: the reference was scored on a different test split")
     result = EvalResult(name, test.label_names, test.labels.copy())
     todo = conditions(config, splits["train"])
-    bar = tqdm(total=len(todo) * config.repeats, desc=f"evaluate {name}", disable=not progress)
-    for condition in todo:
-        try:
-            scored = _score_condition(condition, draw, splits, config, bar, _teacher(config, reference))
-        except InfeasibleBudget as exc:
-            if not skip_infeasible:
-                raise
-            log.warning("%s: %s skipped: %s", name, condition.key, exc)
-            bar.update(config.repeats)
-            continue
-        for decoder, one in scored.items():
-            versus = reference.for_decoder(decoder) if reference is not None else None
-            if versus is not None:
-                one.mcnemar_p = mcnemar(test.labels, versus.predictions, one.predictions).pvalue
-            result.conditions[one.key] = one
-            log.info("%s %s: UAR %.4f ± %.4f over %d repeats", name, one.key, one.mean, one.std, config.repeats)
-    bar.close()
+    with tqdm(total=len(todo) * config.repeats, desc=f"evaluate {name}", disable=not progress) as bar:
+        for condition in todo:
+            try:
+                scored = _score_condition(condition, draw, splits, config, bar, _teacher(config, reference))
+            except InfeasibleBudget as exc:
+                if not skip_infeasible:
+                    raise
+                log.warning("%s: %s skipped: %s", name, condition.key, exc)
+                bar.update(config.repeats)
+                continue
+            for decoder, one in scored.items():
+                versus = reference.for_decoder(decoder) if reference is not None else None
+                if versus is not None:
+                    one.mcnemar_p = mcnemar(test.labels, versus.predictions, one.predictions).pvalue
+                result.conditions[one.key] = one
+                log.info("%s %s: UAR %.4f ± %.4f over %d repeats", name, one.key, one.mean, one.std, config.repeats)
     return result
 
 
