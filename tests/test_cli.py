@@ -126,3 +126,18 @@ def test_a_command_line_argparse_refuses_is_one_line_without_the_usage(argv, exp
     run = subprocess.run([sys.executable, "-m", "emodistill.cli.main", *argv], capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
     assert len(run.stderr.splitlines()) == 1 and run.stderr.startswith(expected), run.stderr
+
+
+def test_the_cache_folder_of_an_empty_or_unusable_environment_variable(monkeypatch, tmp_path):
+    from emodistill.errors import ConfigError
+    from emodistill.runtime import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("EMODISTILL_CACHE", "")  # unset, not the working directory
+    assert cache_dir("pools") == tmp_path / "emodistill" / "pools"
+    monkeypatch.setenv("EMODISTILL_CACHE", "~no-such-user-here/c")
+    with pytest.raises(ConfigError, match=r"\$EMODISTILL_CACHE ~no-such-user-here/c: its ~ names no home folder"):
+        cache_dir("pools")
+    with pytest.raises(SystemExit) as done:  # the help no longer reads it
+        main(["distill", "--help"])
+    assert done.value.code == 0

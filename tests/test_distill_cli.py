@@ -101,6 +101,11 @@ def test_distill_command_keeps_a_finished_run_unless_told_and_resumes_only_with_
     assert main([*longer, "--select-decoder", "linear"]) == 2  # the default is mean_std_mlp
     assert "dev_uar_ppc3_mean_std_mlp" in capsys.readouterr().err
     assert main(longer) == 0
+    weights = (tmp_path / "run" / "generator" / generator.WEIGHTS_FILE).read_bytes()
+    capsys.readouterr()
+    assert main([*run, "--resume"]) == 2  # fewer steps than the checkpoint's: it would record them for its weights
+    assert "the checkpoint is at step 4, past train.steps 2" in capsys.readouterr().err
+    assert (tmp_path / "run" / "generator" / generator.WEIGHTS_FILE).read_bytes() == weights
     assert main([*run, "--overwrite"]) == 0
 
 

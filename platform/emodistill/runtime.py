@@ -64,7 +64,10 @@ DeviceName = Annotated[str, AfterValidator(check_device_name)]
 
 def cache_dir(*parts: str) -> Path:
     """$EMODISTILL_CACHE, else $XDG_CACHE_HOME/emodistill, else ~/.cache/emodistill (joined with `parts`)."""
-    root = os.environ.get("EMODISTILL_CACHE")
+    root = os.environ.get("EMODISTILL_CACHE") or None  # set but empty is unset, not the working directory
     if root is None:
-        root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emodistill"
-    return Path(root).expanduser().joinpath(*parts)
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emodistill"
+    try:
+        return Path(root).expanduser().joinpath(*parts)
+    except RuntimeError:  # ~user of no such user
+        raise ConfigError(f"$EMODISTILL_CACHE {root}: its ~ names no home folder: give an absolute path") from None

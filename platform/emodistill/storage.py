@@ -43,7 +43,12 @@ def resolve(location: str | Path) -> str:
             raise ConfigError(f"{location}: a file:// URI takes no query or fragment (file:///path); a '?' or '#' in "
                               "a folder's name is written %3F or %23")
         location = unquote(parts.path)
+        if not location:
+            raise ConfigError("file://: names no folder (file:///path)")
     if is_uri(location):
+        parts = urlsplit(location)
+        if not (parts.netloc or parts.path.strip("/")):
+            raise ConfigError(f"{location}: names no bucket or folder (e.g. {parts.scheme}://bucket/prefix)")
         return str(location)
     return str(Path(location).expanduser().resolve())
 

@@ -34,8 +34,8 @@ def register(subparsers) -> None:
                         help="replace the run already in --out (its generator and checkpoints); without it, or "
                              "--resume, a folder holding a run is refused")
     parser.add_argument("--pool-cache", default=None, metavar="DIR|URI",
-                        help=f"cache of downstream pools for L_SML, a folder or an object-storage URI "
-                             f"(default {cache_dir('pools')})")
+                        help="cache of downstream pools for L_SML, a folder or an object-storage URI (default "
+                             "pools/ in $EMODISTILL_CACHE, else $XDG_CACHE_HOME/emodistill or ~/.cache/emodistill)")
     select = parser.add_argument_group(
         "checkpoint selection", "every train.eval_every steps the generator is scored on the real DEV split (never "
         "on test) and the best-scoring one is saved; with train.eval_every 0 the last one is")

@@ -104,6 +104,9 @@ def generator_dirs(specs: list[str]) -> dict[str, Path]:
         name, sep, path = spec.partition("=")
         path = Path(path if sep else name)
         name = name if sep else path.resolve().name
+        if not name or not name.isprintable():  # it names a row of the tables and a source in results.json
+            raise ConfigError(f"--generator {spec!r}: the name {name!r} is empty or holds a control character; give "
+                              "one as NAME=DIR")
         if name in dirs:
             raise ConfigError(f"--generator: the name {name!r} is used twice; give each one as NAME=DIR")
         if not path.is_dir():

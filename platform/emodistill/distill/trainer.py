@@ -325,6 +325,9 @@ class Distiller:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ConfigError(f"{source}: its weights, optimiser or random state do not fit this run "
                               f"({one_line(exc)[:300]}); start a new run in another folder") from None
+        if self.step > self.config.train.steps:  # it would train nothing and record the fewer steps
+            raise ConfigError(f"{source}: cannot resume, the checkpoint is at step {self.step}, past train.steps "
+                              f"{self.config.train.steps}: resume with train.steps >= {self.step}, or start a new run")
 
     def _load_state(self, state: dict) -> None:
         self.G.load_state_dict(state["generator"])
