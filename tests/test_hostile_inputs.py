@@ -314,6 +314,9 @@ CASES = [
      "manifest.csv is not an SQLite database", ()),
     ("storage-path-file", command("sweep", "--space", str(SMOKE_SPACE), "--features", "features", "--storage-path",
                                   "some_file/sweeps"), "some_file: a file stands where a folder is expected", ()),
+    # What a non-UTF-8 name would hold could not be opened again (the manifest, Arrow and safetensors readers).
+    ("out-not-utf8", command("distill", "--features", "features", "--config", "micro", "--out", "{case}/r\udcff"),
+     "r\\xff is not valid UTF-8", ()),
     ("out-in-a-symlink-loop", out_in_a_symlink_loop, "loop: too many levels of symbolic links", ()),
     ("out-under-a-file", command("corpus", "manifest", "--csv", "manifest.csv", "--out", "some_file/c"),
      "some_file", ()),

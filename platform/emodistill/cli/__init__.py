@@ -1,5 +1,9 @@
 """The `emodistill` command line: one subcommand module per pipeline stage."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 # Command -> (the module that registers it, its line in `emodistill --help`). Spelled out here so that one command
 # imports only its own module, and `emodistill --help` imports none: torch, Ray and MLflow take seconds to import
 # (tests check this map against the modules).
@@ -33,6 +37,19 @@ def seed(text: str) -> int:
     if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2^32), got {text!r}")
     return value
+
+
+def out_path(text: str) -> Path:
+    """argparse type of an --out: a path whose name is UTF-8 (what was written there must open again: the manifest,
+    Arrow and safetensors readers take UTF-8 paths only)."""
+    import argparse
+
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise argparse.ArgumentTypeError(f"{shown} is not valid UTF-8: choose a UTF-8 name") from None
+    return Path(text)
 
 
 def add_fold_argument(parser) -> None:

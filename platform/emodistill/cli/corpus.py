@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from emodistill.cli import command_help, seed
+from emodistill.cli import command_help, out_path, seed
 from emodistill.corpora import MANIFEST_NAME, SUPERB_LABELS, LoadReport, Utterance, read_iemocap, require_audio
 from emodistill.corpora.audio import audio_duration
 from emodistill.corpora.iemocap import SESSIONS
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help=f"output folder (gets {MANIFEST_NAME})")
+    parser.add_argument("--out", type=out_path, required=True, help=f"output folder (gets {MANIFEST_NAME})")
 
 
 def _add_strict(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from emodistill import generator
-from emodistill.cli import add_fold_argument, command_help
+from emodistill.cli import add_fold_argument, command_help, out_path
 from emodistill.distill import distill, load_config
 from emodistill.distill.config import preset_names
 from emodistill.downstream import DECODERS, DownstreamConfig
@@ -28,7 +28,8 @@ def register(subparsers) -> None:
                         help=f"YAML/JSON config file or preset name ({', '.join(preset_names())}; default small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set loss.lambda_sml=1 (repeatable)")
-    parser.add_argument("--out", type=Path, default=Path("runs/distill"), help="run directory (default runs/distill)")
+    parser.add_argument("--out", type=out_path, default=Path("runs/distill"),
+                        help="run directory (default runs/distill)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in --out (its generator and checkpoints); without it, or "

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from emodistill import generator as generator_artifact
-from emodistill.cli import add_fold_argument, command_help, seed
+from emodistill.cli import add_fold_argument, command_help, out_path, seed
 from emodistill.downstream import DECODERS, DEFAULT_DECODER
 from emodistill.errors import ConfigError
 from emodistill.evaluate.cost import audio_bytes, directory_bytes
@@ -54,7 +54,7 @@ def _add_protocol_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minority-budget", action="store_true",
                         help="also evaluate at ppc = the minority class's count (the balanced real subset)")
     parser.add_argument("--corpus", type=Path, help="corpus manifest CSV or folder, for the audio size")
-    parser.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
+    parser.add_argument("--out", type=out_path, default=Path("evaluation"), help="output folder (default: evaluation)")
     parser.add_argument("--downstream-steps", type=int,
                         help="downstream training steps (default: the SUPERB recipe's 30000); "
                              "dev is evaluated 10 times over them")

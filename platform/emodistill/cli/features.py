@@ -6,7 +6,7 @@ import argparse
 from datetime import timedelta
 from pathlib import Path
 
-from emodistill.cli import command_help, seed
+from emodistill.cli import command_help, out_path, seed
 from emodistill.corpora.manifest import group_by_split, manifest_path, read_checked_manifest
 from emodistill.errors import ConfigError
 from emodistill.features.extract import extract_features
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     extract = sub.add_parser("extract", help="extract the feature table of a corpus manifest (runs choose its fold "
                                              "with --fold; a manifest's split column fixes train/dev/test instead)")
     extract.add_argument("--corpus", required=True, type=Path, help="corpus.csv, or a directory holding one")
-    extract.add_argument("--out", required=True, type=Path, help="feature directory to write")
+    extract.add_argument("--out", required=True, type=out_path, help="feature directory to write")
     extract.add_argument("--upstream", choices=("fbank", "hf"), default="fbank")
     extract.add_argument("--model", help="Hugging Face model directory or hub name (--upstream hf)")
     extract.add_argument("--layer", default=None, help="hidden layer: an index or 'last' (--upstream hf; default last)")

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from emodistill.cli import command_help
+from emodistill.cli import command_help, out_path
 from emodistill.errors import ConfigError
 
 # The bundled spaces live at the top of a source checkout (the demo and `ray job submit --working-dir .`).
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     sweep.set_defaults(func=run_sweep_command)
 
     demo = subparsers.add_parser("demo", help=command_help("demo"))
-    demo.add_argument("--out", type=Path, default=Path("emodistill-demo"), help="folder for everything it writes")
+    demo.add_argument("--out", type=out_path, default=Path("emodistill-demo"), help="folder for everything it writes")
     demo.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local one)")
     demo.add_argument("--preset", default="small",
                       help="embedded corpus to synthesise: small (1000 utterances, default) or tiny (100, a quick "

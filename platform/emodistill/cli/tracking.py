@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from emodistill.cli import command_help, seed
+from emodistill.cli import command_help, out_path, seed
 
 # MLflow 3's UI opens in its GenAI view (traces, judges, prompts) unless the address asks for the model-training one
 # (runs, their metrics and charts, models), whatever the experiments' mlflow.experimentKind tag says.
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     sample.add_argument("--seed", type=seed, default=0)
     sample.add_argument("--batch-size", type=int, default=256,
                         help="utterances generated and written at once (bounds memory; the draw does not depend on it)")
-    sample.add_argument("--out", type=Path, required=True, help="Arrow file to write")
+    sample.add_argument("--out", type=out_path, required=True, help="Arrow file to write")
     distilled = sample.add_argument_group(
         "distilled sets", "a set chosen for its budget instead of i.i.d. samples, matched to the real training split "
         "the generator learnt from (README, 'Distilled sets')")
