@@ -64,10 +64,11 @@ DeviceName = Annotated[str, AfterValidator(check_device_name)]
 
 def cache_dir(*parts: str) -> Path:
     """$EMODISTILL_CACHE, else $XDG_CACHE_HOME/emodistill, else ~/.cache/emodistill (joined with `parts`)."""
-    root = os.environ.get("EMODISTILL_CACHE") or None  # set but empty is unset, not the working directory
+    variable, root = "EMODISTILL_CACHE", os.environ.get("EMODISTILL_CACHE") or None  # set but empty is unset
     if root is None:
+        variable = "XDG_CACHE_HOME"
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emodistill"
     try:
         return Path(root).expanduser().joinpath(*parts)
     except RuntimeError:  # ~user of no such user
-        raise ConfigError(f"$EMODISTILL_CACHE {root}: its ~ names no home folder: give an absolute path") from None
+        raise ConfigError(f"${variable} {root}: its ~ names no home folder: give an absolute path") from None

@@ -46,9 +46,8 @@ def out_path(text: str) -> Path:
 
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise argparse.ArgumentTypeError(f"{shown} is not valid UTF-8: choose a UTF-8 name") from None
+    except UnicodeEncodeError:  # the parser's error line shows its bytes as escapes (main.printable)
+        raise argparse.ArgumentTypeError(f"{text} is not valid UTF-8: choose a UTF-8 name") from None
     return Path(text)
 
 

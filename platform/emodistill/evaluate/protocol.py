@@ -137,8 +137,8 @@ def objective_keys(metrics, objective: str | None) -> dict[int, str]:
     """Budget N -> condition key of `ppcN` under the head that scores `objective` (linear for None), for every
     balanced test score `uar_ppcN` in `metrics`, ascending."""
     decoder = split_decoder(objective or "")[1]
-    budgets = sorted(int(key[7:]) for key in metrics if key.startswith("uar_ppc") and key[7:].isdigit())
-    return {n: decoder_key(f"ppc{n}", decoder) for n in budgets}
+    tested = balanced_budgets(key.removeprefix("uar_") for key in metrics if key.startswith("uar_"))
+    return {n: decoder_key(f"ppc{n}", decoder) for n, _ in tested}
 
 
 def balanced_budgets(keys, decoder: str = DEFAULT_DECODER) -> list[tuple[int, str]]:
